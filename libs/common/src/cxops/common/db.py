@@ -1,0 +1,107 @@
+"""The database: an async engine for SQLite (embedded) or PostgreSQL (production), a unit of work
+per request, and the start-up check that refuses an unmigrated database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+#: Set in ``session.info`` when a unit of work wrote outbox rows, so the relay is woken at once.
+OUTBOX_TOUCHED = "cxops_outbox_touched"
+
+
+class DatabaseNotMigrated(RuntimeError):
+    """The database is behind (or ahead of) the code's migrations: run ``cxops migrate``."""
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+    """An engine tuned for the backend. SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE``
+    so that concurrent writers queue instead of failing on a lock upgrade."""
+    if is_sqlite(url):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        _tune_sqlite(engine)
+        return engine
+    return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def _tune_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # let us issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """One engine and its session factory; services hold exactly one."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.engine = create_engine(url, echo=echo)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session that commits when the block ends and rolls back if it raises."""
+        async with self.sessionmaker() as session, session.begin():
+            yield session
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def ensure_migrated(self, script_location: str | Path) -> None:
+        from cxops.common.migrations import current_and_head
+
+        current, head = await current_and_head(self.engine, script_location)
+        if current != head:
+            raise DatabaseNotMigrated(
+                f"database {make_url(self.url).render_as_string(hide_password=True)} is at "
+                f"revision {sorted(current) or 'none'}, the code expects {sorted(head)}; "
+                "run `cxops migrate` first"
+            )
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
+    """FastAPI dependency: one transaction per request, committed after the endpoint returns.
+
+    Service functions never commit. Outbox rows written in the request are published as soon as
+    the commit succeeds (the relay is woken), not at the next poll.
+    """
+    db: Database = request.app.state.db
+    async with db.sessionmaker() as session:
+        async with session.begin():
+            yield session
+        if session.info.get(OUTBOX_TOUCHED):
+            wake: Callable[[], None] | None = getattr(request.app.state, "wake_outbox", None)
+            if wake is not None:
+                wake()
+
+
+SessionDep = Annotated[AsyncSession, Depends(unit_of_work)]

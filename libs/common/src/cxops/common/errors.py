@@ -1,0 +1,157 @@
+"""RFC 9457 problem details for every error a cxops process returns.
+
+Validation errors name each offending field (``errors[].field``, a dotted path inside the body,
+query or header), so a caller can fix its request without reading our code.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://cxops.dev/problems/"
+
+log = logging.getLogger("cxops.errors")
+
+
+class Problem(Exception):
+    """An error meant for the caller. Raise it anywhere below an endpoint."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        slug: str | None = None,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.slug = slug or _slug(status)
+        self.title = title or HTTPStatus(status).phrase
+        self.headers = headers or {}
+        self.extensions = extensions
+
+
+def _slug(status: int) -> str:
+    return HTTPStatus(status).phrase.lower().replace(" ", "-").replace("'", "")
+
+
+def problem_body(
+    status: int, detail: str, *, slug: str | None = None, title: str | None = None, **ext: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + (slug or _slug(status)),
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    body.update(ext)
+    return body
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    slug: str | None = None,
+    title: str | None = None,
+    **ext: Any,
+) -> JSONResponse:
+    body = problem_body(status, detail, slug=slug, title=title, **ext)
+    if instance:
+        body["instance"] = instance
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def field_path(loc: tuple[int | str, ...] | list[int | str]) -> str:
+    """``("body", "items", 0, "score")`` → ``items.0.score``; the location kind goes elsewhere."""
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    return ".".join(str(p) for p in parts) or "body"
+
+
+def validation_errors(errors: list[Any]) -> list[dict[str, Any]]:
+    out = []
+    for err in errors:
+        loc = tuple(err.get("loc", ()))
+        out.append(
+            {
+                "field": field_path(loc),
+                "in": loc[0] if loc and loc[0] in ("body", "query", "path", "header") else "body",
+                "message": err.get("msg", "invalid"),
+                "code": err.get("type", "invalid"),
+            }
+        )
+    return out
+
+
+async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Problem)
+    return problem_response(
+        exc.status,
+        exc.detail,
+        instance=request.url.path,
+        headers=exc.headers,
+        slug=exc.slug,
+        title=exc.title,
+        **exc.extensions,
+    )
+
+
+async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = validation_errors(list(exc.errors()))
+    fields = ", ".join(sorted({e["field"] for e in errors}))
+    return problem_response(
+        422,
+        f"The request is not valid: {fields}",
+        instance=request.url.path,
+        slug="validation-error",
+        title="Validation failed",
+        errors=errors,
+    )
+
+
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return problem_response(
+        exc.status_code,
+        str(exc.detail),
+        instance=request.url.path,
+        headers=dict(exc.headers or {}),
+    )
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(
+        500, "An unexpected error occurred; it has been logged.", instance=request.url.path
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Problem, _on_problem)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+#: For ``responses=`` in route declarations, so the OpenAPI shows problem+json errors.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": HTTPStatus(status).phrase, "content": {PROBLEM_MEDIA_TYPE: {}}}
+    for status in (401, 403, 422)
+}

@@ -1,0 +1,18 @@
+"""The event backbone: CloudEvents over NATS JetStream, a transactional outbox, and idempotent
+durable consumers with retries and a dead-letter stream."""
+
+from cxops.common.events.broker import Broker
+from cxops.common.events.consumer import ConsumerSpec, EventHandler, PermanentEventError
+from cxops.common.events.envelope import Event, MalformedEvent
+from cxops.common.events.outbox import OutboxRelay, add_event
+
+__all__ = [
+    "Broker",
+    "ConsumerSpec",
+    "Event",
+    "EventHandler",
+    "MalformedEvent",
+    "OutboxRelay",
+    "PermanentEventError",
+    "add_event",
+]

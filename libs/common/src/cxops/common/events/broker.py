@@ -1,0 +1,121 @@
+"""The NATS connection a service keeps for its whole life, and stream provisioning.
+
+The connection is made in the background and retried forever, so a service starts (and reports
+not-ready) while the broker is down; once connected, nats-py reconnects on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+
+log = logging.getLogger("cxops.events")
+
+DEAD_LETTER_STREAM = "CX_DEADLETTER"
+DEAD_LETTER_PREFIX = "cx.deadletter"
+
+
+def stream_name(service: str) -> str:
+    """The stream a service publishes to: ``feedback`` → ``CX_FEEDBACK``."""
+    return f"CX_{service.upper()}"
+
+
+class Broker:
+    def __init__(self, servers: Sequence[str], *, name: str) -> None:
+        self.servers = list(servers)
+        self.name = name
+        self._nc: NatsClient | None = None
+        self._connected = asyncio.Event()
+
+    @property
+    def nc(self) -> NatsClient:
+        if self._nc is None:
+            raise RuntimeError("the broker is not connected yet")
+        return self._nc
+
+    @property
+    def js(self) -> JetStreamContext:
+        return self.nc.jetstream(timeout=5)
+
+    @property
+    def is_connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
+
+    async def wait_connected(self) -> None:
+        await self._connected.wait()
+
+    async def connect(self, *, retry_seconds: float = 0.5) -> None:
+        """Connect, retrying until the broker answers; then stay connected through outages."""
+        while self._nc is None:
+            try:
+                self._nc = await nats.connect(
+                    servers=self.servers,
+                    name=self.name,
+                    connect_timeout=2,
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    ping_interval=5,
+                    max_outstanding_pings=2,
+                    error_cb=self._on_error,
+                    disconnected_cb=self._on_disconnected,
+                    reconnected_cb=self._on_reconnected,
+                )
+            except Exception as exc:  # noqa: BLE001 - any failure to connect means "try again"
+                log.warning("broker unreachable (%s); retrying", exc)
+                await asyncio.sleep(retry_seconds)
+        self._connected.set()
+        log.info("connected to NATS at %s", getattr(self.nc.connected_url, "netloc", "?"))
+
+    async def _on_error(self, exc: Exception) -> None:
+        log.debug("nats error: %s", exc)
+
+    async def _on_disconnected(self) -> None:
+        log.warning("disconnected from NATS")
+
+    async def _on_reconnected(self) -> None:
+        log.info("reconnected to NATS")
+
+    async def close(self) -> None:
+        if self._nc is not None and not self._nc.is_closed:
+            try:
+                await asyncio.wait_for(self._nc.drain(), timeout=5)
+            except Exception:  # noqa: BLE001 - shutting down either way
+                await self._nc.close()
+
+    async def ensure_stream(
+        self,
+        name: str,
+        subjects: list[str],
+        *,
+        max_age_seconds: float,
+        replicas: int = 1,
+        duplicate_window_seconds: float = 120,
+    ) -> None:
+        """Create the stream, or bring an existing one to this configuration. Safe to repeat."""
+        config = StreamConfig(
+            name=name,
+            subjects=subjects,
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+            max_age=max_age_seconds,
+            num_replicas=replicas,
+            duplicate_window=duplicate_window_seconds,
+        )
+        try:
+            await self.js.stream_info(name)
+        except NotFoundError:
+            try:
+                await self.js.add_stream(config)
+                return
+            except BadRequestError:  # another process created it meanwhile
+                pass
+        await self.js.update_stream(config)

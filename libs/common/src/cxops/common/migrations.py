@@ -1,0 +1,87 @@
+"""Alembic, run as a step of its own (``cxops migrate``, the Kubernetes Job), never by serving.
+
+Every service's ``migrations/env.py`` calls :func:`run_env`; the same code runs migrations from
+Python (sharing one connection, as Alembic documents for asyncio) and from the alembic CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command, context
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cxops.common.db import create_engine, is_sqlite
+
+
+def alembic_config(script_location: str | Path, url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(script_location))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+async def upgrade(url: str, script_location: str | Path, revision: str = "head") -> None:
+    """Bring the database at ``url`` to ``revision`` (the latest by default)."""
+    engine = create_engine(url)
+    cfg = alembic_config(script_location, url)
+    try:
+        async with engine.begin() as conn:
+
+            def _run(sync_conn: Connection) -> None:
+                cfg.attributes["connection"] = sync_conn
+                command.upgrade(cfg, revision)
+
+            await conn.run_sync(_run)
+    finally:
+        await engine.dispose()
+
+
+async def current_and_head(
+    engine: AsyncEngine, script_location: str | Path
+) -> tuple[set[str], set[str]]:
+    heads = set(ScriptDirectory.from_config(alembic_config(script_location, "")).get_heads())
+    async with engine.connect() as conn:
+
+        def _current(sync_conn: Connection) -> set[str]:
+            return set(MigrationContext.configure(sync_conn).get_current_heads())
+
+        current = await conn.run_sync(_current)
+    return current, heads
+
+
+def run_env(target_metadata: sa.MetaData | None = None) -> None:
+    """The body of a service's ``env.py``."""
+    connection: Connection | None = context.config.attributes.get("connection")
+    if connection is not None:
+        _run_on(connection, target_metadata)
+        return
+    url = context.config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("set sqlalchemy.url (or call cxops.common.migrations.upgrade)")
+
+    async def _offline_engine() -> None:
+        engine = create_engine(url)
+        async with engine.begin() as conn:
+            await conn.run_sync(_run_on, target_metadata)
+        await engine.dispose()
+
+    asyncio.run(_offline_engine())
+
+
+def _run_on(connection: Connection, target_metadata: Any) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=is_sqlite(str(connection.engine.url)),
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()

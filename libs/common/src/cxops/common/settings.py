@@ -1,0 +1,61 @@
+"""Settings shared by every service, read from the environment with one prefix per service.
+
+Each service subclasses :class:`ServiceSettings` and sets ``env_prefix`` (``CXOPS_FEEDBACK_``…),
+so one process never reads another's variables by accident.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The secret used when none is configured. Good enough on a laptop, refused anywhere else.
+DEVELOPMENT_SIGNING_SECRET = "cxops-development-signing-secret-do-not-use"  # noqa: S105
+
+Environment = Literal["development", "test", "production"]
+
+
+class BaseCxopsSettings(BaseSettings):
+    """What the gateway and the services all need: where they run and how they trust each other."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    environment: Environment = "production"
+    database_url: str = "sqlite+aiosqlite:///./var/cxops.db"
+    signing_secret: str = DEVELOPMENT_SIGNING_SECRET
+    internal_token_ttl_seconds: int = Field(default=60, ge=5, le=3600)
+    log_level: str = "INFO"
+    log_json: bool = True
+    otlp_endpoint: str | None = None
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> BaseCxopsSettings:
+        if self.environment == "production":
+            if self.signing_secret == DEVELOPMENT_SIGNING_SECRET:
+                raise ValueError(
+                    "signing_secret is the development default; set a real secret in production"
+                )
+            if len(self.signing_secret) < 32:
+                raise ValueError("signing_secret must be at least 32 characters in production")
+        return self
+
+
+class ServiceSettings(BaseCxopsSettings):
+    """A service: its database, its broker and how it publishes and consumes events."""
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    stream_max_age_days: float = Field(default=7.0, gt=0)
+    outbox_batch_size: int = Field(default=200, ge=1, le=5000)
+    outbox_poll_seconds: float = Field(default=0.5, gt=0)
+    consumer_max_deliver: int = Field(default=5, ge=1)
+    consumer_ack_wait_seconds: float = Field(default=30.0, gt=0)
+    consumer_batch_size: int = Field(default=100, ge=1)
+    retry_backoff_seconds: tuple[float, ...] = (0.5, 2.0, 5.0, 15.0)
+
+    @property
+    def nats_servers(self) -> list[str]:
+        """``nats_url`` may list several servers, comma-separated, for a cluster."""
+        return [url.strip() for url in self.nats_url.split(",") if url.strip()]

@@ -1,0 +1,166 @@
+"""Logs, traces and metrics: JSON logs with request id and tenant, OpenTelemetry traces that
+cross HTTP and NATS, and Prometheus metrics on ``/metrics``.
+
+Middlewares here are pure ASGI: Starlette's ``BaseHTTPMiddleware`` breaks context variables.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Mapping, MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUEST_ID_HEADER = "X-Request-Id"
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "cxops_request_id", default=None
+)
+tenant_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "cxops_tenant", default=None
+)
+
+HTTP_REQUESTS = Counter(
+    "cxops_http_requests_total", "HTTP requests handled", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "cxops_http_request_duration_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+
+def bind_tenant(tenant: str | None) -> None:
+    tenant_var.set(tenant)
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line, with the request id and tenant of the code that logged."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if (request_id := request_id_var.get()) is not None:
+            entry["request_id"] = request_id
+        if (tenant := tenant_var.get()) is not None:
+            entry["tenant"] = tenant
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            entry["trace_id"] = format(span.trace_id, "032x")
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(service: str, *, level: str = "INFO", as_json: bool = True) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if as_json:
+        handler.setFormatter(JsonLogFormatter(service))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("uvicorn.access", "nats", "httpx", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+_tracing_configured = False
+
+
+def configure_tracing(service: str, *, otlp_endpoint: str | None = None) -> None:
+    """Install an SDK tracer provider once per process; export over OTLP when configured."""
+    global _tracing_configured
+    if _tracing_configured:
+        return
+    provider = TracerProvider(resource=Resource.create({"service.name": f"cxops-{service}"}))
+    if otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
+    trace.set_tracer_provider(provider)
+    _tracing_configured = True
+
+
+def inject_trace_headers(headers: MutableMapping[str, str]) -> None:
+    """Write ``traceparent`` (and ``tracestate``) of the current span into ``headers``."""
+    propagate.inject(headers)
+
+
+def extract_trace_context(headers: Mapping[str, str]) -> Any:
+    return propagate.extract(dict(headers))
+
+
+class RequestContextMiddleware:
+    """Gives every request an id (the caller's ``X-Request-Id`` or a new one), echoes it on the
+    response, binds it for logs, and records the request in Prometheus."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        token = request_id_var.set(request_id)
+        tenant_token = tenant_var.set(None)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            route_path = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "GET")
+            HTTP_REQUESTS.labels(method, route_path, str(status)).inc()
+            HTTP_LATENCY.labels(method, route_path).observe(time.perf_counter() - started)
+            request_id_var.reset(token)
+            tenant_var.reset(tenant_token)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            decoded: str = value.decode("latin-1")
+            return decoded[:200]
+    return None
+
+
+async def metrics_endpoint(_: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
