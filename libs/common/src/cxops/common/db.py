@@ -104,4 +104,6 @@ async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
                 wake()
 
 
-SessionDep = Annotated[AsyncSession, Depends(unit_of_work)]
+#: ``scope="function"`` makes FastAPI commit before the response is sent, so a failed commit is
+#: answered with an error instead of a success the database never saw.
+SessionDep = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]

@@ -77,13 +77,16 @@ class JsonLogFormatter(logging.Formatter):
 
 
 def configure_logging(service: str, *, level: str = "INFO", as_json: bool = True) -> None:
+    """Send the process's logs to stderr, one JSON object a line; replaces only our own handler,
+    so handlers installed by others (a test runner's, say) keep working."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.set_name("cxops")
     if as_json:
         handler.setFormatter(JsonLogFormatter(service))
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [h for h in root.handlers if h.get_name() != "cxops"] + [handler]
     root.setLevel(level.upper())
     for noisy in ("uvicorn.access", "nats", "httpx", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

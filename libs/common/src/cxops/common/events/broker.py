@@ -108,7 +108,7 @@ class Broker:
             discard=DiscardPolicy.OLD,
             max_age=max_age_seconds,
             num_replicas=replicas,
-            duplicate_window=duplicate_window_seconds,
+            duplicate_window=min(duplicate_window_seconds, max_age_seconds),
         )
         try:
             await self.js.stream_info(name)

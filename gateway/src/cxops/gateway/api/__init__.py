@@ -1,0 +1,1 @@
+"""The gateway's own endpoints: keys, audit, health and the suite's documentation."""

@@ -1,0 +1,109 @@
+"""The gateway: the one door to the suite.
+
+Every request passes, outermost first: request id and metrics → tracing → audit (mutations) →
+API key and rate limit → body size limit → the routes (the gateway's own, or the proxy to
+``/v1/<service>/...``). See ``gateway/README.md`` for the decisions and their bounds.
+"""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from cxops.common.db import Database
+from cxops.common.errors import install_problem_handlers
+from cxops.common.telemetry import RequestContextMiddleware, configure_logging, configure_tracing
+from cxops.gateway.api import audit, docs, health, keys
+from cxops.gateway.audit import AuditMiddleware
+from cxops.gateway.auth import ApiKeyMiddleware
+from cxops.gateway.bodylimit import BodyLimitMiddleware
+from cxops.gateway.proxy import METHODS, PROXY_PATHS, forward
+from cxops.gateway.runtime import GatewayRuntime
+from cxops.gateway.settings import GatewaySettings
+from fastapi import FastAPI
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+#: The gateway's Alembic script directory (``cxops migrate`` runs it; serving never does).
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+log = logging.getLogger("cxops.gateway")
+
+
+def upstream_client(settings: GatewaySettings) -> httpx.AsyncClient:
+    """The one HTTP client for every upstream call, pooled per service.
+
+    ``trust_env=False``: a proxy variable in the environment must not reroute service traffic.
+    ``retries=1`` retries connection failures only (nothing was sent), never a request.
+    """
+    limits = httpx.Limits(
+        max_connections=settings.upstream_max_connections,
+        max_keepalive_connections=settings.upstream_max_keepalive_connections,
+        keepalive_expiry=30,
+    )
+    return httpx.AsyncClient(
+        transport=httpx.AsyncHTTPTransport(limits=limits, retries=1),
+        timeout=httpx.Timeout(
+            settings.upstream_timeout_seconds, connect=settings.upstream_connect_timeout_seconds
+        ),
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    """The ASGI app; a uvicorn factory (``cxops.gateway.app:create_app --factory``) that reads
+    ``CXOPS_GATEWAY_*`` from the environment when no settings are given."""
+    settings = settings or GatewaySettings()
+    configure_logging("gateway", level=settings.log_level, as_json=settings.log_json)
+    configure_tracing("gateway", otlp_endpoint=settings.otlp_endpoint)
+    runtime = GatewayRuntime.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.database_url)
+        try:
+            await db.ensure_migrated(MIGRATIONS)
+        except BaseException:
+            await db.dispose()
+            raise
+        http = upstream_client(settings)
+        runtime.attach(db=db, http=http)
+        app.state.db = db
+        log.info("gateway started; services: %s", settings.service_urls)
+        try:
+            yield
+        finally:
+            runtime.detach()
+            await http.aclose()
+            await db.dispose()
+
+    app = FastAPI(
+        title="cxops gateway",
+        description="API keys, audit, and the door to every cxops service.",
+        version="0.1.0",
+        lifespan=lifespan,
+        openapi_url=None,  # served by api.docs: the whole suite, not just the gateway
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.runtime = runtime
+    install_problem_handlers(app)
+
+    for router in (health.router, docs.router, keys.router, audit.router):
+        app.include_router(router)
+    for path in PROXY_PATHS:
+        app.add_route(path, forward, methods=METHODS, include_in_schema=False)
+
+    # add_middleware wraps what is there: the last added runs first.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(ApiKeyMiddleware, runtime=runtime)
+    app.add_middleware(AuditMiddleware, runtime=runtime)
+    app.add_middleware(
+        OpenTelemetryMiddleware,
+        excluded_urls="healthz,readyz,metrics",
+        exclude_spans=["receive", "send"],
+    )
+    app.add_middleware(RequestContextMiddleware)
+    return app

@@ -1,0 +1,278 @@
+"""API keys: their format, how they are stored, managed and verified on every request.
+
+A key reads ``cxk_<prefix>_<secret>``: ``prefix`` is 8 public characters (shown in listings, and
+the database lookup), ``secret`` is 32 random bytes. Only ``sha256(key)`` is stored.
+
+Why a plain SHA-256 rather than a slow password hash or an HMAC: the key has 256 bits of entropy,
+so a stolen hash cannot be brute-forced whatever the speed of the hash, and verifying one costs
+about a microsecond on a path that every request takes. An HMAC keyed with the signing secret would
+only add protection if the database leaked without the secret, and would tie every API key to
+the internal-token secret: rotating that secret would silently invalidate every customer's key.
+
+Verification keeps a short-TTL cache by prefix (see :class:`KeyVerifier`), so most requests never
+reach the database; a revocation through this process invalidates the entry at once.
+"""
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import uuid6
+from cxops.common.auth import CallerContext, Role
+from cxops.common.db import Database
+from cxops.gateway.models import ApiKey
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+KEY_SCHEME = "cxk"
+PREFIX_LENGTH = 8
+SECRET_BYTES = 32
+TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+_KEY_PATTERN = re.compile(rf"^{KEY_SCHEME}_([a-z2-7]{{{PREFIX_LENGTH}}})_([A-Za-z0-9_-]{{43}})$")
+
+#: ``last_used_at`` is written at most this often per key: it is for humans, not for billing.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class InvalidTenant(ValueError):
+    """A tenant must be a slug: lowercase letters, digits and hyphens, at most 64 characters."""
+
+
+class KeyNotFound(LookupError):
+    """No such key (or not in the caller's tenant)."""
+
+
+class ApiKeyRecord(BaseModel):
+    """What may be shown about a key: never its hash, never its plaintext."""
+
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+    id: uuid.UUID
+    prefix: str
+    tenant: str
+    role: Role
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+def validate_tenant(tenant: str) -> str:
+    if not TENANT_PATTERN.fullmatch(tenant):
+        raise InvalidTenant(
+            f"tenant {tenant!r} is not a slug: use lowercase letters, digits and '-', "
+            "starting with a letter or digit, at most 64 characters"
+        )
+    return tenant
+
+
+def generate_key() -> tuple[str, str]:
+    """A new plaintext key and its public prefix."""
+    prefix = base64.b32encode(secrets.token_bytes(5)).decode("ascii").lower()
+    secret = secrets.token_urlsafe(SECRET_BYTES)
+    return f"{KEY_SCHEME}_{prefix}_{secret}", prefix
+
+
+def parse_key(key: str) -> str | None:
+    """The prefix of a well-formed key, or None: a malformed key never reaches the database."""
+    match = _KEY_PATTERN.fullmatch(key)
+    return match.group(1) if match else None
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("ascii")).hexdigest()
+
+
+async def create_key(
+    session: AsyncSession, *, tenant: str, role: Role | str, name: str
+) -> tuple[ApiKeyRecord, str]:
+    """Create a key; returns its record and the plaintext, which is never stored or shown again.
+
+    The caller's transaction commits it (``async with db.transaction() as session``).
+    """
+    validate_tenant(tenant)
+    role = Role(role)
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise ValueError("a key's name has 1 to 200 characters")
+    for _ in range(5):
+        plaintext, prefix = generate_key()
+        taken = await session.scalar(select(ApiKey.id).where(ApiKey.prefix == prefix))
+        if taken is None:
+            break
+    else:  # 40 random bits colliding five times: something is wrong with the RNG
+        raise RuntimeError("could not draw an unused key prefix")
+    row = ApiKey(
+        id=uuid6.uuid7(),
+        prefix=prefix,
+        key_hash=hash_key(plaintext),
+        tenant=tenant,
+        role=role.value,
+        name=name,
+        created_at=datetime.now(UTC),
+    )
+    session.add(row)
+    await session.flush()
+    return ApiKeyRecord.model_validate(row), plaintext
+
+
+async def list_keys(session: AsyncSession, *, tenant: str | None = None) -> list[ApiKeyRecord]:
+    """Every key (of one tenant when given), revoked ones included, oldest first."""
+    query = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
+    if tenant is not None:
+        query = query.where(ApiKey.tenant == tenant)
+    rows = (await session.scalars(query)).all()
+    return [ApiKeyRecord.model_validate(row) for row in rows]
+
+
+async def revoke_key(
+    session: AsyncSession, *, key_id: uuid.UUID | str, tenant: str | None = None
+) -> ApiKeyRecord:
+    """Revoke a key (idempotent: a revoked key keeps its first revocation time).
+
+    With ``tenant``, a key of another tenant is reported as not found. Gateways that cached the key
+    stop accepting it within ``key_cache_ttl_seconds``; the gateway's own ``DELETE /v1/keys/{id}``
+    also drops its cache entry at once.
+    """
+    try:
+        key_uuid = key_id if isinstance(key_id, uuid.UUID) else uuid.UUID(str(key_id))
+    except ValueError as exc:
+        raise KeyNotFound(f"no key {key_id!r}") from exc
+    row = await session.get(ApiKey, key_uuid)
+    if row is None or (tenant is not None and row.tenant != tenant):
+        raise KeyNotFound(f"no key {key_uuid}")
+    if row.revoked_at is None:
+        row.revoked_at = datetime.now(UTC)
+        await session.flush()
+    return ApiKeyRecord.model_validate(row)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedKey:
+    """A key that matched: who calls, for the rate limiter, the internal token and the audit."""
+
+    id: uuid.UUID
+    prefix: str
+    tenant: str
+    role: Role
+
+    def caller(self) -> CallerContext:
+        return CallerContext(tenant=self.tenant, role=self.role, subject=str(self.id))
+
+
+@dataclass(frozen=True, slots=True)
+class _CachedKey:
+    key_hash: str
+    key: VerifiedKey
+    revoked: bool
+    expires_at: float
+
+
+class KeyRejected(Exception):
+    """The key is malformed, unknown or revoked; ``reason`` is safe to show the caller."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class KeyVerifier:
+    """Checks a presented key against the database, through a small cache.
+
+    The cache is keyed by the public prefix and holds the stored hash, so a wrong secret for a
+    known prefix is refused without a query, and revoked keys are cached as revoked. Bounds:
+    an entry lives ``ttl_seconds``; :meth:`invalidate` (called after a revocation commits) drops it
+    and makes any lookup already in flight discard its now possibly stale result.
+    """
+
+    def __init__(self, *, ttl_seconds: float, max_entries: int) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.max_entries = max_entries
+        self.db: Database | None = None
+        self._cache: dict[str, _CachedKey] = {}
+        self._inflight: dict[str, asyncio.Future[_CachedKey | None]] = {}
+        self._epoch = 0
+
+    async def verify(self, key: str) -> VerifiedKey:
+        """The key's identity, or :class:`KeyRejected`. Database errors propagate."""
+        prefix = parse_key(key)
+        if prefix is None:
+            raise KeyRejected("The API key is malformed.")
+        digest = hash_key(key)
+        entry = self._cache.get(prefix)
+        if entry is None or entry.expires_at <= time.monotonic():
+            entry = await self._load(prefix)
+        if entry is None or not hmac.compare_digest(entry.key_hash, digest):
+            raise KeyRejected("The API key is not valid.")
+        if entry.revoked:
+            raise KeyRejected("The API key has been revoked.")
+        return entry.key
+
+    def invalidate(self, prefix: str | None = None) -> None:
+        """Forget one key (or all): the next request with it asks the database."""
+        self._epoch += 1
+        if prefix is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(prefix, None)
+
+    async def _load(self, prefix: str) -> _CachedKey | None:
+        """One query per prefix at a time: concurrent requests with a cold key share it."""
+        pending = self._inflight.get(prefix)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[_CachedKey | None] = asyncio.get_running_loop().create_future()
+        self._inflight[prefix] = future
+        epoch = self._epoch
+        try:
+            entry = await self._fetch(prefix)
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                future.set_exception(exc)
+                future.exception()  # retrieved here; waiters get it from await
+            else:
+                future.cancel()
+            raise
+        finally:
+            del self._inflight[prefix]
+        future.set_result(entry)
+        if entry is not None and epoch == self._epoch and self.ttl_seconds > 0:
+            if len(self._cache) >= self.max_entries:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[prefix] = entry
+        return entry
+
+    async def _fetch(self, prefix: str) -> _CachedKey | None:
+        if self.db is None:
+            raise RuntimeError("the key verifier has no database yet (gateway not started)")
+        now = datetime.now(UTC)
+        async with self.db.transaction() as session:
+            row = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+            if row is None:
+                return None
+            if row.revoked_at is None and (
+                row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION
+            ):
+                await session.execute(
+                    update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now)
+                )
+            return _CachedKey(
+                key_hash=row.key_hash,
+                key=VerifiedKey(
+                    id=row.id, prefix=row.prefix, tenant=row.tenant, role=Role(row.role)
+                ),
+                revoked=row.revoked_at is not None,
+                expires_at=time.monotonic() + self.ttl_seconds,
+            )

@@ -1,0 +1,3 @@
+from cxops.common.migrations import run_env
+
+run_env(target_metadata=None)

@@ -1,0 +1,68 @@
+"""The gateway's settings: the environment variables prefixed ``CXOPS_GATEWAY_``."""
+
+from cxops.common.settings import BaseCxopsSettings
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+#: The services behind the gateway, by the first path segment after ``/v1/``.
+SERVICES: tuple[str, ...] = ("feedback", "routing", "scorecard", "journey")
+
+MIB = 1024 * 1024
+
+
+class GatewaySettings(BaseCxopsSettings):
+    """Where the services are, and the limits the gateway applies before any of them is called."""
+
+    model_config = SettingsConfigDict(env_prefix="CXOPS_GATEWAY_", extra="ignore", frozen=True)
+
+    database_url: str = "sqlite+aiosqlite:///./var/gateway.db"
+
+    feedback_url: str = "http://127.0.0.1:8101"
+    routing_url: str = "http://127.0.0.1:8102"
+    scorecard_url: str = "http://127.0.0.1:8103"
+    journey_url: str = "http://127.0.0.1:8104"
+
+    #: Token bucket per API key: the sustained rate, and how many calls may come at once.
+    rate_limit_per_second: float = Field(default=50.0, gt=0)
+    rate_limit_burst: int = Field(default=100, ge=1)
+    #: Request bodies larger than this are refused with 413, declared or streamed.
+    max_body_bytes: int = Field(default=MIB, ge=1)
+
+    #: How long one upstream call may take (each read of the response, in httpx terms).
+    upstream_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: How long to wait for a TCP connection to a service: a down service is reported quickly.
+    upstream_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    upstream_max_connections: int = Field(default=256, ge=1)
+    upstream_max_keepalive_connections: int = Field(default=64, ge=0)
+
+    #: How long a verified key is trusted without asking the database again. A revocation made
+    #: through this gateway process is immediate; one made elsewhere (another replica, the CLI)
+    #: takes effect within this bound. 0 turns the cache off.
+    key_cache_ttl_seconds: float = Field(default=5.0, ge=0, le=300)
+    key_cache_max_entries: int = Field(default=10_000, ge=1)
+
+    #: How long a service's ``/openapi.json`` is reused in the suite's merged document.
+    openapi_cache_seconds: float = Field(default=60.0, ge=0)
+    openapi_fetch_timeout_seconds: float = Field(default=2.0, gt=0)
+
+    #: Behind a trusted load balancer, keep the client's ``X-Forwarded-For`` chain and append to
+    #: it; otherwise (the default) a caller cannot choose the address the services see.
+    trust_forwarded_headers: bool = False
+
+    @field_validator("feedback_url", "routing_url", "scorecard_url", "journey_url")
+    @classmethod
+    def _http_base_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("a service URL starts with http:// or https://")
+        return value
+
+    @property
+    def service_urls(self) -> dict[str, str]:
+        """Base URL of each service, by its name."""
+        return {
+            "feedback": self.feedback_url,
+            "routing": self.routing_url,
+            "scorecard": self.scorecard_url,
+            "journey": self.journey_url,
+        }

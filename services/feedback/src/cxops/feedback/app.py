@@ -1,0 +1,30 @@
+"""The feedback service: survey responses in, ``cx.feedback.response.received.v1`` out.
+
+Later issues add survey triggers, enrichment, closed-loop cases and alerts.
+"""
+
+from pathlib import Path
+
+from cxops.common.service import ServiceSpec, create_service_app
+from cxops.feedback.api import responses
+from cxops.feedback.settings import FeedbackSettings
+from fastapi import FastAPI
+
+SPEC = ServiceSpec(
+    name="feedback",
+    description="Survey triggers, feedback intake, enrichment, closed-loop cases and alerts.",
+    migrations=Path(__file__).parent / "migrations",
+    routers=[responses.router],
+    tags=[
+        {
+            "name": "responses",
+            "description": "Survey answers (NPS, CSAT, CES) as the customer gave them.",
+        }
+    ],
+)
+
+
+def create_app(settings: FeedbackSettings | None = None) -> FastAPI:
+    """The ASGI app; a uvicorn factory (``cxops.feedback.app:create_app --factory``) that reads
+    ``CXOPS_FEEDBACK_*`` from the environment when no settings are given."""
+    return create_service_app(SPEC, settings or FeedbackSettings())

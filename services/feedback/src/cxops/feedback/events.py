@@ -1,0 +1,61 @@
+"""The event catalogue of the feedback service: every event it publishes and its payload.
+
+``cx.feedback.response.received.v1`` (payload :class:`ResponseReceivedV1`)
+    A survey response was stored. Published once per response, never again for an idempotent
+    replay of the same request.
+
+Every event travels on the ``CX_FEEDBACK`` stream as a CloudEvent in binary mode
+(:class:`cxops.common.events.Event`): ``ce-source`` is :data:`EVENT_SOURCE`, ``ce-tenant`` the
+tenant the response belongs to (the payload does not repeat it), ``Nats-Msg-Id`` the ``ce-id``.
+Payloads only ever gain fields; a breaking change is a new ``.v2`` subject published beside
+``.v1``, so consumers must ignore fields they do not know.
+"""
+
+import uuid
+from datetime import datetime
+
+from cxops.common.events import Event
+from cxops.feedback.domain.scales import ResponseKind
+from cxops.feedback.models import FeedbackResponse
+from pydantic import BaseModel, ConfigDict
+
+EVENT_SOURCE = "/cxops/feedback"
+
+RESPONSE_RECEIVED = "cx.feedback.response.received.v1"
+
+
+class ResponseReceivedV1(BaseModel):
+    """A survey answer was stored. The comment itself is not carried: it is raw customer text,
+    not yet redacted, and stays in feedback's database; ``has_comment`` says whether there is one.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    response_id: uuid.UUID
+    kind: ResponseKind
+    score: int
+    customer_ref: str
+    channel: str
+    occurred_at: datetime
+    received_at: datetime
+    has_comment: bool
+
+
+def response_received(response: FeedbackResponse) -> Event:
+    """The ``response.received`` event announcing ``response``, for the outbox."""
+    payload = ResponseReceivedV1(
+        response_id=response.id,
+        kind=response.kind,
+        score=response.score,
+        customer_ref=response.customer_ref,
+        channel=response.channel,
+        occurred_at=response.occurred_at,
+        received_at=response.received_at,
+        has_comment=response.comment is not None,
+    )
+    return Event.new(
+        subject=RESPONSE_RECEIVED,
+        source=EVENT_SOURCE,
+        tenant=response.tenant,
+        data=payload.model_dump(mode="json"),
+    )

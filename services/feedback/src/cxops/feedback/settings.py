@@ -1,0 +1,8 @@
+"""Feedback's settings: the environment variables prefixed ``CXOPS_FEEDBACK_``."""
+
+from cxops.common.settings import ServiceSettings
+from pydantic_settings import SettingsConfigDict
+
+
+class FeedbackSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="CXOPS_FEEDBACK_", extra="ignore", frozen=True)

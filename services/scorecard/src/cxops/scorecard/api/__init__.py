@@ -1,0 +1,1 @@
+"""Scorecard's HTTP routers: thin, they validate, call a use case and shape the answer."""

@@ -1,0 +1,61 @@
+"""``/v1/scorecard/metrics``: the tenant's survey metrics, computed when asked."""
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from cxops.common.auth import Caller
+from cxops.common.db import unit_of_work
+from cxops.scorecard import service
+from cxops.scorecard.domain.metrics import Metric
+from cxops.scorecard.schemas import MetricPublic
+from fastapi import APIRouter, Depends, Query
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+router = APIRouter(prefix="/metrics", tags=["metrics"])
+
+# Function scope: the transaction ends before the answer is sent, not after.
+Transaction = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    """A bound without an offset is taken as UTC, like every time in cxops."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@router.get("/{metric}", response_model=MetricPublic, summary="One survey metric")
+async def get_metric(
+    metric: Metric,
+    caller: Caller,
+    session: Transaction,
+    occurred_from: Annotated[
+        datetime | None,
+        Query(alias="from", description="Only answers given at or after this time."),
+    ] = None,
+    occurred_to: Annotated[
+        datetime | None,
+        Query(alias="to", description="Only answers given before this time."),
+    ] = None,
+) -> MetricPublic:
+    """NPS, CSAT or CES over the caller's tenant's answers, optionally within ``[from, to)``."""
+    occurred_from, occurred_to = _as_utc(occurred_from), _as_utc(occurred_to)
+    if occurred_from is not None and occurred_to is not None and occurred_to <= occurred_from:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", "to"),
+                    "msg": "must be later than 'from'",
+                    "type": "range_empty",
+                }
+            ]
+        )
+    value = await service.metric_value(
+        session=session,
+        caller=caller,
+        metric=metric,
+        occurred_from=occurred_from,
+        occurred_to=occurred_to,
+    )
+    return MetricPublic(metric=value.metric, value=value.value, responses=value.responses)

@@ -1,0 +1,86 @@
+"""Scorecard's tables: the facts metrics are computed from."""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from cxops.scorecard.domain.metrics import Metric
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+from uuid6 import uuid7
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend.
+
+    PostgreSQL keeps the instant (``timestamptz``); SQLite has no such type and SQLAlchemy would
+    drop the offset, storing a non-UTC time's wall clock and reading back naive values. So values
+    are converted to UTC on the way in (which also makes SQLite's text comparisons in range
+    filters correct) and tagged as UTC on the way out; a naive value is refused.
+    """
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def __init__(self) -> None:
+        super().__init__(timezone=True)
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: cxops stores timezone-aware UTC times only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class ScorecardTable(SQLModel, registry=registry()):
+    """The base of scorecard's tables: a metadata of their own, so this service's migrations
+    compare against its tables only, even in a process that imports other services' models."""
+
+
+class ResponseFact(ScorecardTable, table=True):
+    """One survey answer, as scorecard learnt it from ``cx.feedback.response.received.v1``.
+
+    ``(tenant, response_id)`` is unique: the consumer's inbox already drops a redelivered event,
+    and this drops the same response announced again under another event id, so no answer is
+    ever counted twice.
+    """
+
+    __tablename__ = "scorecard_response_facts"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "tenant", "response_id", name="uq_scorecard_response_facts_tenant_response"
+        ),
+        sa.Index(
+            "ix_scorecard_response_facts_tenant_metric_occurred",
+            "tenant",
+            "metric",
+            "occurred_at",
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    tenant: str = Field(sa_type=sa.String(64), nullable=False)
+    response_id: uuid.UUID = Field(nullable=False)
+    metric: Metric = Field(
+        sa_type=sa.Enum(
+            Metric,
+            native_enum=False,
+            length=8,
+            values_callable=lambda metrics: [metric.value for metric in metrics],
+            validate_strings=True,
+        ),
+        nullable=False,
+    )
+    score: int = Field(nullable=False)
+    occurred_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    event_id: str = Field(sa_type=sa.String(36), nullable=False)
+    recorded_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

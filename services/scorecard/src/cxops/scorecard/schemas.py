@@ -1,0 +1,17 @@
+"""What scorecard answers; its tables are never exposed as they are."""
+
+from cxops.scorecard.domain.metrics import Metric
+from pydantic import BaseModel, Field
+
+
+class MetricPublic(BaseModel):
+    """One metric's current figure for the caller's tenant."""
+
+    metric: Metric
+    value: float | None = Field(
+        description=(
+            "NPS from -100 to 100, CSAT as a percentage, CES as the mean score; "
+            "rounded to two decimals; null when there are no responses."
+        )
+    )
+    responses: int = Field(description="How many answers the value is computed from.")

@@ -1,0 +1,8 @@
+"""Scorecard's settings: the environment variables prefixed ``CXOPS_SCORECARD_``."""
+
+from cxops.common.settings import ServiceSettings
+from pydantic_settings import SettingsConfigDict
+
+
+class ScorecardSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="CXOPS_SCORECARD_", extra="ignore", frozen=True)

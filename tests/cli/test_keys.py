@@ -1,0 +1,136 @@
+"""``cxops keys`` and ``cxops migrate`` on real databases, SQLite and PostgreSQL."""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+from cxops.common.db import Database
+from typer.testing import CliRunner
+
+from cxops.cli.components import COMPONENTS, migrations_location
+from cxops.cli.database import run_blocking
+from cxops.cli.main import app
+from tests.support.postgres import PostgresServer
+
+runner = CliRunner()
+
+
+def cxops(*args: str, env: dict[str, str] | None = None) -> Result:
+    """Run the command in-process; stdout and stderr are kept apart."""
+    return runner.invoke(app, list(args), env=env, catch_exceptions=False)
+
+
+def is_migrated(component: str, url: str) -> bool:
+    async def _check() -> bool:
+        db = Database(url)
+        try:
+            await db.ensure_migrated(migrations_location(component))
+        except Exception:
+            return False
+        finally:
+            await db.dispose()
+        return True
+
+    return run_blocking(_check)
+
+
+@pytest.fixture
+def gateway_db(database_url: str) -> str:
+    """The gateway's database, migrated by the command itself."""
+    result = cxops(
+        "migrate", "--service", "gateway", env={"CXOPS_GATEWAY_DATABASE_URL": database_url}
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "gateway:" in result.stdout
+    return database_url
+
+
+def test_create_list_revoke(gateway_db: str) -> None:
+    url = ["--database-url", gateway_db]
+    created = cxops("keys", "create", "--tenant", "acme", "--role", "supervisor", *url)
+    assert created.exit_code == 0, created.stderr
+    key = created.stdout.strip()
+    assert key and "\n" not in key  # only the key on stdout, for KEY=$(cxops keys create ...)
+    assert "not shown again" in created.stderr
+
+    other = cxops("keys", "create", "--tenant", "globex", "--role", "viewer", "--name", "bi", *url)
+    assert other.exit_code == 0, other.stderr
+
+    listed = cxops("keys", "list", "--tenant", "acme", "--json", *url)
+    assert listed.exit_code == 0, listed.stderr
+    [acme] = json.loads(listed.stdout)
+    assert acme["tenant"] == "acme"
+    assert acme["role"] == "supervisor"
+    assert acme["name"] == "acme-supervisor"
+    assert acme["revoked_at"] is None
+    assert key not in listed.stdout  # the plaintext is never shown again
+
+    everything = cxops("keys", "list", *url)
+    assert everything.exit_code == 0
+    assert (
+        "acme" in everything.stdout and "globex" in everything.stdout and "bi" in everything.stdout
+    )
+
+    revoked = cxops("keys", "revoke", str(acme["id"]), *url)
+    assert revoked.exit_code == 0, revoked.stderr
+    [after] = json.loads(cxops("keys", "list", "--tenant", "acme", "--json", *url).stdout)
+    assert after["revoked_at"] is not None
+
+
+def test_the_database_url_comes_from_the_gateway_setting(gateway_db: str) -> None:
+    env = {"CXOPS_GATEWAY_DATABASE_URL": gateway_db}
+    created = cxops("keys", "create", "--tenant", "t1", "--role", "admin", "--json", env=env)
+    assert created.exit_code == 0, created.stderr
+    record = json.loads(created.stdout)
+    assert record["key"] and record["tenant"] == "t1" and record["role"] == "admin"
+    [listed] = json.loads(cxops("keys", "list", "--json", env=env).stdout)
+    assert listed["id"] == record["id"]
+
+
+def test_an_unknown_role_is_refused(gateway_db: str) -> None:
+    result = runner.invoke(
+        app, ["keys", "create", "--tenant", "t", "--role", "owner", "--database-url", gateway_db]
+    )
+    assert result.exit_code == 2
+    assert "owner" in result.stderr
+
+
+def test_an_unmigrated_database_is_refused(database_url: str) -> None:
+    result = cxops("keys", "list", "--database-url", database_url)
+    assert result.exit_code == 1
+    assert "cxops migrate" in result.stderr
+
+
+def test_a_missing_sqlite_file_is_refused_and_not_created(tmp_path: Path) -> None:
+    result = cxops("keys", "list", "--var-dir", str(tmp_path / "var"))
+    assert result.exit_code == 1
+    assert "no database at" in result.stderr and "cxops migrate" in result.stderr
+    assert not (tmp_path / "var" / "gateway.db").exists()
+
+
+def test_migrate_defaults_to_the_embedded_files(tmp_path: Path) -> None:
+    var = tmp_path / "var"
+    for _ in range(2):  # a second run finds nothing to do
+        result = cxops("migrate", "--var-dir", str(var), env={})
+        assert result.exit_code == 0, result.stderr
+    for component in COMPONENTS:
+        assert is_migrated(component, f"sqlite+aiosqlite:///{var / f'{component}.db'}")
+
+
+def test_migrate_uses_each_components_setting(postgres_server: PostgresServer) -> None:
+    urls = {
+        component: postgres_server.create_database(prefix=component) for component in COMPONENTS
+    }
+    env = {f"CXOPS_{component.upper()}_DATABASE_URL": url for component, url in urls.items()}
+    result = cxops("migrate", env=env)
+    assert result.exit_code == 0, result.stderr
+    for component, url in urls.items():
+        assert is_migrated(component, url)
+
+
+def test_migrate_one_service(tmp_path: Path) -> None:
+    result = cxops("migrate", "--service", "routing", "--var-dir", str(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    assert is_migrated("routing", f"sqlite+aiosqlite:///{tmp_path / 'routing.db'}")
+    assert not (tmp_path / "feedback.db").exists()

@@ -1,0 +1,143 @@
+"""``cxops up`` as a user runs it: a real process on free ports, stopped with SIGTERM, started
+again on the same directory (the key and the data are kept), then stopped with Ctrl-C."""
+
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cxops.cli.runtime import Ports
+
+pytestmark = pytest.mark.slow
+
+READY_BANNER = "cxops is running."
+
+
+class UpProcess:
+    """``python -m cxops.cli up`` with every port given, its output in a file."""
+
+    def __init__(self, var_dir: Path, ports: Ports, output: Path) -> None:
+        self.output = output
+        command = [sys.executable, "-m", "cxops.cli", "up", "--var-dir", str(var_dir)]
+        for name in ("gateway", "feedback", "routing", "scorecard", "journey", "nats"):
+            command += [f"--{name}-port", str(ports.of(name))]
+        with output.open("wb") as sink:
+            self.popen = subprocess.Popen(
+                command, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+
+    def text(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 180.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if READY_BANNER in self.text():
+                return self.text()
+            if self.popen.poll() is not None:
+                pytest.fail(f"cxops up exited with {self.popen.returncode}:\n{self.text()}")
+            time.sleep(0.2)
+        self.popen.kill()
+        pytest.fail(f"cxops up was not ready after {timeout}s:\n{self.text()}")
+
+    def stop(self, sig: signal.Signals) -> int:
+        self.popen.send_signal(sig)
+        try:
+            return self.popen.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            pytest.fail(f"cxops up did not stop after {sig.name}:\n{self.text()}")
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat_line = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat_line.rpartition(")")[2].split()[1])
+        if ppid == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def nps(client: httpx.Client, key: str) -> dict[str, object]:
+    answer = client.get("/v1/scorecard/metrics/nps", headers={"Authorization": f"Bearer {key}"})
+    assert answer.status_code == 200, answer.text
+    body: dict[str, object] = answer.json()
+    return body
+
+
+def test_up_serves_stops_cleanly_and_keeps_its_data(tmp_path: Path) -> None:
+    var = tmp_path / "var"
+    ports = Ports.free()
+    all_ports = [ports.of(n) for n in ("gateway", "feedback", "routing", "scorecard", "journey")]
+    all_ports.append(ports.nats)
+    gateway = f"http://127.0.0.1:{ports.gateway}"
+
+    first = UpProcess(var, ports, tmp_path / "first.out")
+    banner = first.wait_ready()
+    key_file = var / "dev-api-key"
+    key = key_file.read_text().strip()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert key in banner
+    assert f"{gateway}/docs" in banner
+    auth = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=gateway, timeout=10, trust_env=False) as client:
+        assert client.get("/readyz").status_code == 200
+        assert client.get("/v1/routing/ops/dead-letters", headers=auth).status_code == 200
+        posted = client.post(
+            "/v1/feedback/responses",
+            headers=auth,
+            json={"kind": "nps", "score": 10, "customer_ref": "cust-1", "channel": "email"},
+        )
+        assert posted.status_code == 201, posted.text
+        deadline = time.monotonic() + 10
+        while nps(client, key)["responses"] != 1:
+            assert time.monotonic() < deadline, "the scorecard never counted the response"
+            time.sleep(0.1)
+
+    processes = children(first.popen.pid)
+    assert len(processes) == 6  # nats-server, four services, the gateway
+    assert first.stop(signal.SIGTERM) == 0, first.text()
+    assert "cxops: stopped" in first.text()
+    assert [pid for pid in processes if alive(pid)] == []
+    assert all(port_is_free(port) for port in all_ports)
+
+    second = UpProcess(var, ports, tmp_path / "second.out")
+    banner = second.wait_ready()
+    assert key_file.read_text().strip() == key
+    assert key in banner and "kept in" in banner
+    with httpx.Client(base_url=gateway, timeout=10, trust_env=False) as client:
+        assert nps(client, key) == {"metric": "nps", "value": 100.0, "responses": 1}
+    assert second.stop(signal.SIGINT) == 0, second.text()  # Ctrl-C
+    assert all(port_is_free(port) for port in all_ports)

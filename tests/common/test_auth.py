@@ -1,0 +1,108 @@
+import time
+from typing import Annotated
+
+import httpx
+import jwt
+import pytest
+from fastapi import Depends, FastAPI
+
+from cxops.common.auth import (
+    INTERNAL_TOKEN_HEADER,
+    Caller,
+    CallerContext,
+    Role,
+    mint_internal_token,
+    require_role,
+    verify_internal_token,
+)
+from cxops.common.errors import Problem, install_problem_handlers
+from cxops.common.settings import ServiceSettings
+
+SECRET = "x" * 40
+
+
+def test_round_trip() -> None:
+    caller = CallerContext(tenant="acme", role=Role.SUPERVISOR, subject="key-1")
+    assert verify_internal_token(mint_internal_token(caller, secret=SECRET), secret=SECRET) == caller
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        mint_internal_token(CallerContext("acme", Role.ADMIN, "k"), secret="y" * 40),
+        jwt.encode({"tenant": "acme", "role": "admin", "sub": "k"}, SECRET, algorithm="HS256"),
+        jwt.encode(
+            {
+                "iss": "cxops-gateway",
+                "aud": "cxops-services",
+                "sub": "k",
+                "tenant": "acme",
+                "role": "admin",
+                "iat": int(time.time()) - 600,
+                "exp": int(time.time()) - 300,
+            },
+            SECRET,
+            algorithm="HS256",
+        ),
+        "not-a-token",
+    ],
+    ids=["wrong-secret", "no-issuer-audience-expiry", "expired", "garbage"],
+)
+def test_rejects_bad_tokens(token: str) -> None:
+    with pytest.raises(Problem) as err:
+        verify_internal_token(token, secret=SECRET)
+    assert err.value.status == 401
+
+
+def test_unsigned_token_refused() -> None:
+    token = jwt.encode(
+        {"iss": "cxops-gateway", "aud": "cxops-services", "sub": "k", "tenant": "a",
+         "role": "admin", "iat": int(time.time()), "exp": int(time.time()) + 60},
+        key=None,
+        algorithm="none",
+    )
+    with pytest.raises(Problem):
+        verify_internal_token(token, secret=SECRET)
+
+
+def _app() -> FastAPI:
+    app = FastAPI()
+    app.state.settings = ServiceSettings(environment="test", signing_secret=SECRET)
+    install_problem_handlers(app)
+
+    @app.get("/whoami")
+    async def whoami(caller: Caller) -> dict[str, str]:
+        return {"tenant": caller.tenant, "role": caller.role.value}
+
+    @app.post("/supervise")
+    async def supervise(
+        caller: Annotated[CallerContext, Depends(require_role(Role.SUPERVISOR))],
+    ) -> dict[str, str]:
+        return {"ok": caller.subject}
+
+    return app
+
+
+def _headers(role: Role, tenant: str = "acme") -> dict[str, str]:
+    token = mint_internal_token(CallerContext(tenant, role, "key-9"), secret=SECRET)
+    return {INTERNAL_TOKEN_HEADER: token}
+
+
+async def test_dependency_and_role_guard() -> None:
+    transport = httpx.ASGITransport(app=_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+        missing = await client.get("/whoami")
+        assert missing.status_code == 401
+        assert missing.headers["content-type"] == "application/problem+json"
+        assert missing.headers["www-authenticate"] == "Bearer"
+
+        ok = await client.get("/whoami", headers=_headers(Role.VIEWER, "globex"))
+        assert ok.json() == {"tenant": "globex", "role": "viewer"}
+
+        forbidden = await client.post("/supervise", headers=_headers(Role.AGENT))
+        assert forbidden.status_code == 403
+        assert "agent" in forbidden.json()["detail"]
+
+        for role in (Role.SUPERVISOR, Role.ADMIN):
+            allowed = await client.post("/supervise", headers=_headers(role))
+            assert allowed.status_code == 200
