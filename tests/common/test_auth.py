@@ -23,7 +23,9 @@ SECRET = "x" * 40
 
 def test_round_trip() -> None:
     caller = CallerContext(tenant="acme", role=Role.SUPERVISOR, subject="key-1")
-    assert verify_internal_token(mint_internal_token(caller, secret=SECRET), secret=SECRET) == caller
+    assert (
+        verify_internal_token(mint_internal_token(caller, secret=SECRET), secret=SECRET) == caller
+    )
 
 
 @pytest.mark.parametrize(
@@ -56,8 +58,15 @@ def test_rejects_bad_tokens(token: str) -> None:
 
 def test_unsigned_token_refused() -> None:
     token = jwt.encode(
-        {"iss": "cxops-gateway", "aud": "cxops-services", "sub": "k", "tenant": "a",
-         "role": "admin", "iat": int(time.time()), "exp": int(time.time()) + 60},
+        {
+            "iss": "cxops-gateway",
+            "aud": "cxops-services",
+            "sub": "k",
+            "tenant": "a",
+            "role": "admin",
+            "iat": int(time.time()),
+            "exp": int(time.time()) + 60,
+        },
         key=None,
         algorithm="none",
     )

@@ -10,9 +10,7 @@ from cxops.common.errors import install_problem_handlers
 from cxops.common.migrations import upgrade
 from tests.common.conftest import SAMPLE_MIGRATIONS
 
-tally = sa.table(
-    "sample_tally", sa.column("tenant"), sa.column("key"), sa.column("count")
-)
+tally = sa.table("sample_tally", sa.column("tenant"), sa.column("key"), sa.column("count"))
 
 
 async def test_unmigrated_database_is_refused(database_url: str) -> None:

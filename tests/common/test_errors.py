@@ -68,10 +68,17 @@ async def test_malformed_json_and_query_errors() -> None:
         )
         query = await client.get("/items", params={"limit": 0})
     assert malformed.status_code == 422
-    assert malformed.json()["errors"][0]["code"] == "json_invalid"
+    [error] = malformed.json()["errors"]
+    assert error["code"] == "json_invalid"
+    assert error["field"] == "body"
+    assert "at character" in error["message"]
     assert query.json()["errors"] == [
-        {"field": "limit", "in": "query", "message": query.json()["errors"][0]["message"],
-         "code": "greater_than_equal"}
+        {
+            "field": "limit",
+            "in": "query",
+            "message": query.json()["errors"][0]["message"],
+            "code": "greater_than_equal",
+        }
     ]
 
 

@@ -25,7 +25,9 @@ tally = sa.table("sample_tally", sa.column("tenant"), sa.column("key"), sa.colum
 
 def sample_event(tenant: str = "acme", key: str = "a") -> Event:
     return Event.new(
-        subject="cx.sample.thing.happened.v1", source="/cxops/sample", tenant=tenant,
+        subject="cx.sample.thing.happened.v1",
+        source="/cxops/sample",
+        tenant=tenant,
         data={"key": key},
     )
 
@@ -65,7 +67,9 @@ async def broker(nats_server: NatsServer) -> AsyncIterator[Broker]:
     broker = Broker([nats_server.url], name="test")
     await broker.connect()
     await broker.ensure_stream(STREAM, ["cx.sample.>"], max_age_seconds=3600)
-    await broker.ensure_stream(DEAD_LETTER_STREAM, [f"{DEAD_LETTER_PREFIX}.>"], max_age_seconds=3600)
+    await broker.ensure_stream(
+        DEAD_LETTER_STREAM, [f"{DEAD_LETTER_PREFIX}.>"], max_age_seconds=3600
+    )
     yield broker
     await broker.close()
 
@@ -88,7 +92,10 @@ def make_consumer(db: Database, broker: Broker, **options: float) -> Consumer:
         name="tally", stream=STREAM, subjects=["cx.sample.>"], handler=count_into_tally
     )
     return Consumer(
-        spec, service="sample", db=db, broker=broker,
+        spec,
+        service="sample",
+        db=db,
+        broker=broker,
         max_deliver=int(options.get("max_deliver", 3)),
         ack_wait_seconds=options.get("ack_wait", 30.0),
         backoff_seconds=(0.1, 0.2),
@@ -104,8 +111,9 @@ def test_envelope_round_trip() -> None:
     parsed = Event.from_message(event.subject, headers, event.body())
     assert parsed.id == event.id and parsed.data == {"key": "a"} and parsed.time == event.time
     with pytest.raises(MalformedEvent, match="ce-tenant"):
-        Event.from_message(event.subject, {k: v for k, v in headers.items() if k != "ce-tenant"},
-                           event.body())
+        Event.from_message(
+            event.subject, {k: v for k, v in headers.items() if k != "ce-tenant"}, event.body()
+        )
     with pytest.raises(MalformedEvent):
         Event.from_message(event.subject, headers, b"[1, 2]")
 
@@ -188,10 +196,14 @@ async def test_unacknowledged_delivery_is_redelivered_once_in_effect(
     consumer = make_consumer(sample_db, broker, ack_wait=1.0)
     event = sample_event()
     await broker.js.publish(event.subject, event.body(), headers=event.headers())
-    sub = await broker.js.pull_subscribe_bind(consumer=await consumer._ensure_consumer(),
-                                              stream=STREAM)
+    sub = await broker.js.pull_subscribe_bind(
+        consumer=await consumer._ensure_consumer(), stream=STREAM
+    )
     first = (await sub.fetch(1, timeout=2))[0]
-    assert await consumer._handle_once(Event.from_message(first.subject, first.headers, first.data)) == "handled"
+    assert (
+        await consumer._handle_once(Event.from_message(first.subject, first.headers, first.data))
+        == "handled"
+    )
     # no ack: the server redelivers after ack_wait
     second = (await sub.fetch(1, timeout=5))[0]
     assert second.metadata.num_delivered == 2
@@ -224,7 +236,9 @@ async def test_poison_event_is_dead_lettered_and_the_rest_go_on(
     assert by_reason[3]["consumer"] == "sample-tally"
     assert by_reason[3]["original_subject"] == poison.subject
     assert "ce-tenant" in by_reason[1]["reason"]
-    assert [x["event_id"] for x in await list_dead_letters(broker, service="sample", tenant="acme")] == [poison.id]
+    assert [
+        x["event_id"] for x in await list_dead_letters(broker, service="sample", tenant="acme")
+    ] == [poison.id]
     assert await list_dead_letters(broker, service="sample", tenant="globex") == []
 
 
@@ -274,13 +288,17 @@ async def test_consumer_waits_for_a_stream_that_does_not_exist_yet(
 ) -> None:
     broker = Broker([nats_server.url], name="late")
     await broker.connect()
-    spec = ConsumerSpec(name="late", stream="CX_LATE", subjects=["cx.late.>"], handler=count_into_tally)
+    spec = ConsumerSpec(
+        name="late", stream="CX_LATE", subjects=["cx.late.>"], handler=count_into_tally
+    )
     consumer = Consumer(spec, service="sample", db=sample_db, broker=broker)
     try:
         async with running(consumer.run()):
             await asyncio.sleep(1.5)
             await broker.ensure_stream("CX_LATE", ["cx.late.>"], max_age_seconds=60)
-            event = Event.new(subject="cx.late.x.y.v1", source="/t", tenant="acme", data={"key": "a"})
+            event = Event.new(
+                subject="cx.late.x.y.v1", source="/t", tenant="acme", data={"key": "a"}
+            )
             await broker.js.publish(event.subject, event.body(), headers=event.headers())
 
             async def counted() -> bool:

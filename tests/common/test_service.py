@@ -10,7 +10,13 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import APIRouter
 
-from cxops.common.auth import INTERNAL_TOKEN_HEADER, Caller, CallerContext, Role, mint_internal_token
+from cxops.common.auth import (
+    INTERNAL_TOKEN_HEADER,
+    Caller,
+    CallerContext,
+    Role,
+    mint_internal_token,
+)
 from cxops.common.db import DatabaseNotMigrated
 from cxops.common.embedded import NatsServer
 from cxops.common.migrations import upgrade
@@ -40,7 +46,9 @@ def settings(database_url: str, nats_url: str) -> ServiceSettings:
 
 
 async def test_refuses_to_start_unmigrated(tmp_path: Path, nats_server: NatsServer) -> None:
-    app = create_service_app(SPEC, settings(f"sqlite+aiosqlite:///{tmp_path}/u.db", nats_server.url))
+    app = create_service_app(
+        SPEC, settings(f"sqlite+aiosqlite:///{tmp_path}/u.db", nats_server.url)
+    )
     with pytest.raises(DatabaseNotMigrated):
         async with LifespanManager(app):
             pass

@@ -1,16 +1,17 @@
 """The feedback service running in-process on a migrated database of each kind and a real
 JetStream server, and a NATS client to read what it publishes."""
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import nats
 import pytest
+from nats.aio.client import Client as NatsClient
+
 from cxops.common.embedded import NatsServer
 from cxops.common.migrations import upgrade
 from cxops.feedback.app import SPEC, create_app
 from cxops.feedback.settings import FeedbackSettings
-from nats.aio.client import Client as NatsClient
-
 from tests.feedback.harness import RunningService, running, settings_for
 
 
@@ -35,4 +36,4 @@ async def feedback(
 async def nats_client(nats_server: NatsServer) -> AsyncIterator[NatsClient]:
     client = await nats.connect(nats_server.url, connect_timeout=2)
     yield client
-    await client.close()
+    await asyncio.wait_for(client.close(), timeout=5)

@@ -6,6 +6,7 @@ the gateway would mint them, and polling for what happens in the background.
 """
 
 import asyncio
+import io
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -15,10 +16,11 @@ from typing import Any, TypeVar
 import httpx
 import sqlalchemy as sa
 from asgi_lifespan import LifespanManager
-from cxops.common.auth import INTERNAL_TOKEN_HEADER, CallerContext, Role, mint_internal_token
-from cxops.common.db import Database
-from cxops.common.settings import ServiceSettings
 from fastapi import FastAPI
+
+from cxops.common.auth import INTERNAL_TOKEN_HEADER, CallerContext, Role, mint_internal_token
+from cxops.common.db import Database, create_engine
+from cxops.common.settings import ServiceSettings
 
 SIGNING_SECRET = "cxops-test-signing-secret-0123456789abcdef"
 
@@ -88,27 +90,62 @@ async def running(app: FastAPI) -> AsyncIterator[RunningService]:
             base_url=f"http://{app.state.service}.test",
         ) as client,
     ):
-        yield RunningService(app=app, client=client)
+        try:
+            yield RunningService(app=app, client=client)
+        finally:
+            await _stop_background_work(app)
+
+
+async def _stop_background_work(app: FastAPI) -> None:
+    """Cancel the service's background task until it is really done, before the lifespan's own
+    shutdown awaits it.
+
+    On Python 3.11 ``asyncio.wait_for`` (which nats-py uses for every request) can swallow a
+    cancellation that arrives just as the awaited reply does; the lifespan cancels its tasks once
+    and then awaits them without a deadline, so a test that ends while the service is still
+    provisioning its streams could hang at shutdown. Cancelling again until the task ends makes
+    teardown deterministic.
+    """
+    deadline = time.monotonic() + 10
+    for task in getattr(app.state, "background", []):
+        while not task.done():
+            if time.monotonic() > deadline:
+                stacks = io.StringIO()
+                for other in asyncio.all_tasks():
+                    other.print_stack(file=stacks)
+                raise AssertionError(f"{task!r} ignores cancellation; tasks:\n{stacks.getvalue()}")
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.1)
 
 
 async def eventually(
     check: Callable[[], Awaitable[T]],
     *,
     what: str,
-    timeout: float = 10.0,
+    within: float = 10.0,
     interval: float = 0.02,
 ) -> T:
     """Poll ``check`` until it returns something truthy, and return that; a falsy result or an
-    exception means "not yet", and after ``timeout`` seconds the test fails saying ``what``."""
-    deadline = time.monotonic() + timeout
+    exception means "not yet", and after ``within`` seconds the test fails saying ``what``."""
+    deadline = time.monotonic() + within
     last: BaseException | None = None
     while True:
         try:
             result = await check()
             if result:
                 return result
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure means "not yet"; kept as the cause
             last = exc
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}") from last
+            raise AssertionError(f"timed out after {within}s waiting for {what}") from last
         await asyncio.sleep(interval)
+
+
+async def table_names(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            names = await connection.run_sync(lambda sync: sa.inspect(sync).get_table_names())
+    finally:
+        await engine.dispose()
+    return set(names)

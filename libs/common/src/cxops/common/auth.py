@@ -4,7 +4,6 @@ The gateway turns an API key into a signed token (HS256) carrying tenant, role a
 service trusts only that token, so a service reached without the gateway still refuses the call.
 """
 
-
 import time
 import uuid
 from collections.abc import Callable, Coroutine

@@ -71,23 +71,30 @@ class NatsServer:
         cmd = [
             nats_server_binary(),
             "--jetstream",
-            "--store_dir", str(self.store_dir),
-            "--addr", self.host,
-            "--port", str(self.port),
-            "--server_name", self.name,
+            "--store_dir",
+            str(self.store_dir),
+            "--addr",
+            self.host,
+            "--port",
+            str(self.port),
+            "--server_name",
+            self.name,
         ]
         if self.cluster is not None:
             cluster_port, peers = self.cluster
             cmd += [
-                "--cluster_name", "cxops",
-                "--cluster", f"nats://{self.host}:{cluster_port}",
-                "--routes", ",".join(f"nats://{self.host}:{p}" for p in peers),
+                "--cluster_name",
+                "cxops",
+                "--cluster",
+                f"nats://{self.host}:{cluster_port}",
+                "--routes",
+                ",".join(f"nats://{self.host}:{p}" for p in peers),
             ]
         return cmd
 
     def start(self, *, timeout: float = 15.0) -> NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
         self.process = subprocess.Popen(
             self.command(), stdout=output, stderr=subprocess.STDOUT, env=os.environ.copy()
         )

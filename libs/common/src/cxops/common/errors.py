@@ -88,6 +88,11 @@ def validation_errors(errors: list[Any]) -> list[dict[str, Any]]:
     out = []
     for err in errors:
         loc = tuple(err.get("loc", ()))
+        if err.get("type") == "json_invalid":
+            # The location of unparseable JSON is a character position, not a field.
+            position = loc[1] if len(loc) > 1 else "?"
+            loc = ("body",)
+            err = {**err, "msg": f"{err.get('msg', 'invalid JSON')} at character {position}"}
         out.append(
             {
                 "field": field_path(loc),

@@ -7,6 +7,7 @@ Python (sharing one connection, as Alembic documents for asyncio) and from the a
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,20 @@ def alembic_config(script_location: str | Path, url: str) -> Config:
 
 async def upgrade(url: str, script_location: str | Path, revision: str = "head") -> None:
     """Bring the database at ``url`` to ``revision`` (the latest by default)."""
+    await _run_command(command.upgrade, url, script_location, revision)
+
+
+async def downgrade(url: str, script_location: str | Path, revision: str = "base") -> None:
+    """Take the database at ``url`` down to ``revision`` (to nothing by default)."""
+    await _run_command(command.downgrade, url, script_location, revision)
+
+
+async def _run_command(
+    alembic_command: Callable[[Config, str], None],
+    url: str,
+    script_location: str | Path,
+    revision: str,
+) -> None:
     engine = create_engine(url)
     cfg = alembic_config(script_location, url)
     try:
@@ -37,7 +52,7 @@ async def upgrade(url: str, script_location: str | Path, revision: str = "head")
 
             def _run(sync_conn: Connection) -> None:
                 cfg.attributes["connection"] = sync_conn
-                command.upgrade(cfg, revision)
+                alembic_command(cfg, revision)
 
             await conn.run_sync(_run)
     finally:
@@ -57,8 +72,8 @@ async def current_and_head(
     return current, heads
 
 
-def run_env(target_metadata: sa.MetaData | None = None) -> None:
-    """The body of a service's ``env.py``."""
+def run_env(target_metadata: sa.MetaData | Sequence[sa.MetaData] | None = None) -> None:
+    """The body of a service's ``env.py``; pass the service's metadata and the event tables'."""
     connection: Connection | None = context.config.attributes.get("connection")
     if connection is not None:
         _run_on(connection, target_metadata)

@@ -6,7 +6,6 @@ plumbing is here, so the four services behave alike.
 """
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -75,11 +74,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         try:
             yield
         finally:
-            for task in app.state.background:
-                task.cancel()
-            for task in app.state.background:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await cancel_and_wait(app.state.background, deadline_seconds=10)
             await broker.close()
             await db.dispose()
 
@@ -148,6 +143,25 @@ async def _start_events(
     await asyncio.gather(*workers)
 
 
+async def cancel_and_wait(tasks: Sequence[asyncio.Task[Any]], *, deadline_seconds: float) -> None:
+    """Cancel ``tasks`` until they have ended, or give up after the deadline.
+
+    Cancelling once is not enough on Python 3.11: ``asyncio.wait_for`` (which nats-py uses for
+    every request) can swallow a cancellation that arrives with its reply, and a task that goes
+    on would hang the shutdown forever.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + deadline_seconds
+    for task in tasks:
+        while not task.done() and loop.time() < deadline:
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.1)
+        if not task.done():
+            log.error("background task %s ignored cancellation; shutting down anyway", task)
+        elif not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task, exc_info=task.exception())
+
+
 def health_router() -> APIRouter:
     router = APIRouter(tags=["health"])
 
@@ -169,7 +183,10 @@ def health_router() -> APIRouter:
         checks["broker"] = "ok" if broker is not None and broker.is_connected else "unavailable"
         if all(value == "ok" for value in checks.values()):
             return JSONResponse({"status": "ready", "checks": checks})
-        return problem_response(503, "not ready", slug="not-ready", checks=checks)
+        not_ready: JSONResponse = problem_response(
+            503, "not ready", slug="not-ready", checks=checks
+        )
+        return not_ready
 
     router.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     return router

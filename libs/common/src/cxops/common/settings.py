@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The secret used when none is configured. Good enough on a laptop, refused anywhere else.
-DEVELOPMENT_SIGNING_SECRET = "cxops-development-signing-secret-do-not-use"  # noqa: S105
+DEVELOPMENT_SIGNING_SECRET = "cxops-development-signing-secret-do-not-use"
 
 Environment = Literal["development", "test", "production"]
 

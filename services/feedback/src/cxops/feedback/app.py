@@ -5,10 +5,11 @@ Later issues add survey triggers, enrichment, closed-loop cases and alerts.
 
 from pathlib import Path
 
+from fastapi import FastAPI
+
 from cxops.common.service import ServiceSpec, create_service_app
 from cxops.feedback.api import responses
 from cxops.feedback.settings import FeedbackSettings
-from fastapi import FastAPI
 
 SPEC = ServiceSpec(
     name="feedback",

@@ -14,10 +14,11 @@ Payloads only ever gain fields; a breaking change is a new ``.v2`` subject publi
 import uuid
 from datetime import datetime
 
+from pydantic import BaseModel, ConfigDict
+
 from cxops.common.events import Event
 from cxops.feedback.domain.scales import ResponseKind
 from cxops.feedback.models import FeedbackResponse
-from pydantic import BaseModel, ConfigDict
 
 EVENT_SOURCE = "/cxops/feedback"
 

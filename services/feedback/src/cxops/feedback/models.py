@@ -2,44 +2,15 @@
 the public shape."""
 
 import uuid
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 import sqlalchemy as sa
-from cxops.feedback.domain.scales import SCALES, ResponseKind
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 from uuid6 import uuid7
 
-
-class UTCDateTime(sa.TypeDecorator[datetime]):
-    """A timezone-aware UTC timestamp on every backend.
-
-    PostgreSQL keeps the instant (``timestamptz``); SQLite has no such type and SQLAlchemy would
-    drop the offset, storing a non-UTC time's wall clock and reading back naive values. So values
-    are converted to UTC on the way in and tagged as UTC on the way out; a naive value is refused
-    rather than guessed at.
-    """
-
-    impl = sa.DateTime
-    cache_ok = True
-
-    def __init__(self) -> None:
-        super().__init__(timezone=True)
-
-    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: cxops stores timezone-aware UTC times only")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+from cxops.common.db import UTCDateTime
+from cxops.feedback.domain.scales import SCALES, ResponseKind
 
 
 class FeedbackTable(SQLModel, registry=registry()):

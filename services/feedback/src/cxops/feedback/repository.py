@@ -3,13 +3,20 @@ tenant's rows by accident."""
 
 import uuid
 
-from cxops.feedback.domain.scales import ResponseKind
-from cxops.feedback.models import FeedbackResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from cxops.feedback.domain.scales import ResponseKind
+from cxops.feedback.models import FeedbackResponse
+
 
 async def insert(*, session: AsyncSession, response: FeedbackResponse) -> None:
+    """Write ``response`` now, so a constraint violation surfaces here, not at commit."""
+    session.add(response)
+    await session.flush()
+
+
+async def insert_unless_key_taken(*, session: AsyncSession, response: FeedbackResponse) -> None:
     """Write ``response`` now, inside a savepoint.
 
     A unique violation (two requests racing with one idempotency key) raises

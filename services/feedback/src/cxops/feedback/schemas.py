@@ -5,7 +5,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from cxops.feedback.domain.scales import SCALES, ResponseKind
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -16,6 +15,8 @@ from pydantic import (
     field_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from cxops.feedback.domain.scales import SCALES, ResponseKind
 
 #: How far in the future ``occurred_at`` may be: the caller's clock may run a little ahead.
 CLOCK_SKEW = timedelta(minutes=5)

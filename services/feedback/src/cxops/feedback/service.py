@@ -9,14 +9,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from cxops.common.auth import CallerContext
 from cxops.common.events import add_event
 from cxops.feedback import events, repository
 from cxops.feedback.domain.scales import ResponseKind
 from cxops.feedback.models import FeedbackResponse
 from cxops.feedback.schemas import ResponseCreate
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger("cxops.feedback")
 
@@ -85,17 +86,18 @@ async def record_response(
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint if idempotency_key is not None else None,
     )
-    try:
+    if idempotency_key is None:
         await repository.insert(session=session, response=response)
-    except IntegrityError:
-        if idempotency_key is None:
-            raise
-        winner = await repository.get_by_idempotency_key(
-            session=session, tenant=caller.tenant, idempotency_key=idempotency_key
-        )
-        if winner is None:
-            raise
-        return _replay(winner, idempotency_key=idempotency_key, fingerprint=fingerprint)
+    else:
+        try:
+            await repository.insert_unless_key_taken(session=session, response=response)
+        except IntegrityError:
+            winner = await repository.get_by_idempotency_key(
+                session=session, tenant=caller.tenant, idempotency_key=idempotency_key
+            )
+            if winner is None:
+                raise
+            return _replay(winner, idempotency_key=idempotency_key, fingerprint=fingerprint)
 
     await add_event(session, events.response_received(response))
     log.info("recorded %s response %s", response.kind.value, response.id)

@@ -1,7 +1,8 @@
 """Feedback's settings: the environment variables prefixed ``CXOPS_FEEDBACK_``."""
 
-from cxops.common.settings import ServiceSettings
 from pydantic_settings import SettingsConfigDict
+
+from cxops.common.settings import ServiceSettings
 
 
 class FeedbackSettings(ServiceSettings):

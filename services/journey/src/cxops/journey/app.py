@@ -6,9 +6,10 @@ the operator's dead-letter view, so the suite starts whole and later issues add 
 
 from pathlib import Path
 
+from fastapi import FastAPI
+
 from cxops.common.service import ServiceSpec, create_service_app
 from cxops.journey.settings import JourneySettings
-from fastapi import FastAPI
 
 SPEC = ServiceSpec(
     name="journey",

@@ -1,7 +1,8 @@
 """Journey's settings: the environment variables prefixed ``CXOPS_JOURNEY_``."""
 
-from cxops.common.settings import ServiceSettings
 from pydantic_settings import SettingsConfigDict
+
+from cxops.common.settings import ServiceSettings
 
 
 class JourneySettings(ServiceSettings):

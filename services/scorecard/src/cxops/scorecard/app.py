@@ -6,11 +6,12 @@ CSAT and CES per tenant; later issues add metric definitions, scorecards and var
 
 from pathlib import Path
 
+from fastapi import FastAPI
+
 from cxops.common.service import ServiceSpec, create_service_app
 from cxops.scorecard.api import metrics
 from cxops.scorecard.events import FEEDBACK_RESPONSES
 from cxops.scorecard.settings import ScorecardSettings
-from fastapi import FastAPI
 
 SPEC = ServiceSpec(
     name="scorecard",

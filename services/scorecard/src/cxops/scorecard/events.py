@@ -15,10 +15,6 @@ to the dead-letter stream for an operator to see.
 import uuid
 from typing import Self
 
-from cxops.common.events import ConsumerSpec, Event, PermanentEventError
-from cxops.common.events.broker import stream_name
-from cxops.scorecard import service
-from cxops.scorecard.domain.metrics import SCALES, Metric
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -28,6 +24,11 @@ from pydantic import (
     model_validator,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from cxops.common.events import ConsumerSpec, Event, PermanentEventError
+from cxops.common.events.broker import stream_name
+from cxops.scorecard import service
+from cxops.scorecard.domain.metrics import SCALES, Metric
 
 FEEDBACK_RESPONSE_RECEIVED = "cx.feedback.response.received.v1"
 

@@ -4,11 +4,12 @@ tenant's figures by accident."""
 from datetime import datetime
 
 import sqlalchemy as sa
-from cxops.scorecard.domain.metrics import Metric
-from cxops.scorecard.models import ResponseFact
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
+
+from cxops.scorecard.domain.metrics import Metric
+from cxops.scorecard.models import ResponseFact
 
 _UNIQUE_RESPONSE = ["tenant", "response_id"]
 

@@ -1,7 +1,8 @@
 """What scorecard answers; its tables are never exposed as they are."""
 
-from cxops.scorecard.domain.metrics import Metric
 from pydantic import BaseModel, Field
+
+from cxops.scorecard.domain.metrics import Metric
 
 
 class MetricPublic(BaseModel):

@@ -5,12 +5,13 @@ import logging
 import uuid
 from datetime import UTC, datetime
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from cxops.common.auth import CallerContext
 from cxops.scorecard import repository
 from cxops.scorecard.domain import metrics
 from cxops.scorecard.domain.metrics import Metric, MetricValue
 from cxops.scorecard.models import ResponseFact
-from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger("cxops.scorecard")
 

@@ -1,7 +1,8 @@
 """Scorecard's settings: the environment variables prefixed ``CXOPS_SCORECARD_``."""
 
-from cxops.common.settings import ServiceSettings
 from pydantic_settings import SettingsConfigDict
+
+from cxops.common.settings import ServiceSettings
 
 
 class ScorecardSettings(ServiceSettings):

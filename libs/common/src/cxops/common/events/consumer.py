@@ -146,7 +146,11 @@ class Consumer:
                 delay = self.backoff_seconds[min(deliveries, len(self.backoff_seconds)) - 1]
                 log.warning(
                     "consumer %s failed on %s (delivery %d, retry in %.1fs): %r",
-                    self.durable, event.id, deliveries, delay, exc,
+                    self.durable,
+                    event.id,
+                    deliveries,
+                    delay,
+                    exc,
                 )
                 EVENTS_CONSUMED.labels(self.durable, "retried").inc()
                 await msg.nak(delay=delay)
@@ -194,7 +198,9 @@ class Consumer:
 
     async def _dead_letter(self, msg: Msg, *, reason: str, deliveries: int) -> None:
         headers = dict(msg.headers or {})
-        event_id = headers.get("ce-id", f"seq-{msg.metadata.sequence.stream if msg.metadata else 0}")
+        event_id = headers.get(
+            "ce-id", f"seq-{msg.metadata.sequence.stream if msg.metadata else 0}"
+        )
         headers.update(
             {
                 "cx-dlq-consumer": self.durable,

@@ -35,9 +35,7 @@ class Event:
     trace: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def new(
-        cls, *, subject: str, source: str, tenant: str, data: Mapping[str, Any]
-    ) -> Event:
+    def new(cls, *, subject: str, source: str, tenant: str, data: Mapping[str, Any]) -> Event:
         """A new event for ``subject`` (``cx.<service>.<entity>.<event>.v1``, also its type),
         carrying the current trace context."""
         trace: dict[str, str] = {}
@@ -71,9 +69,7 @@ class Event:
         return json.dumps(self.data, separators=(",", ":"), default=str).encode()
 
     @classmethod
-    def from_message(
-        cls, subject: str, headers: Mapping[str, str] | None, body: bytes
-    ) -> Event:
+    def from_message(cls, subject: str, headers: Mapping[str, str] | None, body: bytes) -> Event:
         headers = headers or {}
         missing = [h for h in REQUIRED_HEADERS if not headers.get(h)]
         if missing:

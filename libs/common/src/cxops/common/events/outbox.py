@@ -88,7 +88,8 @@ class OutboxRelay:
                 await self.purge_sent()
                 last_purge = datetime.now(UTC)
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from cxops.common.db import UTCDateTime
+
 metadata = sa.MetaData()
 
 outbox = sa.Table(
@@ -20,8 +22,8 @@ outbox = sa.Table(
     sa.Column("subject", sa.String(200), nullable=False),
     sa.Column("headers", sa.JSON(), nullable=False),
     sa.Column("body", sa.LargeBinary(), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("sent_at", UTCDateTime(), nullable=True),
     sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("last_error", sa.Text(), nullable=True),
 )
@@ -40,7 +42,7 @@ inbox = sa.Table(
     sa.Column("event_id", sa.String(36), primary_key=True),
     sa.Column("tenant", sa.String(64), nullable=False),
     sa.Column("subject", sa.String(200), nullable=False),
-    sa.Column("handled_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("handled_at", UTCDateTime(), nullable=False),
 )
 
 

@@ -3,22 +3,18 @@
 import uuid
 from typing import Annotated
 
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+
 from cxops.common.auth import Caller, CallerContext, Role, require_role
-from cxops.common.db import unit_of_work
+from cxops.common.db import SessionDep
 from cxops.common.errors import PROBLEM_MEDIA_TYPE, Problem
 from cxops.feedback import service
 from cxops.feedback.domain.scales import ResponseKind
 from cxops.feedback.schemas import ResponseCreate, ResponsePage, ResponsePublic
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
 IDEMPOTENT_REPLAYED_HEADER = "Idempotent-Replayed"
 
 router = APIRouter(prefix="/responses", tags=["responses"])
-
-# Function scope: the unit of work commits before the response is sent, so a 201 is only ever
-# sent for a committed response (the default "request" scope commits after sending).
-Transaction = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
 
 Recorder = Annotated[
     CallerContext,
@@ -54,7 +50,7 @@ def _problem(description: str) -> dict[str, object]:
 async def post_response(
     payload: ResponseCreate,
     caller: Recorder,
-    session: Transaction,
+    session: SessionDep,
     request: Request,
     response: Response,
     idempotency_key: IdempotencyKey = None,
@@ -89,7 +85,7 @@ async def post_response(
 @router.get("", response_model=ResponsePage, summary="List survey responses")
 async def list_responses(
     caller: Caller,
-    session: Transaction,
+    session: SessionDep,
     kind: Annotated[ResponseKind | None, Query(description="Only this kind.")] = None,
     cursor: Annotated[
         uuid.UUID | None, Query(description="The `next_cursor` of the previous page.")
@@ -113,7 +109,7 @@ async def list_responses(
     responses={404: _problem("No such response in this tenant")},
 )
 async def get_response(
-    response_id: uuid.UUID, caller: Caller, session: Transaction
+    response_id: uuid.UUID, caller: Caller, session: SessionDep
 ) -> ResponsePublic:
     """One response of the caller's tenant; another tenant's id is simply not found."""
     try:

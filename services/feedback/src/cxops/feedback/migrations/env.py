@@ -4,4 +4,4 @@ from cxops.feedback.models import FeedbackTable
 
 # Both metadatas, so that autogenerate neither misses feedback's tables nor proposes dropping
 # the outbox and inbox (alembic accepts a sequence here).
-run_env(target_metadata=[FeedbackTable.metadata, event_tables])  # type: ignore[arg-type]
+run_env(target_metadata=[FeedbackTable.metadata, event_tables])

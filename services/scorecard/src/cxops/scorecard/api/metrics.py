@@ -3,19 +3,16 @@
 from datetime import UTC, datetime
 from typing import Annotated
 
+from fastapi import APIRouter, Query
+from fastapi.exceptions import RequestValidationError
+
 from cxops.common.auth import Caller
-from cxops.common.db import unit_of_work
+from cxops.common.db import SessionDep
 from cxops.scorecard import service
 from cxops.scorecard.domain.metrics import Metric
 from cxops.scorecard.schemas import MetricPublic
-from fastapi import APIRouter, Depends, Query
-from fastapi.exceptions import RequestValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 router = APIRouter(prefix="/metrics", tags=["metrics"])
-
-# Function scope: the transaction ends before the answer is sent, not after.
-Transaction = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
 
 
 def _as_utc(value: datetime | None) -> datetime | None:
@@ -29,7 +26,7 @@ def _as_utc(value: datetime | None) -> datetime | None:
 async def get_metric(
     metric: Metric,
     caller: Caller,
-    session: Transaction,
+    session: SessionDep,
     occurred_from: Annotated[
         datetime | None,
         Query(alias="from", description="Only answers given at or after this time."),

@@ -1,0 +1,117 @@
+"""The journey skeleton: settings from its own prefix, migrations on both databases, health,
+readiness, metrics and the operator's dead-letter view behind a token, and a refusal to start
+on an unmigrated database."""
+
+from collections.abc import AsyncIterator
+
+import pytest
+from asgi_lifespan import LifespanManager
+from pydantic import ValidationError
+
+from cxops.common.auth import Role
+from cxops.common.db import DatabaseNotMigrated
+from cxops.common.embedded import NatsServer
+from cxops.common.migrations import downgrade, upgrade
+from cxops.journey.app import SPEC, create_app
+from cxops.journey.settings import JourneySettings
+from tests.feedback.harness import (
+    RunningService,
+    auth,
+    eventually,
+    running,
+    settings_for,
+    table_names,
+)
+
+
+@pytest.fixture
+async def journey(database_url: str, nats_server: NatsServer) -> AsyncIterator[RunningService]:
+    await upgrade(database_url, SPEC.migrations)
+    settings = settings_for(JourneySettings, database_url=database_url, nats_url=nats_server.url)
+    async with running(create_app(settings)) as service:
+        yield service
+
+
+async def test_journey_serves_health_readiness_and_metrics(journey: RunningService) -> None:
+    healthz = await journey.client.get("/healthz")
+
+    async def ready() -> bool:
+        return (await journey.client.get("/readyz")).status_code == 200
+
+    await eventually(ready, what="journey to be ready")
+    readyz = (await journey.client.get("/readyz")).json()
+    metrics = await journey.client.get("/metrics")
+
+    assert healthz.json() == {"status": "ok"}
+    assert readyz == {"status": "ready", "checks": {"database": "ok", "broker": "ok"}}
+    assert "cxops_http_requests_total" in metrics.text
+
+
+async def test_journey_provisions_its_stream(journey: RunningService) -> None:
+    async def stream_subjects() -> list[str]:
+        info = await journey.app.state.broker.js.stream_info("CX_JOURNEY")
+        subjects: list[str] = info.config.subjects
+        return subjects
+
+    assert await eventually(stream_subjects, what="the CX_JOURNEY stream") == ["cx.journey.>"]
+
+
+async def test_the_operators_view_needs_a_token_and_a_role(journey: RunningService) -> None:
+    path = "/v1/journey/ops/dead-letters"
+    await eventually(lambda: _broker_connected(journey), what="journey's broker connection")
+
+    anonymous = await journey.client.get(path)
+    agent = await journey.client.get(path, headers=auth("acme", Role.AGENT))
+    ops_lead = await journey.client.get(path, headers=auth("acme", Role.OPS_LEAD))
+
+    assert anonymous.status_code == 401
+    assert agent.status_code == 403
+    assert ops_lead.status_code == 200
+    assert ops_lead.json() == {"items": [], "count": 0}
+
+
+async def _broker_connected(journey: RunningService) -> bool:
+    return bool(journey.app.state.broker.is_connected)
+
+
+async def test_journey_refuses_an_unmigrated_database(database_url: str) -> None:
+    app = create_app(
+        settings_for(JourneySettings, database_url=database_url, nats_url="nats://127.0.0.1:1")
+    )
+
+    with pytest.raises(DatabaseNotMigrated):
+        async with LifespanManager(app):
+            pass
+
+
+async def test_journey_migrations_go_up_down_and_up_again(database_url: str) -> None:
+    await upgrade(database_url, SPEC.migrations)
+    assert {"cx_outbox", "cx_inbox"} <= await table_names(database_url)
+
+    await downgrade(database_url, SPEC.migrations)
+    assert await table_names(database_url) <= {"alembic_version"}
+
+    await upgrade(database_url, SPEC.migrations)
+    assert {"cx_outbox", "cx_inbox"} <= await table_names(database_url)
+
+
+def test_settings_come_from_the_journey_prefix_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CXOPS_JOURNEY_ENVIRONMENT", "development")
+    monkeypatch.setenv("CXOPS_JOURNEY_DATABASE_URL", "sqlite+aiosqlite:///./var/journey.db")
+    monkeypatch.setenv("CXOPS_JOURNEY_NATS_URL", "nats://127.0.0.1:4222,nats://127.0.0.1:4223")
+    monkeypatch.setenv("CXOPS_ROUTING_DATABASE_URL", "sqlite+aiosqlite:///./var/routing.db")
+
+    app = create_app()
+    settings: JourneySettings = app.state.settings
+
+    assert settings.database_url == "sqlite+aiosqlite:///./var/journey.db"
+    assert settings.nats_servers == ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223"]
+    assert app.state.service == "journey"
+
+
+def test_production_refuses_the_development_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CXOPS_JOURNEY_SIGNING_SECRET", raising=False)
+    monkeypatch.setenv("CXOPS_JOURNEY_ENVIRONMENT", "production")
+
+    with pytest.raises(ValidationError, match="signing_secret"):
+        JourneySettings()

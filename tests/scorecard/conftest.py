@@ -1,0 +1,79 @@
+"""The scorecard service running in-process with its real consumer, the feedback service beside
+it when a test posts responses, each on its own migrated database of the same kind, and one
+real JetStream server."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import nats
+import pytest
+from nats.aio.client import Client as NatsClient
+from nats.js.api import StreamConfig
+
+from cxops.common.embedded import NatsServer
+from cxops.common.migrations import upgrade
+from cxops.feedback.app import SPEC as FEEDBACK_SPEC
+from cxops.feedback.app import create_app as create_feedback_app
+from cxops.feedback.settings import FeedbackSettings
+from cxops.scorecard.app import SPEC as SCORECARD_SPEC
+from cxops.scorecard.app import create_app as create_scorecard_app
+from cxops.scorecard.settings import ScorecardSettings
+from tests.feedback.harness import RunningService, running, settings_for
+
+
+@pytest.fixture
+async def scorecard_database(database_url: str) -> str:
+    await upgrade(database_url, SCORECARD_SPEC.migrations)
+    return database_url
+
+
+@pytest.fixture
+async def feedback_database(
+    database_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> str:
+    """Feedback's own database, of the same kind as scorecard's."""
+    if database_url.startswith("sqlite"):
+        url = f"sqlite+aiosqlite:///{tmp_path / 'feedback.db'}"
+    else:
+        url = request.getfixturevalue("postgres_server").create_database("feedback")
+    await upgrade(url, FEEDBACK_SPEC.migrations)
+    return url
+
+
+@pytest.fixture
+async def feedback(
+    feedback_database: str, nats_server: NatsServer
+) -> AsyncIterator[RunningService]:
+    settings = settings_for(
+        FeedbackSettings, database_url=feedback_database, nats_url=nats_server.url
+    )
+    async with running(create_feedback_app(settings)) as service:
+        yield service
+
+
+@pytest.fixture
+async def scorecard(
+    scorecard_database: str, nats_server: NatsServer
+) -> AsyncIterator[RunningService]:
+    settings = settings_for(
+        ScorecardSettings, database_url=scorecard_database, nats_url=nats_server.url
+    )
+    async with running(create_scorecard_app(settings)) as service:
+        yield service
+
+
+@pytest.fixture
+async def nats_client(nats_server: NatsServer) -> AsyncIterator[NatsClient]:
+    client = await nats.connect(nats_server.url, connect_timeout=2)
+    yield client
+    await asyncio.wait_for(client.close(), timeout=5)
+
+
+@pytest.fixture
+async def feedback_stream(nats_client: NatsClient) -> str:
+    """CX_FEEDBACK as feedback would provision it, for tests that publish events by hand."""
+    await nats_client.jetstream().add_stream(
+        StreamConfig(name="CX_FEEDBACK", subjects=["cx.feedback.>"], duplicate_window=120)
+    )
+    return "CX_FEEDBACK"
