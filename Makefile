@@ -63,8 +63,9 @@ lint: install
 	$(RUN) ruff format --check .
 	MYPYPATH=$(MYPYPATH) $(RUN) mypy $(addprefix -p ,$(MYPY_PACKAGES))
 
+# Every script in bench/ that runs as a program (the others are its shared modules).
 bench: install
-	@shopt -s nullglob; for script in bench/*.py; do \
+	@for script in $$(grep -l '^if __name__ == "__main__":' bench/*.py); do \
 	  echo "== $$script"; PYTHONPATH=$(CURDIR) $(RUN) python "$$script"; \
 	done
 

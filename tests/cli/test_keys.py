@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from cxops.common.db import Database
 from typer.testing import CliRunner
 
 from cxops.cli.components import COMPONENTS, migrations_location
 from cxops.cli.database import run_blocking
 from cxops.cli.main import app
+from cxops.common.db import Database, DatabaseNotMigrated
 from tests.support.postgres import PostgresServer
 
 runner = CliRunner()
@@ -26,7 +26,7 @@ def is_migrated(component: str, url: str) -> bool:
         db = Database(url)
         try:
             await db.ensure_migrated(migrations_location(component))
-        except Exception:
+        except DatabaseNotMigrated:
             return False
         finally:
             await db.dispose()
@@ -134,3 +134,14 @@ def test_migrate_one_service(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert is_migrated("routing", f"sqlite+aiosqlite:///{tmp_path / 'routing.db'}")
     assert not (tmp_path / "feedback.db").exists()
+
+
+def test_bad_input_is_an_error_not_a_traceback(gateway_db: str) -> None:
+    url = ["--database-url", gateway_db]
+    tenant = cxops("keys", "create", "--tenant", "Not A Slug", "--role", "viewer", *url)
+    assert tenant.exit_code == 1
+    assert "is not a slug" in tenant.stderr
+    unknown = cxops("keys", "revoke", "01936f0e-6a3c-7d42-9a51-3c1c0f6f2b7e", *url)
+    assert unknown.exit_code == 1
+    assert "no key" in unknown.stderr
+    assert json.loads(cxops("keys", "list", "--json", *url).stdout) == []

@@ -1,6 +1,7 @@
 """``cxops up`` as a user runs it: a real process on free ports, stopped with SIGTERM, started
 again on the same directory (the key and the data are kept), then stopped with Ctrl-C."""
 
+import json
 import os
 import signal
 import socket
@@ -12,10 +13,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
-from cxops.cli.runtime import Ports
-
-pytestmark = pytest.mark.slow
+from cxops.cli.database import migrate
+from cxops.cli.main import app
+from cxops.cli.runtime import Ports, Suite, SuiteConfig
+from cxops.cli.up import ensure_dev_key
 
 READY_BANNER = "cxops is running."
 
@@ -97,6 +100,23 @@ def nps(client: httpx.Client, key: str) -> dict[str, object]:
     return body
 
 
+def test_the_dev_key_is_kept_and_replaced_once_it_no_longer_works(tmp_path: Path) -> None:
+    suite = Suite(SuiteConfig(var_dir=tmp_path / "var"))
+    migrate("gateway", suite.database_url("gateway"))
+    key, created = ensure_dev_key(suite)
+    assert created
+    assert ensure_dev_key(suite) == (key, False)
+    url = ["--database-url", suite.database_url("gateway")]
+    listed = CliRunner().invoke(app, ["keys", "list", "--tenant", "dev", "--json", *url])
+    [record] = json.loads(listed.stdout)
+    assert record["role"] == "admin"
+    assert CliRunner().invoke(app, ["keys", "revoke", record["id"], *url]).exit_code == 0
+    replaced, created = ensure_dev_key(suite)
+    assert created and replaced != key
+    assert (tmp_path / "var" / "dev-api-key").read_text().strip() == replaced
+
+
+@pytest.mark.slow
 def test_up_serves_stops_cleanly_and_keeps_its_data(tmp_path: Path) -> None:
     var = tmp_path / "var"
     ports = Ports.free()

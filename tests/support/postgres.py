@@ -56,8 +56,15 @@ class PostgresServer:
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
         )
         self._run(
-            "pg_ctl", "-D", str(self.data_dir), "-o", options, "-l",
-            str(self.base_dir / "postgres.log"), "-w", "start",
+            "pg_ctl",
+            "-D",
+            str(self.data_dir),
+            "-o",
+            options,
+            "-l",
+            str(self.base_dir / "postgres.log"),
+            "-w",
+            "start",
         )
         wait_for_port("127.0.0.1", self.port)
         return self
@@ -72,6 +79,17 @@ class PostgresServer:
     def create_database(self, prefix: str = "t") -> str:
         """A new empty database; returns its asyncpg URL."""
         name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-        self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "cxops",
-                  "-d", "postgres", "-c", f'CREATE DATABASE "{name}"')
+        self._run(
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "cxops",
+            "-d",
+            "postgres",
+            "-c",
+            f'CREATE DATABASE "{name}"',
+        )
         return self.url(name)

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Literal
 
-import httpx
 import pytest
 
 from cxops.cli.components import COMPONENTS
@@ -108,13 +107,3 @@ def suite(
         yield factory.start(database=request.param)
     finally:
         factory.close()
-
-
-def gateway_client(
-    suite: Suite, key: str | None = None, *, timeout: float = 10.0
-) -> httpx.AsyncClient:
-    """An async client for the suite's gateway, sending ``key`` as a bearer token if given."""
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return httpx.AsyncClient(
-        base_url=suite.gateway_url, headers=headers, timeout=timeout, trust_env=False
-    )

@@ -12,12 +12,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from cxops.common.db import Database, DatabaseNotMigrated, is_sqlite
-from cxops.common.migrations import upgrade
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cxops.cli.components import migrations_location
+from cxops.common.db import Database, DatabaseNotMigrated, is_sqlite
+from cxops.common.migrations import upgrade
 
 T = TypeVar("T")
 

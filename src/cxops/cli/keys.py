@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from cxops.common.auth import Role
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cxops.cli.components import GATEWAY, embedded_database_url
 from cxops.cli.database import NotMigrated, migrated_transaction, run_blocking
+from cxops.common.auth import Role
 
 T = TypeVar("T")
 

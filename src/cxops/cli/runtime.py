@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from cxops.common.embedded import NatsServer, free_port
 
 from cxops.cli.components import (
     COMPONENTS,
@@ -34,6 +33,7 @@ from cxops.cli.components import (
     env_prefix,
 )
 from cxops.cli.database import display_url, migrate, run_blocking
+from cxops.common.embedded import NatsServer, free_port
 
 SIGNING_SECRET_FILE = "signing-secret"
 LOG_DIR = "logs"
@@ -293,9 +293,14 @@ class Suite:
     @property
     def signing_secret(self) -> str:
         if self._signing_secret is None:
-            self.var_dir.mkdir(parents=True, exist_ok=True)
+            self.make_var_dir()
             self._signing_secret = ensure_signing_secret(self.var_dir / SIGNING_SECRET_FILE)
         return self._signing_secret
+
+    def make_var_dir(self) -> None:
+        """Create the data directory readable by its owner only: it holds the signing secret,
+        the development key and the databases."""
+        self.var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def url(self, name: str) -> str:
         """The base URL of the gateway or a service, e.g. ``http://127.0.0.1:8101``."""
@@ -397,6 +402,7 @@ class Suite:
     def start(self, *, cancel: threading.Event | None = None) -> "Suite":
         """Start everything and wait until it is ready; on any failure stop what started."""
         try:
+            self.make_var_dir()
             self.log_dir.mkdir(parents=True, exist_ok=True)
             for name in self.names():
                 ensure_port_free(self.host, self.ports.of(name), owner=name)
@@ -525,10 +531,9 @@ class Suite:
 
     def create_api_key(self, *, tenant: str, role: str, name: str) -> str:
         """A new API key in the gateway's database; returns the plaintext (shown only once)."""
+        from cxops.cli.database import migrated_transaction
         from cxops.common.auth import Role
         from cxops.gateway.keys import create_key
-
-        from cxops.cli.database import migrated_transaction
 
         async def _create() -> str:
             async with migrated_transaction(GATEWAY, self.database_url(GATEWAY)) as session:

@@ -12,12 +12,12 @@ from types import FrameType
 from typing import Annotated
 
 import typer
-from cxops.common.auth import Role
-from cxops.common.db import Database
 
 from cxops.cli.components import GATEWAY
 from cxops.cli.database import run_blocking
 from cxops.cli.runtime import Ports, StartupCancelled, Suite, SuiteConfig, SuiteError
+from cxops.common.auth import Role
+from cxops.common.db import Database
 
 DEV_KEY_FILE = "dev-api-key"
 DEV_TENANT = "dev"
@@ -78,20 +78,21 @@ def _run(suite: Suite, stop: threading.Event) -> None:
     except SuiteError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
-    crashed: str | None = None
+    failed = False
     try:
         key, created = ensure_dev_key(suite)
         typer.echo(banner(suite, key, created=created))
         crashed = _watch(suite, stop)
         if crashed is not None:
             typer.echo(f"error: {suite.failure_report(crashed)}", err=True)
+            failed = True
     except SuiteError as exc:
         typer.echo(f"error: {exc}", err=True)
-        crashed = "setup"
+        failed = True
     finally:
         typer.echo("cxops: stopping")
         suite.stop()
-    if crashed is not None:
+    if failed:
         raise typer.Exit(1)
     typer.echo("cxops: stopped")
 
@@ -109,15 +110,15 @@ def ensure_dev_key(suite: Suite) -> tuple[str, bool]:
     """The development admin key: read from ``<var>/dev-api-key``, or created and saved (0600)
     on first start. Returns the key and whether it was just created."""
     path = suite.var_dir / DEV_KEY_FILE
-    if path.exists():
-        key = path.read_text().strip()
-        if key and key_is_valid(suite, key):
-            return key, False
-        typer.echo(f"cxops: the key in {path} is not valid here (data reset?); creating a new one")
     try:
+        if path.exists():
+            key = path.read_text().strip()
+            if key and key_is_valid(suite, key):
+                return key, False
+            typer.echo(f"cxops: the key in {path} is no longer valid; creating a new one")
         key = suite.create_api_key(tenant=DEV_TENANT, role=Role.ADMIN, name=DEV_KEY_NAME)
     except Exception as exc:
-        raise SuiteError(f"could not create the development key: {exc!r}") from exc
+        raise SuiteError(f"could not set up the development key: {exc!r}") from exc
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         os.fchmod(handle.fileno(), 0o600)

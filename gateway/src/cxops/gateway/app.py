@@ -11,18 +11,19 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
 from cxops.common.db import Database
 from cxops.common.errors import install_problem_handlers
 from cxops.common.telemetry import RequestContextMiddleware, configure_logging, configure_tracing
 from cxops.gateway.api import audit, docs, health, keys
-from cxops.gateway.audit import AuditMiddleware
+from cxops.gateway.audit import AuditMiddleware, AuditWriter
 from cxops.gateway.auth import ApiKeyMiddleware
 from cxops.gateway.bodylimit import BodyLimitMiddleware
 from cxops.gateway.proxy import METHODS, PROXY_PATHS, forward
 from cxops.gateway.runtime import GatewayRuntime
 from cxops.gateway.settings import GatewaySettings
-from fastapi import FastAPI
-from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
 #: The gateway's Alembic script directory (``cxops migrate`` runs it; serving never does).
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -31,7 +32,7 @@ log = logging.getLogger("cxops.gateway")
 
 
 def upstream_client(settings: GatewaySettings) -> httpx.AsyncClient:
-    """The one HTTP client for every upstream call, pooled per service.
+    """The one HTTP client for every upstream call: one pool, keep-alive to every service.
 
     ``trust_env=False``: a proxy variable in the environment must not reroute service traffic.
     ``retries=1`` retries connection failures only (nothing was sent), never a request.
@@ -68,12 +69,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await db.dispose()
             raise
         http = upstream_client(settings)
-        runtime.attach(db=db, http=http)
+        audit = AuditWriter(db)
+        audit.start()
+        runtime.attach(db=db, http=http, audit=audit)
         app.state.db = db
         log.info("gateway started; services: %s", settings.service_urls)
         try:
             yield
         finally:
+            await audit.close()  # after the last request: everything queued gets written
             runtime.detach()
             await http.aclose()
             await db.dispose()

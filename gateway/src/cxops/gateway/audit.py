@@ -7,74 +7,173 @@ are not: they have no tenant, so no admin could ever read them, and writing a ro
 let anyone on the internet fill the database; they are counted in
 ``cxops_gateway_auth_rejections_total`` and logged instead.
 
-When: after the response has been sent, in the request's own task, in a short transaction of its
-own. The caller does not wait for it, yet each request still pays for its write (there is no
-unbounded queue to lose on a crash or to grow under load). The record cannot be atomic with the
-service's change anyway (another database), so writing it before answering would only add
-latency. A failed write is logged and counted in ``cxops_gateway_audit_failures_total``.
+When: once the response is complete the record is queued, and one writer task commits what is
+queued, all of it, in one transaction ("group commit"). Idle, that is one short transaction per
+mutation, as soon as it happens; busy, a batch per transaction instead of a transaction per
+request (measured on SQLite: ~1 ms of the gateway's time per mutation with a transaction each,
+a few dozen µs batched). The record cannot be atomic with the service's change anyway (another
+database), so holding the response for it would only add latency.
+
+Bounds: the queue holds at most ``max_pending`` records; when full, a request waits up to
+``ENQUEUE_TIMEOUT_SECONDS`` for room (backpressure, not growth). A batch that cannot be written is
+retried with backoff; a record that is finally lost, or still queued when a shutdown times out,
+is logged in full (so it can be recovered from the logs) and counted in
+``cxops_gateway_audit_failures_total``. A normal shutdown writes everything queued first; a
+crash loses what was queued, which is milliseconds of records.
 """
 
+import asyncio
 import logging
 import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import anyio
 import uuid6
-from cxops.common.db import Database
-from cxops.gateway.auth import STATE_KEY
-from cxops.gateway.keys import VerifiedKey
-from cxops.gateway.models import AuditEntry
-from cxops.gateway.runtime import GatewayRuntime
 from prometheus_client import Counter
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cxops.common.db import Database
+from cxops.gateway.auth import STATE_KEY
+from cxops.gateway.keys import VerifiedKey
+from cxops.gateway.models import AuditEntry
+
+if TYPE_CHECKING:
+    from cxops.gateway.runtime import GatewayRuntime
+
 log = logging.getLogger("cxops.gateway.audit")
 
 MUTATIONS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_PATH = 2048
-#: An audit write that takes longer than this is abandoned (and counted as failed).
-WRITE_TIMEOUT_SECONDS = 10.0
+ENQUEUE_TIMEOUT_SECONDS = 5.0
 
 AUDIT_FAILURES = Counter(
     "cxops_gateway_audit_failures_total", "Audit records that could not be written"
 )
+AUDIT_BATCH = Counter("cxops_gateway_audit_batches_total", "Audit transactions committed")
 
 _audit_table = AuditEntry.__table__  # type: ignore[attr-defined]
 
 
-async def write_audit_entry(
-    db: Database,
-    *,
-    key_id: uuid.UUID | None,
-    tenant: str | None,
-    method: str,
-    path: str,
-    status: int,
-    request_id: str | None,
-    occurred_at: datetime,
-) -> None:
-    """One INSERT in its own transaction (Core, not the ORM: this runs on every mutation)."""
-    async with db.engine.begin() as conn:
-        await conn.execute(
-            insert(_audit_table).values(
-                id=uuid6.uuid7(),
-                key_id=key_id,
-                tenant=tenant,
-                method=method,
-                path=path[:MAX_PATH],
-                status=status,
-                request_id=request_id,
-                occurred_at=occurred_at,
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One row of ``audit_log``; the id (UUIDv7) is drawn when the request completes."""
+
+    id: uuid.UUID
+    key_id: uuid.UUID | None
+    tenant: str | None
+    method: str
+    path: str
+    status: int
+    request_id: str | None
+    occurred_at: datetime
+
+
+class AuditWriter:
+    """The queue and the one task that writes it to the database, a batch per transaction."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_batch: int = 500,
+        max_pending: int = 10_000,
+        retry_delays: Sequence[float] = (0.2, 1.0, 3.0),
+    ) -> None:
+        self.db = db
+        self.max_batch = max_batch
+        self.retry_delays = tuple(retry_delays)
+        self._pending: asyncio.Queue[AuditEvent] = asyncio.Queue(max_pending)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="cxops-gateway-audit-writer")
+
+    async def record(self, event: AuditEvent) -> None:
+        """Queue ``event``; waits (bounded) only when the queue is full."""
+        try:
+            self._pending.put_nowait(event)
+            return
+        except asyncio.QueueFull:
+            pass
+        try:
+            with anyio.fail_after(ENQUEUE_TIMEOUT_SECONDS):
+                await self._pending.put(event)
+        except TimeoutError:
+            self._lost([event], "the audit queue stayed full")
+
+    async def flush(self) -> None:
+        """Return once everything queued so far is written (or given up on)."""
+        await self._pending.join()
+
+    async def close(self, *, timeout: float = 10.0) -> None:
+        """Write what is queued (within ``timeout``), then stop."""
+        if self._task is not None and not self._task.done():
+            with anyio.move_on_after(timeout):
+                await self._pending.join()
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        left: list[AuditEvent] = []
+        while not self._pending.empty():
+            left.append(self._pending.get_nowait())
+        if left:
+            self._lost(left, "the gateway stopped before they were written")
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._pending.get()]
+            while len(batch) < self.max_batch and not self._pending.empty():
+                batch.append(self._pending.get_nowait())
+            try:
+                await self._write(batch)
+            finally:
+                for _ in batch:
+                    self._pending.task_done()
+
+    async def _write(self, batch: list[AuditEvent]) -> None:
+        rows = [asdict(event) for event in batch]
+        for delay in (*self.retry_delays, None):
+            try:
+                async with self.db.engine.begin() as conn:
+                    await conn.execute(insert(_audit_table), rows)
+                AUDIT_BATCH.inc()
+                return
+            except Exception as exc:  # noqa: BLE001 - retried, then logged record by record
+                if delay is None:
+                    self._lost(batch, repr(exc))
+                    return
+                log.warning("audit batch of %d not written (%r); retrying", len(batch), exc)
+                await asyncio.sleep(delay)
+
+    @staticmethod
+    def _lost(events: list[AuditEvent], reason: str) -> None:
+        AUDIT_FAILURES.inc(len(events))
+        for event in events:
+            log.error(
+                "audit record lost (%s): id=%s key=%s tenant=%s %s %s -> %s request_id=%s at %s",
+                reason,
+                event.id,
+                event.key_id,
+                event.tenant,
+                event.method,
+                event.path,
+                event.status,
+                event.request_id,
+                event.occurred_at.isoformat(),
             )
-        )
 
 
 class AuditMiddleware:
     """Sits outside authentication so that it sees the final status of every mutation."""
 
-    def __init__(self, app: ASGIApp, *, runtime: GatewayRuntime) -> None:
+    def __init__(self, app: ASGIApp, *, runtime: "GatewayRuntime") -> None:
         self.app = app
         self.runtime = runtime
 
@@ -94,53 +193,21 @@ class AuditMiddleware:
         try:
             await self.app(scope, receive, capture_status)
         finally:
-            state = scope.get("state", {})
-            key: VerifiedKey | None = state.get(STATE_KEY)
+            key: VerifiedKey | None = scope.get("state", {}).get(STATE_KEY)
             if key is not None:
-                # A client that hangs up must not erase the trace of what it did.
-                with anyio.CancelScope(shield=True):
-                    await self._record(
-                        key=key,
-                        method=scope["method"],
-                        path=scope["path"],
-                        status=status if status is not None else 500,
-                        request_id=state.get("request_id"),
-                        occurred_at=occurred_at,
-                    )
-
-    async def _record(
-        self,
-        *,
-        key: VerifiedKey,
-        method: str,
-        path: str,
-        status: int,
-        request_id: str | None,
-        occurred_at: datetime,
-    ) -> None:
-        try:
-            with anyio.fail_after(WRITE_TIMEOUT_SECONDS):
-                await write_audit_entry(
-                    self.runtime.db,
+                event = AuditEvent(
+                    id=uuid6.uuid7(),
                     key_id=key.id,
                     tenant=key.tenant,
-                    method=method,
-                    path=path,
-                    status=status,
-                    request_id=request_id,
+                    method=scope["method"],
+                    path=scope["path"][:MAX_PATH],
+                    status=status if status is not None else 500,
+                    request_id=scope.get("state", {}).get("request_id"),
                     occurred_at=occurred_at,
                 )
-        except Exception:
-            AUDIT_FAILURES.inc()
-            log.exception(
-                "audit record lost: key=%s tenant=%s %s %s -> %s request_id=%s",
-                key.id,
-                key.tenant,
-                method,
-                path,
-                status,
-                request_id,
-            )
+                # A client that hangs up must not erase the trace of what it did.
+                with anyio.CancelScope(shield=True):
+                    await self.runtime.audit.record(event)
 
 
 async def query_audit(

@@ -8,18 +8,21 @@ the caller before any route runs (a 413 or a 429 is audited with its key).
 
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from cxops.common.auth import CallerContext, Role
-from cxops.common.errors import Problem, problem_response
-from cxops.common.telemetry import bind_tenant
-from cxops.gateway.keys import KeyRejected, VerifiedKey
-from cxops.gateway.runtime import GatewayRuntime
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cxops.common.auth import CallerContext, Role
+from cxops.common.errors import Problem, problem_response
+from cxops.common.telemetry import bind_tenant
+from cxops.gateway.keys import KeyRejected, VerifiedKey
+
+if TYPE_CHECKING:
+    from cxops.gateway.runtime import GatewayRuntime
 
 log = logging.getLogger("cxops.gateway.auth")
 
@@ -63,7 +66,7 @@ class ApiKeyMiddleware:
     """401 without a valid key, 429 over the key's rate; otherwise the caller goes into the
     scope state and the tenant into the log context."""
 
-    def __init__(self, app: ASGIApp, *, runtime: GatewayRuntime) -> None:
+    def __init__(self, app: ASGIApp, *, runtime: "GatewayRuntime") -> None:
         self.app = app
         self.runtime = runtime
 

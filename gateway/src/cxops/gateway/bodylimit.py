@@ -1,27 +1,29 @@
 """The request body limit, as pure ASGI middleware.
 
 A declared ``Content-Length`` over the limit is answered with 413 before a byte of the body is
-read. A body without a length (chunked) is counted as it streams through ``receive``; the
-moment it passes the limit, reading fails with :class:`BodyTooLarge`, the upstream call (if one
-had started) is aborted mid-body, and the caller gets 413 as well. Nothing is ever buffered
-here, so the limit also bounds the memory a request can make the gateway hold.
+read, with ``Connection: close`` so that the server does not read a body it already refused
+(clients that send ``Expect: 100-continue``, as curl does for large bodies, never send it).
+
+A body without a length (chunked) is counted as it streams through ``receive``; the moment it
+passes the limit, reading fails with :class:`BodyTooLarge`, the upstream call (if one had
+started) is aborted mid-body, and the caller gets 413 as well. That connection is kept open:
+the server discards the rest of the body as it arrives, so the client, still sending, reads the
+413 instead of a connection reset. Nothing is ever buffered here, so the limit also bounds the
+memory one request can make the gateway hold.
 """
 
-from cxops.common.errors import problem_response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cxops.common.errors import problem_response
 
 
 class BodyTooLarge(HTTPException):
     """An ``HTTPException`` so that FastAPI's body parsing re-raises it untouched and the
-    problem handlers render it; ``Connection: close`` so the server stops reading the rest."""
+    problem handlers render it as problem+json."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(
-            413,
-            detail=f"The request body is larger than the limit of {limit} bytes.",
-            headers={"Connection": "close"},
-        )
+        super().__init__(413, detail=f"The request body is larger than the limit of {limit} bytes.")
 
 
 class BodyLimitMiddleware:
@@ -35,7 +37,7 @@ class BodyLimitMiddleware:
             return
         declared = _content_length(scope)
         if declared == -1 or (declared is not None and declared > self.limit):
-            await self._refuse(scope, receive, send, invalid=declared == -1)
+            await self._refuse(scope, receive, send, invalid=declared == -1, close=True)
             return
 
         limit = self.limit
@@ -67,18 +69,22 @@ class BodyLimitMiddleware:
             # The app let the overflow escape (or failed because of it): answer 413 if we still can.
             if not exceeded or started:
                 raise
-            await self._refuse(scope, receive, send, invalid=False)
+            await self._refuse(scope, receive, send, invalid=False, close=False)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send, *, invalid: bool) -> None:
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, *, invalid: bool, close: bool
+    ) -> None:
+        headers = {"Connection": "close"} if close else None
         if invalid:
             response = problem_response(
-                400, "The Content-Length header is not a valid length.", instance=scope["path"]
+                400,
+                "The Content-Length header is not a valid length.",
+                instance=scope["path"],
+                headers=headers,
             )
         else:
-            error = BodyTooLarge(self.limit)
-            response = problem_response(
-                413, error.detail, instance=scope["path"], headers=dict(error.headers or {})
-            )
+            detail = BodyTooLarge(self.limit).detail
+            response = problem_response(413, detail, instance=scope["path"], headers=headers)
         await response(scope, receive, send)
 
 

@@ -25,12 +25,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import uuid6
-from cxops.common.auth import CallerContext, Role
-from cxops.common.db import Database
-from cxops.gateway.models import ApiKey
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from cxops.common.auth import CallerContext, Role
+from cxops.common.db import Database
+from cxops.gateway.models import ApiKey
 
 KEY_SCHEME = "cxk"
 PREFIX_LENGTH = 8
@@ -109,7 +111,7 @@ async def create_key(
         raise ValueError("a key's name has 1 to 200 characters")
     for _ in range(5):
         plaintext, prefix = generate_key()
-        taken = await session.scalar(select(ApiKey.id).where(ApiKey.prefix == prefix))
+        taken = await session.scalar(select(col(ApiKey.id)).where(col(ApiKey.prefix) == prefix))
         if taken is None:
             break
     else:  # 40 random bits colliding five times: something is wrong with the RNG
@@ -130,9 +132,9 @@ async def create_key(
 
 async def list_keys(session: AsyncSession, *, tenant: str | None = None) -> list[ApiKeyRecord]:
     """Every key (of one tenant when given), revoked ones included, oldest first."""
-    query = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
+    query = select(ApiKey).order_by(col(ApiKey.created_at), col(ApiKey.id))
     if tenant is not None:
-        query = query.where(ApiKey.tenant == tenant)
+        query = query.where(col(ApiKey.tenant) == tenant)
     rows = (await session.scalars(query)).all()
     return [ApiKeyRecord.model_validate(row) for row in rows]
 
@@ -259,14 +261,14 @@ class KeyVerifier:
             raise RuntimeError("the key verifier has no database yet (gateway not started)")
         now = datetime.now(UTC)
         async with self.db.transaction() as session:
-            row = await session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+            row = await session.scalar(select(ApiKey).where(col(ApiKey.prefix) == prefix))
             if row is None:
                 return None
             if row.revoked_at is None and (
                 row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION
             ):
                 await session.execute(
-                    update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now)
+                    update(ApiKey).where(col(ApiKey.id) == row.id).values(last_used_at=now)
                 )
             return _CachedKey(
                 key_hash=row.key_hash,

@@ -5,38 +5,12 @@ code reads and writes them.
 """
 
 import uuid
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
-from sqlalchemy import Column, DateTime, Integer, String, Uuid
-from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy import Column, Integer, String, Uuid
 from sqlmodel import Field, SQLModel
 
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timestamp that is always timezone-aware UTC in Python.
-
-    PostgreSQL keeps the offset; SQLite stores text without one, so values are normalised to UTC
-    on the way in and marked UTC on the way out. Naive datetimes are refused: they are a bug.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: use timezone-aware UTC")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+from cxops.common.db import UTCDateTime
 
 
 class ApiKey(SQLModel, table=True):

@@ -18,24 +18,26 @@ for a complete one.
 """
 
 import logging
+import sys
 from collections.abc import Iterable
 
 import anyio
 import httpx
-from cxops.common.auth import INTERNAL_TOKEN_HEADER, mint_internal_token
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+from prometheus_client import Counter
+from starlette.convertors import Convertor, register_url_convertor
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from cxops.common.auth import INTERNAL_TOKEN_HEADER
 from cxops.common.errors import Problem
 from cxops.common.telemetry import inject_trace_headers
 from cxops.gateway.auth import STATE_KEY
 from cxops.gateway.keys import VerifiedKey
 from cxops.gateway.runtime import GatewayRuntime
 from cxops.gateway.settings import SERVICES
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind
-from prometheus_client import Counter
-from starlette.convertors import Convertor, register_url_convertor
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
 
 log = logging.getLogger("cxops.gateway.proxy")
 tracer = trace.get_tracer("cxops.gateway")
@@ -78,6 +80,9 @@ _REQUEST_DROP = frozenset(
 )
 #: Response headers our own server sets (a second ``Date`` or ``Server`` would be a duplicate).
 _RESPONSE_DROP = frozenset({b"date", b"server", b"x-request-id"})
+
+#: Not in the RFCs: nginx's code for "the client closed the connection before the response".
+CLIENT_CLOSED_REQUEST = 499
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -135,19 +140,16 @@ def upstream_url(base: httpx.URL, scope: Scope, service: str) -> httpx.URL:
     return base.copy_with(raw_path=target)
 
 
-def forwarded_headers(
-    scope: Scope, *, token: str, trust_forwarded: bool
-) -> list[tuple[bytes, bytes]]:
+def forwarded_headers(scope: Scope, *, token: str) -> list[tuple[bytes, bytes]]:
+    """What the service receives. ``X-Forwarded-For`` and ``-Proto`` are the client address and
+    scheme as the server resolved them: uvicorn believes a client's own ``X-Forwarded-*`` only
+    from the addresses in ``--forwarded-allow-ips`` (the load balancer), so that is the one
+    place trust is configured."""
     headers = strip_hop_by_hop(scope["headers"], drop=_REQUEST_DROP)
     original = dict(scope["headers"])
     client = scope.get("client")
-    client_ip = client[0] if client else "unknown"
-    chain = original.get(b"x-forwarded-for") if trust_forwarded else None
-    headers.append(
-        (b"x-forwarded-for", chain + b", " + client_ip.encode() if chain else client_ip.encode())
-    )
-    proto = original.get(b"x-forwarded-proto") if trust_forwarded else None
-    headers.append((b"x-forwarded-proto", proto or scope.get("scheme", "http").encode()))
+    headers.append((b"x-forwarded-for", (client[0] if client else "unknown").encode()))
+    headers.append((b"x-forwarded-proto", scope.get("scheme", "http").encode()))
     if host := original.get(b"host"):
         headers.append((b"x-forwarded-host", host))
     if b"accept-encoding" not in original:
@@ -170,8 +172,13 @@ def _has_body(scope: Scope) -> bool:
         if name == b"transfer-encoding":
             return True
         if name == b"content-length":
-            return value.strip() != b"0"
+            return bool(value.strip() != b"0")
     return False
+
+
+#: Responses up to this size with a declared length are relayed in one piece: the client gets
+#: the same bytes, and the gateway skips the disconnect watcher that streaming needs.
+SMALL_RESPONSE_BYTES = 64 * 1024
 
 
 class UpstreamResponse(StreamingResponse):
@@ -185,10 +192,29 @@ class UpstreamResponse(StreamingResponse):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await super().__call__(scope, receive, send)
+            if _declared_length(self.upstream) <= SMALL_RESPONSE_BYTES:
+                body = b"".join([chunk async for chunk in self.upstream.aiter_raw()])
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": self.status_code,
+                        "headers": self.raw_headers,
+                    }
+                )
+                await send({"type": "http.response.body", "body": body, "more_body": False})
+            else:  # large or open-ended (a download, an event stream): chunk by chunk
+                await super().__call__(scope, receive, send)
         finally:
             with anyio.CancelScope(shield=True):
                 await self.upstream.aclose()
+
+
+def _declared_length(response: httpx.Response) -> int:
+    """The upstream's Content-Length; unbounded when absent, chunked or encoded."""
+    value = response.headers.get("content-length")
+    if value is None or not value.isdigit() or "transfer-encoding" in response.headers:
+        return sys.maxsize
+    return int(value)
 
 
 async def forward(request: Request) -> Response:
@@ -197,12 +223,7 @@ async def forward(request: Request) -> Response:
     service: str = request.path_params["service"]
     key: VerifiedKey = request.scope["state"][STATE_KEY]
     url = upstream_url(runtime.upstreams[service], request.scope, service)
-    settings = runtime.settings
-    token = mint_internal_token(
-        key.caller(),
-        secret=settings.signing_secret,
-        ttl_seconds=settings.internal_token_ttl_seconds,
-    )
+    token = runtime.internal_token(key)
     with tracer.start_as_current_span(
         f"{request.method} {service}",
         kind=SpanKind.CLIENT,
@@ -211,14 +232,17 @@ async def forward(request: Request) -> Response:
         upstream_request = httpx.Request(
             request.method,
             url,
-            headers=forwarded_headers(
-                request.scope, token=token, trust_forwarded=settings.trust_forwarded_headers
-            ),
+            headers=forwarded_headers(request.scope, token=token),
             content=request.stream() if _has_body(request.scope) else None,
             extensions={"timeout": runtime.upstream_timeouts},
         )
         try:
             upstream = await runtime.http.send(upstream_request, stream=True)
+        except ClientDisconnect:
+            # The client hung up while sending its body: the service saw an aborted request.
+            # Nobody will read this response; 499 (as nginx logs it) is for the audit log.
+            log.info("client disconnected during its request body to %s", service)
+            return Response(status_code=CLIENT_CLOSED_REQUEST)
         except (httpx.ReadTimeout, httpx.WriteTimeout) as exc:
             raise _upstream_failure(service, "timeout", exc, status=504) from exc
         except httpx.TransportError as exc:

@@ -3,9 +3,10 @@
 import uuid
 from datetime import datetime
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from cxops.common.auth import Role
 from cxops.gateway.keys import ApiKeyRecord
-from pydantic import BaseModel, ConfigDict, Field
 
 
 class KeyCreate(BaseModel):

@@ -1,8 +1,9 @@
 """The gateway's settings: the environment variables prefixed ``CXOPS_GATEWAY_``."""
 
-from cxops.common.settings import BaseCxopsSettings
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
+
+from cxops.common.settings import BaseCxopsSettings
 
 #: The services behind the gateway, by the first path segment after ``/v1/``.
 SERVICES: tuple[str, ...] = ("feedback", "routing", "scorecard", "journey")
@@ -44,10 +45,6 @@ class GatewaySettings(BaseCxopsSettings):
     #: How long a service's ``/openapi.json`` is reused in the suite's merged document.
     openapi_cache_seconds: float = Field(default=60.0, ge=0)
     openapi_fetch_timeout_seconds: float = Field(default=2.0, gt=0)
-
-    #: Behind a trusted load balancer, keep the client's ``X-Forwarded-For`` chain and append to
-    #: it; otherwise (the default) a caller cannot choose the address the services see.
-    trust_forwarded_headers: bool = False
 
     @field_validator("feedback_url", "routing_url", "scorecard_url", "journey_url")
     @classmethod

@@ -3,13 +3,14 @@
 import uuid
 from typing import Annotated, Literal
 
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+
+from cxops.common.db import SessionDep
 from cxops.common.errors import PROBLEM_RESPONSES
-from cxops.gateway.api.deps import GatewaySession
 from cxops.gateway.audit import query_audit
 from cxops.gateway.auth import Admin
 from cxops.gateway.schemas import AuditPage, AuditRecord
-from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=PROBLEM_RESPONSES)
 
@@ -17,7 +18,7 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=PROBLEM_RESPONS
 @router.get("", summary="The tenant's audit log, newest first")
 async def read_audit(
     caller: Admin,
-    session: GatewaySession,
+    session: SessionDep,
     since: Annotated[AwareDatetime | None, Query(description="Arrived at or after")] = None,
     until: Annotated[AwareDatetime | None, Query(description="Arrived before")] = None,
     method: Literal["POST", "PUT", "PATCH", "DELETE"] | None = None,

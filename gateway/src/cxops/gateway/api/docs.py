@@ -1,9 +1,10 @@
 """``/openapi.json`` and ``/docs`` for the whole suite."""
 
-from cxops.gateway.api.deps import Runtime
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+
+from cxops.gateway.api.deps import Runtime
 
 router = APIRouter(include_in_schema=False)
 

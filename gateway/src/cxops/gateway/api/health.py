@@ -2,11 +2,12 @@
 
 import asyncio
 
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
 from cxops.common.errors import problem_response
 from cxops.common.telemetry import metrics_endpoint
 from cxops.gateway.api.deps import Runtime
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 
 router = APIRouter(tags=["health"], include_in_schema=False)
 
@@ -23,7 +24,7 @@ async def readyz(runtime: Runtime) -> JSONResponse:
     take the gateway (and every other service) out of the load balancer."""
     try:
         await asyncio.wait_for(runtime.db.ping(), timeout=2)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - reported as not ready, not raised
         return problem_response(
             503, "not ready", slug="not-ready", checks={"database": f"unavailable: {exc}"}
         )

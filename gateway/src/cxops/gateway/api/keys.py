@@ -2,19 +2,21 @@
 
 import uuid
 
+from fastapi import APIRouter, Response
+
+from cxops.common.db import SessionDep
 from cxops.common.errors import PROBLEM_RESPONSES, Problem
 from cxops.gateway import keys
-from cxops.gateway.api.deps import GatewaySession, Runtime
+from cxops.gateway.api.deps import Runtime
 from cxops.gateway.auth import Admin
 from cxops.gateway.schemas import CreatedKey, KeyCreate, KeyList
-from fastapi import APIRouter, Response
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=PROBLEM_RESPONSES)
 
 
 @router.post("", status_code=201, summary="Create an API key")
 async def create_key(
-    body: KeyCreate, caller: Admin, session: GatewaySession, response: Response
+    body: KeyCreate, caller: Admin, session: SessionDep, response: Response
 ) -> CreatedKey:
     """The key is in the response once; only its hash is kept."""
     record, plaintext = await keys.create_key(
@@ -25,7 +27,7 @@ async def create_key(
 
 
 @router.get("", summary="List the tenant's API keys")
-async def list_keys(caller: Admin, session: GatewaySession) -> KeyList:
+async def list_keys(caller: Admin, session: SessionDep) -> KeyList:
     """Revoked keys included (with ``revoked_at``); never a key or its hash."""
     return KeyList(items=await keys.list_keys(session, tenant=caller.tenant))
 

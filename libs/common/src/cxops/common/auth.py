@@ -4,6 +4,7 @@ The gateway turns an API key into a signed token (HS256) carrying tenant, role a
 service trusts only that token, so a service reached without the gateway still refuses the call.
 """
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Coroutine
@@ -21,6 +22,8 @@ INTERNAL_TOKEN_HEADER = "X-Cxops-Internal-Token"
 ISSUER = "cxops-gateway"
 AUDIENCE = "cxops-services"
 ALGORITHM = "HS256"
+
+log = logging.getLogger("cxops.auth")
 
 
 class Role(StrEnum):
@@ -72,9 +75,10 @@ def verify_internal_token(token: str, *, secret: str) -> CallerContext:
             tenant=str(claims["tenant"]), role=Role(claims["role"]), subject=str(claims["sub"])
         )
     except (jwt.PyJWTError, KeyError, ValueError) as exc:
+        log.info("internal token refused: %s", exc)
         raise Problem(
             401,
-            f"Missing or invalid internal token: {exc}",
+            "The internal token is invalid or expired.",
             slug="unauthenticated",
             headers={"WWW-Authenticate": "Bearer"},
         ) from exc

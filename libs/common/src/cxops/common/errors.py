@@ -43,8 +43,28 @@ class Problem(Exception):
         self.extensions = extensions
 
 
+#: Problem types are part of the API: fixed here, not derived from Python's phrase for a status
+#: (413 is "Request Entity Too Large" on 3.11 and "Content Too Large" on 3.13).
+PROBLEM_SLUGS = {
+    400: "bad-request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    413: "content-too-large",
+    415: "unsupported-media-type",
+    422: "validation-error",
+    429: "too-many-requests",
+    500: "internal-error",
+    502: "bad-gateway",
+    503: "service-unavailable",
+    504: "gateway-timeout",
+}
+
+
 def _slug(status: int) -> str:
-    return HTTPStatus(status).phrase.lower().replace(" ", "-").replace("'", "")
+    return PROBLEM_SLUGS.get(status) or HTTPStatus(status).phrase.lower().replace(" ", "-")
 
 
 def problem_body(

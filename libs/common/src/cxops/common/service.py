@@ -89,7 +89,11 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     app.state.settings = settings
     app.state.service = spec.name
     install_problem_handlers(app)
-    app.add_middleware(OpenTelemetryMiddleware, excluded_urls="healthz,readyz,metrics")
+    app.add_middleware(
+        OpenTelemetryMiddleware,
+        excluded_urls="healthz,readyz,metrics",
+        exclude_spans=["receive", "send"],
+    )
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router())
     prefix = f"/v1/{spec.name}"

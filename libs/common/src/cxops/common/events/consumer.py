@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -111,12 +112,88 @@ class Consumer:
                 subscription = None
                 await asyncio.sleep(1.0)
                 continue
-            for msg in messages:
-                await self.handle(msg)
+            await self.handle_batch(messages)
 
     async def _ensure_consumer(self) -> str:
         await self.broker.js.add_consumer(self.spec.stream, config=self.config())
         return self.durable
+
+    async def handle_batch(self, messages: Sequence[Msg]) -> None:
+        """Handle a fetched batch in one transaction (one commit, one inbox lookup), and fall
+        back to one event at a time if anything in it fails, so a poison event is isolated and
+        retried on its own while the rest are handled."""
+        if len(messages) == 1:
+            await self.handle(messages[0])
+            return
+        batch: list[tuple[Msg, Event]] = []
+        for msg in messages:
+            try:
+                batch.append((msg, Event.from_message(msg.subject, msg.headers, msg.data)))
+            except MalformedEvent as exc:
+                deliveries = msg.metadata.num_delivered if msg.metadata else 1
+                await self._dead_letter(msg, reason=str(exc), deliveries=deliveries)
+        try:
+            outcomes = await self._handle_all_once([event for _msg, event in batch])
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - someone in the batch failed: go one by one
+            for msg, _event in batch:
+                await self.handle(msg)
+            return
+        for (msg, _event), outcome in zip(batch, outcomes, strict=True):
+            EVENTS_CONSUMED.labels(self.durable, outcome).inc()
+            await msg.ack()
+
+    async def _handle_all_once(self, events: Sequence[Event]) -> list[str]:
+        async with self.db.transaction() as session:
+            seen = set(
+                (
+                    await session.scalars(
+                        sa.select(inbox.c.event_id).where(
+                            inbox.c.consumer == self.durable,
+                            inbox.c.event_id.in_([event.id for event in events]),
+                        )
+                    )
+                ).all()
+            )
+            outcomes = []
+            for event in events:
+                if event.id in seen:
+                    outcomes.append("duplicate")
+                    continue
+                seen.add(event.id)
+                tenant_token = tenant_var.set(event.tenant)
+                try:
+                    with self._span(event):
+                        await self.spec.handler(session, event)
+                finally:
+                    tenant_var.reset(tenant_token)
+                outcomes.append("handled")
+            handled = [e for e, o in zip(events, outcomes, strict=True) if o == "handled"]
+            if handled:
+                now = datetime.now(UTC)
+                await session.execute(
+                    sa.insert(inbox),
+                    [
+                        {
+                            "consumer": self.durable,
+                            "event_id": event.id,
+                            "tenant": event.tenant,
+                            "subject": event.subject,
+                            "handled_at": now,
+                        }
+                        for event in handled
+                    ],
+                )
+        return outcomes
+
+    def _span(self, event: Event) -> AbstractContextManager[trace.Span]:
+        return tracer.start_as_current_span(
+            f"consume {event.type}",
+            context=extract_trace_context(event.trace),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={"messaging.system": "nats", "cloudevents.event_id": event.id},
+        )
 
     async def handle(self, msg: Msg) -> None:
         deliveries = msg.metadata.num_delivered if msg.metadata else 1
@@ -127,12 +204,7 @@ class Consumer:
             return
         tenant_token = tenant_var.set(event.tenant)
         try:
-            with tracer.start_as_current_span(
-                f"consume {event.type}",
-                context=extract_trace_context(event.trace),
-                kind=trace.SpanKind.CONSUMER,
-                attributes={"messaging.system": "nats", "cloudevents.event_id": event.id},
-            ):
+            with self._span(event):
                 outcome = await self._handle_once(event)
         except asyncio.CancelledError:
             raise

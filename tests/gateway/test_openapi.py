@@ -1,0 +1,137 @@
+"""One OpenAPI for the suite: the gateway's own endpoints and the services', merged."""
+
+from typing import Any
+
+import httpx
+
+from cxops.common.embedded import free_port
+from cxops.gateway.openapi import SuiteOpenAPI, merge_openapi
+from tests.gateway import echo_upstream
+from tests.gateway.conftest import Gateway, serving
+
+
+def refs(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        found = {node["$ref"]} if isinstance(node.get("$ref"), str) else set()
+        return found.union(*(refs(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(refs(item) for item in node))
+    return set()
+
+
+def resolves(doc: dict[str, Any], ref: str) -> bool:
+    node: Any = doc
+    for part in ref.removeprefix("#/").split("/"):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def service_spec(schema: str) -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "svc", "version": "1"},
+        "paths": {
+            "/v1/alpha/things": {
+                "post": {
+                    "operationId": "create",
+                    "tags": ["things"],
+                    "requestBody": {
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": f"#/components/schemas/{schema}"}
+                            }
+                        }
+                    },
+                    "responses": {"201": {"description": "made"}},
+                }
+            },
+            "/healthz": {"get": {"responses": {"200": {"description": "ok"}}}},
+        },
+        "components": {
+            "schemas": {
+                schema: {"properties": {"sub": {"$ref": "#/components/schemas/Shared"}}},
+                "Shared": {"type": "string"},
+            },
+            "securitySchemes": {"internal": {"type": "apiKey", "in": "header", "name": "X"}},
+        },
+        "tags": [{"name": "things"}],
+    }
+
+
+def test_merge_namespaces_components_and_keeps_only_service_paths() -> None:
+    gateway = {
+        "openapi": "3.1.0",
+        "info": {"title": "gw", "version": "0.1.0"},
+        "paths": {"/v1/keys": {"get": {"operationId": "create", "responses": {}}}},
+        "components": {"schemas": {"Shared": {"type": "integer"}}},
+    }
+    doc = merge_openapi(gateway, {"alpha": service_spec("Thing")}, unavailable=["beta"])
+
+    assert set(doc["paths"]) == {"/v1/keys", "/v1/alpha/things"}
+    operation = doc["paths"]["/v1/alpha/things"]["post"]
+    assert operation["tags"] == ["alpha/things"]
+    assert operation["operationId"] == "alpha_create"  # collided with the gateway's
+    schemas = doc["components"]["schemas"]
+    assert schemas["Shared"] == {"type": "integer"}  # the gateway's own is untouched
+    assert schemas["alpha.Shared"] == {"type": "string"}
+    assert all(resolves(doc, ref) for ref in refs(doc))
+    assert "#/components/schemas/alpha.Thing" in refs(doc)
+    assert set(doc["components"]["securitySchemes"]) == {"ApiKeyBearer", "ApiKeyHeader"}
+    assert doc["security"] == [{"ApiKeyBearer": []}, {"ApiKeyHeader": []}]
+    assert doc["info"]["x-cxops-services"] == {"alpha": "included", "beta": "unavailable"}
+    assert {"name": "alpha/things"} in doc["tags"]
+
+
+async def test_the_suite_document_is_public_and_holds_every_answering_service(
+    gateway: Gateway,
+) -> None:
+    response = await gateway.client.get("/openapi.json")  # no key needed to read the docs
+    assert response.status_code == 200
+    doc = response.json()
+    for path in (
+        "/v1/keys",
+        "/v1/keys/{key_id}",
+        "/v1/audit",
+        "/v1/routing/ops/dead-letters",
+        "/v1/journey/echo",
+        "/v1/feedback/echo",
+    ):
+        assert path in doc["paths"], path
+    assert "/internal/only" not in doc["paths"]
+    assert not any(path.startswith("/v1/scorecard") for path in doc["paths"])
+    assert doc["info"]["x-cxops-services"] == {
+        "feedback": "included",
+        "routing": "included",
+        "scorecard": "unavailable",
+        "journey": "included",
+    }
+    assert "journey.Echo" in doc["components"]["schemas"]
+    assert all(resolves(doc, ref) for ref in refs(doc))
+    bearer = doc["components"]["securitySchemes"]["ApiKeyHeader"]
+    assert (bearer["in"], bearer["name"]) == ("header", "X-API-Key")
+
+    docs = await gateway.client.get("/docs")
+    assert docs.status_code == 200
+    assert "/openapi.json" in docs.text and "swagger" in docs.text.lower()
+
+
+async def test_a_service_that_was_down_is_included_once_it_answers() -> None:
+    port = free_port()
+    suite = SuiteOpenAPI(
+        services={"journey": f"http://127.0.0.1:{port}"},
+        cache_seconds=60,
+        fetch_timeout_seconds=1,
+    )
+    gateway = {"openapi": "3.1.0", "info": {"title": "gw", "version": "1"}, "paths": {}}
+    async with httpx.AsyncClient(trust_env=False) as http:
+        down = await suite.document(http=http, gateway=gateway)
+        assert down["info"]["x-cxops-services"] == {"journey": "unavailable"}
+
+        async with serving(echo_upstream.app, port):
+            up = await suite.document(http=http, gateway=gateway)
+        assert "/v1/journey/echo" in up["paths"]
+        # Cached: the service being gone again does not remove it before the TTL.
+        cached = await suite.document(http=http, gateway=gateway)
+        assert "/v1/journey/echo" in cached["paths"]
