@@ -3,14 +3,18 @@ temporary directory on a free port and stopped afterwards."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import nats
 import pytest
+from nats.aio.client import Client as NatsClient
 
 from cxops.common.embedded import NatsServer
+from tests.feedback.harness import RunningService, running, settings_for
 from tests.support.postgres import PostgresServer
 
 os.environ.setdefault("CXOPS_TEST", "1")
@@ -38,3 +42,26 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
     server: PostgresServer = request.getfixturevalue("postgres_server")
     return server.create_database()
+
+
+@pytest.fixture
+async def nats_client(nats_server: NatsServer) -> AsyncIterator[NatsClient]:
+    """A plain NATS client, to read what a service published or to publish by hand."""
+    client = await nats.connect(nats_server.url, connect_timeout=2)
+    yield client
+    await asyncio.wait_for(client.close(), timeout=5)
+
+
+@pytest.fixture
+async def feedback(
+    feedback_database: str, nats_server: NatsServer
+) -> AsyncIterator[RunningService]:
+    """The feedback service in-process on ``feedback_database`` (each test folder says which)."""
+    from cxops.feedback.app import create_app
+    from cxops.feedback.settings import FeedbackSettings
+
+    settings = settings_for(
+        FeedbackSettings, database_url=feedback_database, nats_url=nats_server.url
+    )
+    async with running(create_app(settings)) as service:
+        yield service

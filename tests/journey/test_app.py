@@ -5,13 +5,10 @@ on an unmigrated database."""
 from collections.abc import AsyncIterator
 
 import pytest
-from asgi_lifespan import LifespanManager
-from pydantic import ValidationError
 
 from cxops.common.auth import Role
-from cxops.common.db import DatabaseNotMigrated
 from cxops.common.embedded import NatsServer
-from cxops.common.migrations import downgrade, upgrade
+from cxops.common.migrations import upgrade
 from cxops.journey.app import SPEC, create_app
 from cxops.journey.settings import JourneySettings
 from tests.feedback.harness import (
@@ -20,7 +17,6 @@ from tests.feedback.harness import (
     eventually,
     running,
     settings_for,
-    table_names,
 )
 
 
@@ -72,46 +68,3 @@ async def test_the_operators_view_needs_a_token_and_a_role(journey: RunningServi
 
 async def _broker_connected(journey: RunningService) -> bool:
     return bool(journey.app.state.broker.is_connected)
-
-
-async def test_journey_refuses_an_unmigrated_database(database_url: str) -> None:
-    app = create_app(
-        settings_for(JourneySettings, database_url=database_url, nats_url="nats://127.0.0.1:1")
-    )
-
-    with pytest.raises(DatabaseNotMigrated):
-        async with LifespanManager(app):
-            pass
-
-
-async def test_journey_migrations_go_up_down_and_up_again(database_url: str) -> None:
-    await upgrade(database_url, SPEC.migrations)
-    assert {"cx_outbox", "cx_inbox"} <= await table_names(database_url)
-
-    await downgrade(database_url, SPEC.migrations)
-    assert await table_names(database_url) <= {"alembic_version"}
-
-    await upgrade(database_url, SPEC.migrations)
-    assert {"cx_outbox", "cx_inbox"} <= await table_names(database_url)
-
-
-def test_settings_come_from_the_journey_prefix_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CXOPS_JOURNEY_ENVIRONMENT", "development")
-    monkeypatch.setenv("CXOPS_JOURNEY_DATABASE_URL", "sqlite+aiosqlite:///./var/journey.db")
-    monkeypatch.setenv("CXOPS_JOURNEY_NATS_URL", "nats://127.0.0.1:4222,nats://127.0.0.1:4223")
-    monkeypatch.setenv("CXOPS_ROUTING_DATABASE_URL", "sqlite+aiosqlite:///./var/routing.db")
-
-    app = create_app()
-    settings: JourneySettings = app.state.settings
-
-    assert settings.database_url == "sqlite+aiosqlite:///./var/journey.db"
-    assert settings.nats_servers == ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223"]
-    assert app.state.service == "journey"
-
-
-def test_production_refuses_the_development_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("CXOPS_JOURNEY_SIGNING_SECRET", raising=False)
-    monkeypatch.setenv("CXOPS_JOURNEY_ENVIRONMENT", "production")
-
-    with pytest.raises(ValidationError, match="signing_secret"):
-        JourneySettings()

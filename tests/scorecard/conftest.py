@@ -2,11 +2,9 @@
 it when a test posts responses, each on its own migrated database of the same kind, and one
 real JetStream server."""
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js.api import StreamConfig
@@ -14,8 +12,6 @@ from nats.js.api import StreamConfig
 from cxops.common.embedded import NatsServer
 from cxops.common.migrations import upgrade
 from cxops.feedback.app import SPEC as FEEDBACK_SPEC
-from cxops.feedback.app import create_app as create_feedback_app
-from cxops.feedback.settings import FeedbackSettings
 from cxops.scorecard.app import SPEC as SCORECARD_SPEC
 from cxops.scorecard.app import create_app as create_scorecard_app
 from cxops.scorecard.settings import ScorecardSettings
@@ -42,17 +38,6 @@ async def feedback_database(
 
 
 @pytest.fixture
-async def feedback(
-    feedback_database: str, nats_server: NatsServer
-) -> AsyncIterator[RunningService]:
-    settings = settings_for(
-        FeedbackSettings, database_url=feedback_database, nats_url=nats_server.url
-    )
-    async with running(create_feedback_app(settings)) as service:
-        yield service
-
-
-@pytest.fixture
 async def scorecard(
     scorecard_database: str, nats_server: NatsServer
 ) -> AsyncIterator[RunningService]:
@@ -61,13 +46,6 @@ async def scorecard(
     )
     async with running(create_scorecard_app(settings)) as service:
         yield service
-
-
-@pytest.fixture
-async def nats_client(nats_server: NatsServer) -> AsyncIterator[NatsClient]:
-    client = await nats.connect(nats_server.url, connect_timeout=2)
-    yield client
-    await asyncio.wait_for(client.close(), timeout=5)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from prometheus_client import Counter
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cxops.common.auth import CallerContext, Role
+from cxops.common.auth import CallerContext, Role, require_role
 from cxops.common.errors import Problem, problem_response
 from cxops.common.telemetry import bind_tenant
 from cxops.gateway.keys import KeyRejected, VerifiedKey
@@ -141,21 +141,14 @@ def verified_key(request: Request) -> VerifiedKey:
     return key
 
 
+async def verified_caller(key: Annotated[VerifiedKey, Depends(verified_key)]) -> CallerContext:
+    """FastAPI dependency: the caller the verified key stands for."""
+    return key.caller()
+
+
 def require_gateway_role(*roles: Role) -> Callable[..., Coroutine[Any, Any, CallerContext]]:
     """Admin and the given roles pass; others get 403 (the same rule the services apply)."""
-    allowed = frozenset((Role.ADMIN, *roles))
-
-    async def guard(key: Annotated[VerifiedKey, Depends(verified_key)]) -> CallerContext:
-        if key.role not in allowed:
-            raise Problem(
-                403,
-                f"Role '{key.role.value}' may not do this; "
-                f"allowed: {', '.join(sorted(r.value for r in allowed))}",
-                slug="forbidden",
-            )
-        return key.caller()
-
-    return guard
+    return require_role(*roles, caller_from=verified_caller)
 
 
 Admin = Annotated[CallerContext, Depends(require_gateway_role())]

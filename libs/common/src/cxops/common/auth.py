@@ -103,11 +103,17 @@ async def current_caller(request: Request) -> CallerContext:
     return caller
 
 
-def require_role(*roles: Role) -> Callable[..., Coroutine[Any, Any, CallerContext]]:
-    """A dependency that lets ``admin`` and the given roles through, and answers 403 otherwise."""
+def require_role(
+    *roles: Role,
+    caller_from: Callable[..., Coroutine[Any, Any, CallerContext]] = current_caller,
+) -> Callable[..., Coroutine[Any, Any, CallerContext]]:
+    """A dependency that lets ``admin`` and the given roles through, and answers 403 otherwise.
+
+    ``caller_from`` says who is calling: the internal token in a service, the API key in the
+    gateway; the rule is the same everywhere."""
     allowed = frozenset((Role.ADMIN, *roles))
 
-    async def guard(caller: Annotated[CallerContext, Depends(current_caller)]) -> CallerContext:
+    async def guard(caller: Annotated[CallerContext, Depends(caller_from)]) -> CallerContext:
         if caller.role not in allowed:
             raise Problem(
                 403,
