@@ -41,7 +41,7 @@ SPEC = ServiceSpec(
 
 def settings(database_url: str, nats_url: str) -> ServiceSettings:
     return ServiceSettings(
-        environment="test", database_url=database_url, nats_url=nats_url, log_json=True
+        environment="development", database_url=database_url, nats_url=nats_url, log_json=True
     )
 
 

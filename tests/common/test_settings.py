@@ -30,6 +30,11 @@ def test_short_secret_refused_in_production() -> None:
         SampleSettings(environment="production", signing_secret="too-short")
 
 
+def test_default_secret_refused_in_test_environment_too() -> None:
+    with pytest.raises(ValidationError, match="development default"):
+        SampleSettings(environment="test")
+
+
 def test_default_secret_allowed_in_development() -> None:
     settings = SampleSettings(environment="development")
     assert settings.signing_secret == DEVELOPMENT_SIGNING_SECRET

@@ -38,7 +38,7 @@ def test_settings_refuse_what_cannot_work(monkeypatch: pytest.MonkeyPatch) -> No
 
 async def test_an_unmigrated_database_is_refused(tmp_path: Path) -> None:
     settings = GatewaySettings(
-        environment="test",
+        environment="development",
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}",
         log_json=False,
     )

@@ -32,13 +32,13 @@ class BaseCxopsSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> BaseCxopsSettings:
-        if self.environment == "production":
-            if self.signing_secret == DEVELOPMENT_SIGNING_SECRET:
-                raise ValueError(
-                    "signing_secret is the development default; set a real secret in production"
-                )
-            if len(self.signing_secret) < 32:
-                raise ValueError("signing_secret must be at least 32 characters in production")
+        if self.environment != "development" and self.signing_secret == DEVELOPMENT_SIGNING_SECRET:
+            raise ValueError(
+                f"signing_secret is the development default; set a real secret "
+                f"(environment is {self.environment!r})"
+            )
+        if self.environment == "production" and len(self.signing_secret) < 32:
+            raise ValueError("signing_secret must be at least 32 characters in production")
         return self
 
 
