@@ -2,9 +2,12 @@
 scorecard, on SQLite and on PostgreSQL."""
 
 import asyncio
+import json
 import time
+import uuid
 
 import httpx
+import nats
 import pytest
 
 from cxops.cli.runtime import Suite
@@ -114,3 +117,34 @@ async def test_services_refuse_calls_that_bypass_the_gateway(suite: Suite) -> No
             direct = await client.get(f"{suite.url(service)}/v1/{service}/ops/dead-letters")
             assert direct.status_code == 401, service
             assert (await client.get(f"{suite.url(service)}/healthz")).status_code == 200
+
+
+async def test_one_trace_from_the_caller_through_the_gateway_to_the_event(
+    suite: Suite,  # noqa: F811
+) -> None:
+    """The caller's trace id reaches feedback over HTTP and travels on in the event's headers."""
+    key = suite.create_api_key(tenant="e2e-trace", role="integration", name="t")
+    trace_id = uuid.uuid4().hex
+    async with client_for(suite, key) as client:
+        posted = await client.post(
+            "/v1/feedback/responses",
+            json={"kind": "ces", "score": 2, "customer_ref": "c", "channel": "web"},
+            headers={"traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"},
+        )
+        assert posted.status_code == 201
+        await wait_for_responses(client, 1, name="ces", timeout=10)
+    broker = await nats.connect(suite.nats_url)
+    try:
+        subscription = await broker.jetstream().pull_subscribe(
+            "cx.feedback.response.received.v1", stream="CX_FEEDBACK"
+        )
+        found = None
+        while found is None:
+            for message in await subscription.fetch(100, timeout=5):
+                if json.loads(message.data)["response_id"] == posted.json()["id"]:
+                    found = message
+    finally:
+        await broker.close()
+    assert found.headers is not None
+    assert found.headers["ce-tenant"] == "e2e-trace"
+    assert found.headers["traceparent"].split("-")[1] == trace_id
