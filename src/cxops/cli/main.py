@@ -6,7 +6,7 @@ Each area is a typer sub-app or a command registered here, so later areas (``cxo
 
 import typer
 
-from cxops.cli import keys
+from cxops.cli import keys, staffing
 from cxops.cli.migrate import migrate_command
 from cxops.cli.up import up_command
 
@@ -20,3 +20,4 @@ app = typer.Typer(
 app.command("up")(up_command)
 app.command("migrate")(migrate_command)
 app.add_typer(keys.app, name="keys")
+app.add_typer(staffing.app, name="staffing")

@@ -1,0 +1,1 @@
+"""Routing's pure core: no I/O, no framework; matching, relaxation, escalation and staffing."""

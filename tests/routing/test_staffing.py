@@ -1,0 +1,167 @@
+"""Erlang C staffing against published figures, analytic cases and its own invariants."""
+
+import json
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from cxops.cli.main import app
+from cxops.routing.domain.staffing import (
+    Demand,
+    Target,
+    erlang_b,
+    erlang_c,
+    evaluate,
+    required,
+    staff_for,
+)
+
+#: The worked example reproduced throughout call-centre planning guides: 100 calls in 30 minutes,
+#: 180 s handle time (10 erlangs), 20 s answer target; agents → (P(wait), SL, ASA seconds).
+TEN_ERLANGS = {
+    11: (0.6821, 0.3896, 122.8),
+    12: (0.4494, 0.6402, 40.4),
+    13: (0.2853, 0.7956, 17.1),
+    14: (0.1741, 0.8884, 7.8),
+}
+
+
+@pytest.mark.parametrize("agents", sorted(TEN_ERLANGS))
+def test_the_ten_erlang_worked_example(agents: int) -> None:
+    wait, service_level, asa = TEN_ERLANGS[agents]
+    figures = evaluate(Demand(100, 180, 1800), agents, answer_seconds=20, shrinkage=0)
+    assert figures.traffic_erlangs == pytest.approx(10)
+    assert figures.wait_probability == pytest.approx(wait, abs=5e-5)
+    assert figures.service_level == pytest.approx(service_level, abs=5e-5)
+    assert figures.asa_seconds == pytest.approx(asa, abs=0.05)
+
+
+@pytest.mark.parametrize(
+    ("agents", "traffic", "expected"),
+    [
+        (1, 0.5, 0.5),  # M/M/1: P(wait) = utilisation
+        (2, 1.0, 1 / 3),  # M/M/2 at rho 0.5: 2 rho^2 / (1 + rho)
+        (10, 6.0, 0.1013),  # textbook: 120 customers/h, 3 min each, 10 assistants: "about 0.10"
+    ],
+)
+def test_analytic_and_textbook_cases(agents: int, traffic: float, expected: float) -> None:
+    assert erlang_c(agents, traffic) == pytest.approx(expected, abs=5e-5)
+
+
+def test_sizing_for_eighty_in_twenty() -> None:
+    target = Target(answer_seconds=20, service_level=0.8, shrinkage=0.3, max_occupancy=0.85)
+    figures = required(Demand(100, 180, 1800), target)
+    assert figures.agents == 14
+    assert figures.staff == 20  # 14 / (1 - 0.3)
+
+
+def test_max_occupancy_can_decide() -> None:
+    loose = required(Demand(1000, 180, 1800), Target(60, 0.5))
+    capped = required(Demand(1000, 180, 1800), Target(60, 0.5, max_occupancy=0.8))
+    assert loose.occupancy > 0.8
+    assert capped.agents == math.ceil(100 / 0.8)
+    assert capped.occupancy <= 0.8
+
+
+def test_large_traffic_stays_finite() -> None:
+    figures = required(Demand(20_000, 180, 1800), Target(20, 0.8))
+    assert figures.traffic_erlangs == pytest.approx(2000)
+    assert 2000 < figures.agents < 2100
+    assert 0 < figures.wait_probability < 1 and math.isfinite(figures.asa_seconds)
+
+
+def test_overloaded_queue() -> None:
+    figures = evaluate(Demand(100, 180, 1800), 9, answer_seconds=20, shrinkage=0)
+    assert figures.wait_probability == 1 and figures.service_level == 0
+    assert math.isinf(figures.asa_seconds)
+
+
+@given(
+    traffic=st.floats(min_value=0.01, max_value=300),
+    extra=st.integers(min_value=1, max_value=40),
+)
+def test_more_agents_never_serve_worse(traffic: float, extra: int) -> None:
+    agents = math.floor(traffic) + extra
+    assert erlang_c(agents + 1, traffic) <= erlang_c(agents, traffic) + 1e-12
+    assert 0 <= erlang_b(agents, traffic) <= erlang_c(agents, traffic) <= 1
+
+
+@given(
+    volume=st.floats(min_value=1, max_value=5000),
+    aht=st.floats(min_value=10, max_value=900),
+    answer=st.floats(min_value=0, max_value=120),
+    level=st.floats(min_value=0.05, max_value=0.95),
+)
+def test_required_is_the_fewest_that_meet_the_target(
+    volume: float, aht: float, answer: float, level: float
+) -> None:
+    demand = Demand(volume, aht, 1800)
+    figures = required(demand, Target(answer, level))
+    assert figures.service_level >= level
+    fewer = evaluate(demand, figures.agents - 1, answer_seconds=answer, shrinkage=0)
+    assert fewer.service_level < level
+
+
+@given(agents=st.integers(min_value=0, max_value=500), shrinkage=st.floats(0, 0.9))
+def test_staff_covers_shrinkage(agents: int, shrinkage: float) -> None:
+    staff = staff_for(agents, shrinkage)
+    assert staff * (1 - shrinkage) >= agents - 1e-6
+    assert (staff - 1) * (1 - shrinkage) < agents or agents == 0
+
+
+def test_command_prints_the_contracted_fields() -> None:
+    runner = CliRunner()
+    args = [
+        "staffing",
+        "erlang-c",
+        "--volume",
+        "100",
+        "--interval-minutes",
+        "30",
+        "--aht-seconds",
+        "180",
+        "--target-seconds",
+        "20",
+        "--service-level",
+        "0.8",
+        "--shrinkage",
+        "0.3",
+        "--max-occupancy",
+        "0.85",
+        "--json",
+    ]
+    sized = runner.invoke(app, args)
+    assert sized.exit_code == 0, sized.output
+    assert json.loads(sized.output) == {
+        "traffic_erlangs": 10.0,
+        "agents": 14,
+        "staff": 20,
+        "wait_probability": pytest.approx(0.174132, abs=1e-6),
+        "service_level": pytest.approx(0.88835, abs=1e-5),
+        "asa_seconds": pytest.approx(7.8359, abs=1e-4),
+        "occupancy": pytest.approx(0.714286, abs=1e-6),
+    }
+    fixed = runner.invoke(app, [*args, "--agents", "11"])
+    assert json.loads(fixed.output)["service_level"] == pytest.approx(0.3896, abs=5e-5)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--service-level", "1.5"), ("--shrinkage", "1"), ("--max-occupancy", "0")],
+)
+def test_command_refuses_bad_input_naming_it(option: str, value: str) -> None:
+    args = {
+        "--volume": "100",
+        "--aht-seconds": "180",
+        "--target-seconds": "20",
+        "--service-level": "0.8",
+    }
+    args[option] = value
+    result = CliRunner().invoke(
+        app, ["staffing", "erlang-c", *[x for pair in args.items() for x in pair], "--json"]
+    )
+    assert result.exit_code == 2
+    assert option.strip("-").replace("-", "_") in result.output
