@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from cxops.cli.main import app
+from cxops.routing.domain import erlang_a
 from cxops.routing.domain.staffing import (
     Demand,
     Target,
@@ -165,3 +167,175 @@ def test_command_refuses_bad_input_naming_it(option: str, value: str) -> None:
     )
     assert result.exit_code == 2
     assert option.strip("-").replace("-", "_") in result.output
+
+
+# -- Erlang A -------------------------------------------------------------------------------
+
+TEN = Demand(100, 180, 1800)
+
+
+@pytest.mark.parametrize("agents", [11, 12, 14])
+def test_erlang_a_without_abandonment_is_erlang_c(agents: int) -> None:
+    patient = erlang_a.evaluate(TEN, agents, patience_seconds=1e9, answer_seconds=20)
+    classic = evaluate(TEN, agents, answer_seconds=20, shrinkage=0)
+    assert patient.wait_probability == pytest.approx(classic.wait_probability, abs=1e-5)
+    assert patient.service_level == pytest.approx(classic.service_level, abs=1e-5)
+    assert patient.asa_seconds == pytest.approx(classic.asa_seconds, rel=1e-4)
+    assert patient.abandon_probability < 1e-6
+
+
+@given(
+    agents=st.integers(min_value=1, max_value=40),
+    volume=st.floats(min_value=1, max_value=800),
+    patience=st.floats(min_value=5, max_value=900),
+)
+def test_erlang_a_is_consistent(agents: int, volume: float, patience: float) -> None:
+    """Abandonment two ways: from each waiting customer's fate, and from Little's law on the
+    queue (abandonment rate = θ · mean queue length); served + abandoned is everyone."""
+    demand = Demand(volume, 180, 1800)
+    result = erlang_a.evaluate(demand, agents, patience_seconds=patience, answer_seconds=20)
+    below, queue = erlang_a._distribution(
+        agents, demand.traffic_erlangs, volume / 1800, agents / 180, 1 / patience
+    )
+    mean_queue = sum(k * p for k, p in enumerate(queue))
+    assert result.abandon_probability == pytest.approx(
+        mean_queue / patience / (volume / 1800), rel=1e-6, abs=1e-9
+    )
+    assert below + sum(queue) == pytest.approx(1)
+    assert 0 <= result.service_level <= 1 - result.abandon_probability + 1e-9
+    assert 0 <= result.occupancy <= 1
+
+
+def test_erlang_a_more_patience_more_waiting_fewer_abandons() -> None:
+    impatient = erlang_a.evaluate(TEN, 10, patience_seconds=60, answer_seconds=20)
+    patient = erlang_a.evaluate(TEN, 10, patience_seconds=600, answer_seconds=20)
+    assert impatient.abandon_probability > patient.abandon_probability
+    assert impatient.asa_seconds < patient.asa_seconds
+
+
+def test_erlang_a_sizing_needs_no_more_than_erlang_c() -> None:
+    target = Target(20, 0.8)
+    with_abandonment = erlang_a.required(TEN, target, patience_seconds=300)
+    assert with_abandonment.service_level >= 0.8
+    fewer = erlang_a.evaluate(
+        TEN, with_abandonment.agents - 1, patience_seconds=300, answer_seconds=20
+    )
+    assert fewer.service_level < 0.8
+    assert with_abandonment.agents <= required(TEN, target).agents
+
+
+def test_erlang_a_works_for_large_pools() -> None:
+    big = erlang_a.evaluate(
+        Demand(20_000, 180, 1800), 2000, patience_seconds=120, answer_seconds=20
+    )
+    assert 0 < big.abandon_probability < 0.05 and 0 < big.service_level < 1
+
+
+def test_erlang_a_command() -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "staffing",
+            "erlang-a",
+            "--volume",
+            "100",
+            "--aht-seconds",
+            "180",
+            "--target-seconds",
+            "20",
+            "--patience-seconds",
+            "300",
+            "--agents",
+            "14",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output)
+    assert set(figures) == {
+        "traffic_erlangs",
+        "agents",
+        "staff",
+        "wait_probability",
+        "service_level",
+        "asa_seconds",
+        "occupancy",
+        "abandon_probability",
+    }
+    assert figures["agents"] == 14 and 0 < figures["abandon_probability"] < 0.05
+
+
+# -- plans ----------------------------------------------------------------------------------
+
+
+def test_plan_sizes_each_interval_and_adds_up(tmp_path: Path) -> None:
+    forecast = tmp_path / "forecast.csv"
+    forecast.write_text(
+        "interval_start,volume,aht_seconds\n"
+        "2026-11-30T08:00:00+00:00,100,180\n"
+        "2026-11-30T08:30:00+00:00,200,240\n"
+        "2026-11-30T09:00:00+00:00,0,180\n"
+    )
+    result = CliRunner().invoke(
+        app,
+        [
+            "staffing",
+            "plan",
+            str(forecast),
+            "--aht-seconds",
+            "300",
+            "--target-seconds",
+            "20",
+            "--service-level",
+            "0.8",
+            "--shrinkage",
+            "0.3",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    first, second, empty = body["intervals"]
+    assert first["agents"] == 14 and first["staff"] == 20
+    assert second["traffic_erlangs"] == pytest.approx(200 * 240 / 1800)
+    assert empty["agents"] == 0
+    totals = body["totals"]
+    assert totals["staff_hours"] == pytest.approx((20 + second["staff"]) * 0.5)
+    assert totals["peak_staff"] == second["staff"]
+    expected = (100 * first["service_level"] + 200 * second["service_level"]) / 300
+    assert totals["service_level"] == pytest.approx(expected, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("2026-11-30T08:00:00,-5\n", "line 1, volume"),
+        ("2026-11-30T08:00:00,ten\n", "line 1, volume"),
+        ("yesterday,10\n", "line 1, interval_start"),
+        ("interval_start,volume,colour\n2026-11-30T08:00:00,1,2\n", "unknown columns"),
+        ("2026-11-30T08:00:00,1\n2026-11-30T09:00:00,1\n2026-11-30T09:10:00,1\n", "evenly"),
+    ],
+)
+def test_plan_refuses_bad_forecasts_naming_the_place(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    forecast = tmp_path / "forecast.csv"
+    forecast.write_text(content)
+    result = CliRunner().invoke(
+        app,
+        [
+            "staffing",
+            "plan",
+            str(forecast),
+            "--aht-seconds",
+            "300",
+            "--target-seconds",
+            "20",
+            "--service-level",
+            "0.8",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "intervals" not in result.output  # nothing half-run is printed

@@ -6,6 +6,7 @@ Computed through the Erlang B recurrence, which stays within floating point for 
 """
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 
@@ -111,15 +112,77 @@ def staff_for(agents: int, shrinkage: float) -> int:
 
 
 def required(demand: Demand, target: Target) -> Staffing:
-    """The fewest agents that meet the service level and keep occupancy within its maximum."""
+    """The fewest agents that meet the service level and keep occupancy within its maximum.
+
+    Erlang B is carried from one candidate to the next (one step of its recurrence each), so
+    sizing costs O(agents) rather than O(agents²): a week of half-hours plans in milliseconds.
+    """
     traffic = demand.traffic_erlangs
     if traffic == 0:
         return evaluate(demand, 0, answer_seconds=target.answer_seconds, shrinkage=target.shrinkage)
     agents = max(math.floor(traffic) + 1, math.ceil(traffic / target.max_occupancy - 1e-9))
+    blocking = erlang_b(agents, traffic)
     while True:
-        figures = evaluate(
-            demand, agents, answer_seconds=target.answer_seconds, shrinkage=target.shrinkage
-        )
-        if figures.service_level >= target.service_level:
-            return figures
+        wait = agents * blocking / (agents - traffic * (1 - blocking))
+        spare = agents - traffic
+        level = 1 - wait * math.exp(-spare * target.answer_seconds / demand.aht_seconds)
+        if level >= target.service_level:
+            return Staffing(
+                traffic_erlangs=traffic,
+                agents=agents,
+                staff=staff_for(agents, target.shrinkage),
+                wait_probability=wait,
+                service_level=level,
+                asa_seconds=wait * demand.aht_seconds / spare,
+                occupancy=traffic / agents,
+            )
         agents += 1
+        blocking = traffic * blocking / (agents + traffic * blocking)
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalPlan:
+    start: str
+    volume: float
+    aht_seconds: float
+    staffing: Staffing
+
+
+@dataclass(frozen=True, slots=True)
+class PlanTotals:
+    volume: float
+    agent_hours: float
+    staff_hours: float
+    peak_agents: int
+    peak_staff: int
+    service_level: float
+    asa_seconds: float
+
+
+def plan(
+    intervals: Sequence[tuple[str, float, float]], *, interval_seconds: float, target: Target
+) -> tuple[list[IntervalPlan], PlanTotals]:
+    """Size every interval of a forecast (``(start, volume, aht_seconds)`` rows) and add them up;
+    service level and speed of answer are averaged over contacts, not over intervals."""
+    rows = [
+        IntervalPlan(start, volume, aht, required(Demand(volume, aht, interval_seconds), target))
+        for start, volume, aht in intervals
+    ]
+    hours = interval_seconds / 3600
+    volume = sum(row.volume for row in rows)
+
+    def contact_weighted(value: Callable[[Staffing], float]) -> float:
+        if volume == 0:
+            return 0.0
+        return sum(row.volume * value(row.staffing) for row in rows) / volume
+
+    totals = PlanTotals(
+        volume=volume,
+        agent_hours=sum(row.staffing.agents for row in rows) * hours,
+        staff_hours=sum(row.staffing.staff for row in rows) * hours,
+        peak_agents=max((row.staffing.agents for row in rows), default=0),
+        peak_staff=max((row.staffing.staff for row in rows), default=0),
+        service_level=contact_weighted(lambda s: s.service_level),
+        asa_seconds=contact_weighted(lambda s: s.asa_seconds),
+    )
+    return rows, totals
