@@ -12,7 +12,7 @@ answered within ``t`` comes from that chain by uniformization.
 import math
 from dataclasses import dataclass
 
-from cxops.routing.domain.staffing import Demand, Target, staff_for
+from cxops.routing.domain.staffing import Demand, Staffing, Target, staff_for
 from cxops.routing.domain.staffing import required as erlang_c_required
 
 #: Tail mass below which the stationary distribution is truncated.
@@ -22,14 +22,9 @@ POISSON_EPSILON = 1e-14
 
 
 @dataclass(frozen=True, slots=True)
-class AbandonmentStaffing:
-    traffic_erlangs: float
-    agents: int
-    staff: int
-    wait_probability: float
-    service_level: float
-    asa_seconds: float
-    occupancy: float
+class AbandonmentStaffing(Staffing):
+    """Erlang C's figures, plus the share of contacts that hang up before an answer."""
+
     abandon_probability: float
 
 
