@@ -65,3 +65,24 @@ async def feedback(
     )
     async with running(create_app(settings)) as service:
         yield service
+
+
+@pytest.fixture(autouse=True)
+async def no_task_left_behind() -> AsyncIterator[None]:
+    """Cancel what a test left running, again and again until it ends.
+
+    pytest-asyncio cancels leftover tasks once and then waits for them without a deadline; on
+    Python 3.11 a task inside ``asyncio.wait_for`` (nats-py's requests) can swallow that single
+    cancellation, and the test run would hang at teardown.
+    """
+    yield
+    current = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    while loop.time() < deadline:
+        pending = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
+        if not pending:
+            return
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=0.2)
