@@ -14,8 +14,8 @@ import pytest
 from nats.aio.client import Client as NatsClient
 
 from cxops.common.embedded import NatsServer
-from tests.feedback.harness import RunningService, running, settings_for
 from tests.support.postgres import PostgresServer
+from tests.support.services import RunningService, running, settings_for
 
 os.environ.setdefault("CXOPS_TEST", "1")
 

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from cxops.common.db import DatabaseNotMigrated
 from cxops.common.migrations import downgrade, upgrade
 from cxops.common.settings import ServiceSettings
-from tests.feedback.harness import settings_for, table_names
+from tests.support.services import settings_for, table_names
 
 NOT_A_BROKER = "nats://127.0.0.1:1"
 EVENT_TABLES = {"cx_outbox", "cx_inbox"}

@@ -14,7 +14,7 @@ from nats.aio.msg import Msg
 from cxops.common.auth import INTERNAL_TOKEN_HEADER, CallerContext, Role, mint_internal_token
 from cxops.common.errors import PROBLEM_MEDIA_TYPE
 from cxops.feedback.events import RESPONSE_RECEIVED, ResponseReceivedV1
-from tests.feedback.harness import RunningService, auth, eventually
+from tests.support.services import RunningService, auth, eventually
 
 RESPONSES = "/v1/feedback/responses"
 TENANT = "acme"

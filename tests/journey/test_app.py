@@ -11,7 +11,7 @@ from cxops.common.embedded import NatsServer
 from cxops.common.migrations import upgrade
 from cxops.journey.app import SPEC, create_app
 from cxops.journey.settings import JourneySettings
-from tests.feedback.harness import (
+from tests.support.services import (
     RunningService,
     auth,
     eventually,

@@ -15,7 +15,7 @@ from cxops.feedback.app import SPEC as FEEDBACK_SPEC
 from cxops.scorecard.app import SPEC as SCORECARD_SPEC
 from cxops.scorecard.app import create_app as create_scorecard_app
 from cxops.scorecard.settings import ScorecardSettings
-from tests.feedback.harness import RunningService, running, settings_for
+from tests.support.services import RunningService, running, settings_for
 
 
 @pytest.fixture

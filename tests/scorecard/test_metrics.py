@@ -13,7 +13,7 @@ from cxops.common.auth import Role
 from cxops.common.errors import PROBLEM_MEDIA_TYPE
 from cxops.common.events import Event
 from cxops.scorecard.events import FEEDBACK_RESPONSE_RECEIVED
-from tests.feedback.harness import RunningService, auth, eventually
+from tests.support.services import RunningService, auth, eventually
 
 TENANT = "acme"
 OTHER_TENANT = "globex"
