@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cxops.routing.domain.engine import Engine, Policy, RoutingError
+from cxops.routing.domain.escalation import Action, Condition, EscalationRule
 from cxops.routing.domain.model import (
     Agent,
     AgentStatus,
@@ -226,6 +227,12 @@ STEPS = (
     RelaxationStep(12, drop_optional=True),
     RelaxationStep(20, lower_by=2),
 )
+RULES = (
+    EscalationRule(
+        "waited", Condition(wait_seconds_at_least=8, priority_at_most=3), Action(raise_priority=2)
+    ),
+    EscalationRule("repeat", Condition(repeat_contacts_at_least=2), Action(require={"b": 2})),
+)
 
 proficiency = st.integers(1, 5)
 agent_strategy = st.tuples(
@@ -239,6 +246,10 @@ arrive_strategy = st.tuples(
     st.dictionaries(st.sampled_from(SKILLS), st.integers(1, 3), max_size=1),
     st.integers(0, 3),
     st.sampled_from(["standard", "gold", "platinum"]),
+    st.integers(0, 3),
+)
+skill_strategy = st.tuples(
+    st.just("skill"), st.integers(0, 50), st.sampled_from(SKILLS), proficiency
 )
 respond_strategy = st.tuples(st.sampled_from(["accept", "reject", "finish"]), st.integers(0, 50))
 op_strategy = st.one_of(
@@ -250,6 +261,7 @@ op_strategy = st.one_of(
     st.tuples(st.sampled_from(["accept", "finish"]), st.integers(0, 50)),
     st.tuples(st.sampled_from(["cancel", "away", "available", "offline"]), st.integers(0, 50)),
     st.tuples(st.just("tick"), st.floats(0.5, 4.0)),
+    skill_strategy,
 )
 
 
@@ -332,19 +344,26 @@ def drive(
     ops: list[tuple[object, ...]],
 ) -> Run:
     relaxation = Relaxation(STEPS)
-    policy = Policy(relaxation=relaxation, offer_timeout_seconds=6, max_consecutive_timeouts=2)
+    policy = Policy(
+        relaxation=relaxation,
+        offer_timeout_seconds=6,
+        max_consecutive_timeouts=2,
+        escalation=RULES,
+    )
     run = Run(Engine(policy), relaxation)
     engine = Engine(policy, on_event=lambda event: on_event(run, event))
     run.engine = engine
     now = 0.0
     for index, (skills, capacity) in enumerate(agents):
-        engine.add_agent(Agent(f"ag{index}", skills, capacity, Presence.READY), now)
+        # Copies: the engine owns its agents' skills, and a run must not change the inputs.
+        agent = Agent(f"ag{index}", dict(skills), dict(capacity), Presence.READY)
+        engine.add_agent(agent, now)
     check_settled(run)
     task_count = 0
     for op in ops:
         kind = op[0]
         if kind == "arrive":
-            _, channel, requires, optional, priority, tier = op
+            _, channel, requires, optional, priority, tier, repeats = op
             task_count += 1
             task = Task(
                 f"t{task_count}",
@@ -354,11 +373,16 @@ def drive(
                 dict(optional),  # type: ignore[call-overload]
                 int(priority),  # type: ignore[call-overload]
                 str(tier),
+                attributes={"repeat_contacts": int(repeats)},  # type: ignore[call-overload]
             )
             engine.task_arrived(task, now)
         elif kind == "tick":
             now += float(op[1])  # type: ignore[arg-type]
             engine.tick(now)
+        elif kind == "skill":
+            _, index, skill, level = op
+            agent_id = f"ag{int(index) % len(agents)}"  # type: ignore[call-overload]
+            engine.set_proficiency(agent_id, str(skill), int(level), now)  # type: ignore[call-overload]
         elif kind in ("accept", "reject"):
             pending = [
                 rid

@@ -20,20 +20,26 @@ Indexes (so a decision touches buckets, not every agent or task):
   levels from 5 down to its minimum and takes the first bucket head; a two- or three-skill task
   walks proficiency combinations by descending sum and intersects the members' sets (C-level
   set intersection); more skills fall back to scanning the smallest skill's buckets.
-* Waiting tasks sit in priority heaps per ``(channel, skill set, signature)``, where the
-  signature is the effective ``(skill, minimum)`` requirement. A freed agent visits only the
-  skill sets that are subsets of its own skills (enumerated from its skills, or filtered from the
-  channel's skill sets, whichever is fewer), checks each signature once and peeks each heap's
-  head. Relaxation or an update changes a task's signature: the task is pushed into its new heap
-  and its old entry is dropped lazily (entries carry a version).
+* Waiting tasks sit in priority heaps per ``(channel, signature)``, where the signature is the
+  effective ``(skill, minimum)`` requirement, grouped per ``(channel, skill set)`` with the
+  heaps' heads kept sorted. A freed agent visits only the skill sets that are subsets of its own
+  skills (its subsets of the sizes that wait, or the channel's skill sets filtered, whichever is
+  fewer); it passes a skill set whose first head is no better than its best so far, else walks
+  the heads to the first whose signature it meets. A task leaving the queue (taken, canceled,
+  or moved to another heap by relaxation or an update) is popped at once if it heads its heap,
+  so heads are always live; deeper down its entry goes stale (entries carry a version) and is
+  dropped when it surfaces.
 """
 
 import heapq
+import math
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from itertools import combinations, product
+from itertools import chain, combinations, product
+from operator import itemgetter, le
 
+from cxops.routing.domain.escalation import EscalationRule, Queue, check_rules
 from cxops.routing.domain.model import (
     DEFAULT_TIERS,
     MAX_PROFICIENCY,
@@ -46,12 +52,20 @@ from cxops.routing.domain.model import (
     Task,
     TaskState,
     Tier,
+    check_proficiencies,
 )
 from cxops.routing.domain.relaxation import Relaxation
 
 TaskKey = tuple[int, int, float, int]
 AgentKey = tuple[float, str]
-_HeapEntry = tuple[TaskKey, int, str]
+#: A waiting task in a heap: its key's four fields (flat, so comparing touches one tuple less),
+#: the entry's version when pushed (stale once it moved on), the task id.
+_HeapEntry = tuple[int, int, float, int, int, str]
+#: A heap's head in its skill set's list: the head entry, the signature's minimums, the heap.
+_Head = tuple[_HeapEntry, tuple[int, ...], "_Heap"]
+_head_key = itemgetter(0)
+#: Compares above every heap entry: the bound before any task is found, the head of nothing.
+_NO_TASK: tuple[float, ...] = (math.inf,)
 #: Above this many required skills the proficiency combinations (5**k) cost more than a scan.
 _MAX_COMBINATION_SKILLS = 3
 
@@ -67,6 +81,12 @@ class Policy:
     offer_timeout_seconds: float = 15.0
     #: An agent who lets this many offers in a row time out is set away.
     max_consecutive_timeouts: int = 3
+    #: Named requirement sets that escalation rules may move tasks to.
+    queues: Mapping[str, Queue] = field(default_factory=dict)
+    escalation: tuple[EscalationRule, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_rules(self.escalation, self.queues)
 
 
 @dataclass(slots=True)
@@ -80,6 +100,80 @@ class _Entry:
     version: int = 0
     excluded: set[str] = field(default_factory=set)
     reservation_id: int | None = None
+    #: Names of the escalation rules that fired for this task (each fires once).
+    fired: set[str] = field(default_factory=set)
+    #: The heap the task waits in: ``signature`` may already have changed when it leaves.
+    heap: "_Heap | None" = None
+
+
+@dataclass(slots=True, eq=False)
+class _Heap:
+    """The waiting tasks of one channel with one signature, by key; the head is always live."""
+
+    queue: "_SkillSetQueue"
+    signature: Signature
+    minimums: tuple[int, ...]
+    items: list[_HeapEntry] = field(default_factory=list)
+    #: Queued tasks that some agent declined: while 0 no agent needs to check its exclusion.
+    declined: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class _SkillSetQueue:
+    """The heaps of one channel whose signatures name the same skills, with their heads sorted
+    by key: a freed agent stops at the first head it qualifies for, and passes the whole skill
+    set by one comparison when the first head is no better than what it already has."""
+
+    channel: "_ChannelQueues"
+    skills: tuple[str, ...]
+    heads: list[_Head] = field(default_factory=list)
+    #: ``heads[0]``'s entry, kept at hand: most skill sets an agent visits are passed on it, and
+    #: each object less to reach is a cache miss less. Above every entry while there is none.
+    first: tuple[object, ...] = _NO_TASK
+
+    def move_head(self, heap: _Heap, old: _HeapEntry | None) -> None:
+        """Re-place ``heap`` in ``heads`` after its head changed from ``old`` (``None``: the heap
+        was empty). Live heads are distinct tasks, so bisecting finds the old one."""
+        heads = self.heads
+        if old is not None:
+            del heads[bisect_left(heads, old, key=_head_key)]
+        if heap.items:
+            insort(heads, (heap.items[0], heap.minimums, heap), key=_head_key)
+        self.first = heads[0][0] if heads else _NO_TASK
+
+
+@dataclass(slots=True, eq=False)
+class _ChannelQueues:
+    """A channel's waiting tasks: a queue per skill set, every heap by signature (where a task
+    is pushed), and how many skill sets there are of each size (a freed agent enumerates only
+    its subsets of those sizes). Emptied heaps and queues are dropped at once."""
+
+    queues: dict[tuple[str, ...], _SkillSetQueue] = field(default_factory=dict)
+    heaps: dict[Signature, _Heap] = field(default_factory=dict)
+    sizes: dict[int, int] = field(default_factory=dict)
+
+    def add_heap(self, signature: Signature) -> _Heap:
+        """A new, empty heap for ``signature``, in its skill set's queue (made if missing)."""
+        skills = tuple(skill for skill, _ in signature)
+        queue = self.queues.get(skills)
+        if queue is None:
+            queue = self.queues[skills] = _SkillSetQueue(self, skills)
+            self.sizes[len(skills)] = self.sizes.get(len(skills), 0) + 1
+        minimums = tuple(minimum for _, minimum in signature)
+        heap = self.heaps[signature] = _Heap(queue, signature, minimums)
+        return heap
+
+    def drop(self, heap: _Heap) -> None:
+        """Forget an emptied heap (already out of its queue's heads), and its queue with it if
+        that was the queue's last."""
+        del self.heaps[heap.signature]
+        queue = heap.queue
+        if not queue.heads:
+            del self.queues[queue.skills]
+            size = len(queue.skills)
+            self.sizes[size] -= 1
+            if not self.sizes[size]:
+                del self.sizes[size]
 
 
 @dataclass(slots=True)
@@ -128,16 +222,16 @@ class Engine:
         self._by_level: dict[tuple[str, str, int], _Bucket] = {}
         self._by_channel: dict[str, _Bucket] = {}
         self._tasks: dict[str, _Entry] = {}
-        self._waiting: dict[str, dict[tuple[str, ...], dict[Signature, list[_HeapEntry]]]] = {}
+        self._waiting: dict[str, _ChannelQueues] = {}
         self._waiting_count = 0
         self._seq = 0
         self._reservations: dict[int, Reservation] = {}
         self._pending_by_agent: dict[str, set[int]] = {}
         self._expiries: list[tuple[float, int]] = []
         self._relax_due: list[tuple[float, int, str]] = []
+        self._escalation_due: list[tuple[float, int, str]] = []
         self._combos: dict[tuple[int, ...], list[list[tuple[int, ...]]]] = {}
         self._offers: list[Reservation] = []
-        self._subset_cache: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
 
     # ----------------------------------------------------------------- queries
 
@@ -179,6 +273,15 @@ class Engine:
     def declined_by(self, task_id: str) -> frozenset[str]:
         """Agents who rejected or let lapse an offer of this task: never offered it again."""
         return frozenset(self._tasks[task_id].excluded)
+
+    def next_due(self) -> float | None:
+        """The earliest moment something may fall due (an offer times out, a task relaxes, a
+        rule comes due), for a driver of simulated time to ``tick`` at; ``None`` if nothing is
+        scheduled. It may be a moment at which nothing is left to do."""
+        heads = [
+            heap[0][0] for heap in (self._expiries, self._relax_due, self._escalation_due) if heap
+        ]
+        return min(heads) if heads else None
 
     def waiting_task_ids(self) -> list[str]:
         """Waiting tasks in effective priority order (a scan: for tests and figures)."""
@@ -262,6 +365,8 @@ class Engine:
         )
         self._tasks[task.id] = entry
         self._schedule_relaxation(entry)
+        self._schedule_escalation(entry)
+        self._escalate(entry)
         if not self._offer_to_best_agent(entry):
             self._enqueue(entry)
             self._emit("queued", task.id, detail=_describe(entry.signature))
@@ -274,40 +379,52 @@ class Engine:
         *,
         priority: int | None = None,
         tier: str | None = None,
+        queue: str | None = None,
         channel: str | None = None,
         requires: Mapping[str, int] | None = None,
         optional: Mapping[str, int] | None = None,
         reason: str = "",
     ) -> list[Reservation]:
-        """Change a live task (escalation, supervisor) and re-index it. A pending offer stands;
-        the change applies if the task comes back to the queue."""
+        """Change a live task (a supervisor, another system) and re-index it. A pending offer
+        stands; the change applies if the task comes back to the queue. Escalation rules that
+        hold for the changed task fire."""
         self._advance(now)
         entry = self._get_task(task_id)
         if entry.state not in (TaskState.WAITING, TaskState.OFFERED):
             raise RoutingError(f"task {task_id} is {entry.state}; only live tasks change")
-        changes: dict[str, object] = {}
-        if priority is not None:
-            changes["priority"] = priority
-        if tier is not None:
-            if tier not in self.policy.tiers:
-                raise RoutingError(f"task {task_id}: unknown tier {tier!r}")
-            changes["tier"] = tier
-        if channel is not None:
-            changes["channel"] = channel
-        if requires is not None:
-            changes["requires"] = dict(requires)
-        if optional is not None:
-            changes["optional"] = dict(optional)
-        task = replace(entry.task, **changes)  # type: ignore[arg-type]
-        weight = self.policy.tiers[task.tier].weight
-        entry.task = task
-        entry.key = (-task.priority, -weight, task.arrival, entry.seq)
-        entry.signature = self.policy.relaxation.signature(task, entry.level)
+        if tier is not None and tier not in self.policy.tiers:
+            raise RoutingError(f"task {task_id}: unknown tier {tier!r}")
+        given = {
+            "priority": priority,
+            "tier": tier,
+            "queue": queue,
+            "channel": channel,
+            "requires": None if requires is None else dict(requires),
+            "optional": None if optional is None else dict(optional),
+        }
+        self._revise(entry, {name: value for name, value in given.items() if value is not None})
         self._emit("updated", task_id, detail=reason)
+        self._escalate(entry)
         if entry.state is TaskState.WAITING:
             self._dequeue(entry)
-            if not self._offer_to_best_agent(entry):
-                self._enqueue(entry)
+            self._rematch([entry])
+        return self._flush()
+
+    def set_proficiency(
+        self, agent_id: str, skill: str, level: int, now: float, *, reason: str = ""
+    ) -> list[Reservation]:
+        """Change one of an agent's skill levels (a supervisor, or learning) and re-index the
+        agent; it then takes what it has become eligible for."""
+        self._advance(now)
+        agent = self._get_agent(agent_id)
+        check_proficiencies(f"agent {agent_id}", {skill: level})
+        old = agent.skills.get(skill, 0)
+        for channel in sorted(self._indexed[agent.id]):
+            self._set_indexed(agent, channel, want=False)
+        agent.skills[skill] = level
+        self._refresh_agent(agent)
+        self._emit("proficiency", agent_id=agent_id, detail=f"{skill} {old}->{level}: {reason}")
+        self._pull_all(agent)
         return self._flush()
 
     def accept(self, reservation_id: int, now: float) -> list[Reservation]:
@@ -351,27 +468,32 @@ class Engine:
     # ----------------------------------------------------------------- timing
 
     def _advance(self, now: float) -> None:
-        """Process what fell due up to ``now`` in time order, each at its own instant (an offer
-        times out at its expiry, a step relaxes at its due time); relaxations before timeouts
-        at the same instant."""
+        """Process what fell due up to ``now`` in time order, each at its own instant (a step
+        relaxes, a rule comes due, an offer times out); at the same instant in that order."""
         if now < self._now:
             raise RoutingError(f"time went backwards: {now} < {self._now}")
         expiries = self._expiries
-        due = self._relax_due
+        relax_due = self._relax_due
+        escalation_due = self._escalation_due
         while True:
-            t_expiry = expiries[0][0] if expiries and expiries[0][0] <= now else None
-            t_relax = due[0][0] if due and due[0][0] <= now else None
-            if t_relax is not None and (t_expiry is None or t_relax <= t_expiry):
-                self._now = max(self._now, t_relax)
-                self._relax_due_tasks(t_relax)
-            elif t_expiry is not None:
+            t_relax = relax_due[0][0] if relax_due and relax_due[0][0] <= now else math.inf
+            t_escalate = (
+                escalation_due[0][0] if escalation_due and escalation_due[0][0] <= now else math.inf
+            )
+            t_expiry = expiries[0][0] if expiries and expiries[0][0] <= now else math.inf
+            first = min(t_relax, t_escalate, t_expiry)
+            if first == math.inf:
+                break
+            self._now = max(self._now, first)
+            if t_relax == first:
+                self._relax_due_tasks(first)
+            elif t_escalate == first:
+                self._escalate_due_tasks(first)
+            else:
                 _, reservation_id = heapq.heappop(expiries)
                 reservation = self._reservations[reservation_id]
                 if reservation.state is ReservationState.PENDING:
-                    self._now = max(self._now, t_expiry)
                     self._end_offer(reservation, ReservationState.TIMEOUT)
-            else:
-                break
         self._now = now
 
     def _relax_due_tasks(self, at: float) -> None:
@@ -394,15 +516,80 @@ class Engine:
                         relaxed.append(entry)
                     entry.signature = signature
             self._schedule_relaxation(entry)
-        relaxed.sort(key=lambda e: e.key)
-        for entry in relaxed:
-            if not self._offer_to_best_agent(entry):
-                self._enqueue(entry)
+        self._rematch(relaxed)
 
     def _schedule_relaxation(self, entry: _Entry) -> None:
         due = self.policy.relaxation.next_due(entry.task, entry.level)
         if due is not None:
             heapq.heappush(self._relax_due, (due, entry.seq, entry.task.id))
+
+    def _rematch(self, entries: list[_Entry]) -> None:
+        """Match tasks taken out of the queue because they changed, best first."""
+        entries.sort(key=lambda e: e.key)
+        for entry in entries:
+            if not self._offer_to_best_agent(entry):
+                self._enqueue(entry)
+
+    # ------------------------------------------------------------- escalation
+
+    def _schedule_escalation(self, entry: _Entry) -> None:
+        """One wake-up per distinct moment at which a rule's clock conditions come to hold."""
+        moments = {rule.when.due(entry.task) for rule in self.policy.escalation}
+        for due in sorted(m for m in moments if m is not None and m > self._now):
+            heapq.heappush(self._escalation_due, (due, entry.seq, entry.task.id))
+
+    def _escalate_due_tasks(self, at: float) -> None:
+        due = self._escalation_due
+        changed: list[_Entry] = []
+        while due and due[0][0] <= at:
+            _, seq, task_id = heapq.heappop(due)
+            entry = self._tasks[task_id]
+            if entry.seq != seq or entry.state not in (TaskState.WAITING, TaskState.OFFERED):
+                continue
+            # Each task has one wake-up per distinct moment, so it comes here once per call.
+            if self._escalate(entry) and entry.state is TaskState.WAITING:
+                self._dequeue(entry)
+                changed.append(entry)
+        self._rematch(changed)
+
+    def _escalate(self, entry: _Entry) -> bool:
+        """Fire every rule that holds for the task now and has not fired for it, repeating
+        while a firing changes the task (one rule's raise can satisfy another). Returns whether
+        the task changed. Each firing is recorded with its reason; the caller re-indexes."""
+        changed = False
+        progress = True
+        while progress:
+            progress = False
+            for rule in self.policy.escalation:
+                if rule.name in entry.fired:
+                    continue
+                due = rule.when.due(entry.task)
+                reason = (
+                    None
+                    if due is None or due > self._now
+                    else rule.when.reason(entry.task, self._now)
+                )
+                if reason is None:
+                    continue
+                entry.fired.add(rule.name)
+                changes = rule.then.apply(entry.task, self.policy.queues)
+                if changes:
+                    self._revise(entry, changes)
+                    changed = progress = True
+                task_id = entry.task.id
+                summary = f"{rule.name}: {reason} -> {rule.then.describe()}"
+                self._emit("escalated", task_id, detail=summary)
+                if rule.then.alert_supervisor:
+                    self._emit("supervisor_alert", task_id, detail=summary)
+        return changed
+
+    def _revise(self, entry: _Entry, changes: Mapping[str, object]) -> None:
+        """Replace the entry's task with a changed copy and recompute its order and effective
+        requirements; re-indexing is the caller's."""
+        task = replace(entry.task, **changes)  # type: ignore[arg-type]
+        entry.task = task
+        entry.key = (-task.priority, -self.policy.tiers[task.tier].weight, task.arrival, entry.seq)
+        entry.signature = self.policy.relaxation.signature(task, entry.level)
 
     # ------------------------------------------------------------ reservations
 
@@ -425,7 +612,9 @@ class Engine:
         if agent.spare(channel) <= 0:
             self._set_indexed(agent, channel, want=False)
         self._offers.append(reservation)
-        self._emit("offered", entry.task.id, agent.id, reservation.id, _describe(entry.signature))
+        if self._on_event is not None:  # the description is only worth building for a listener
+            detail = _describe(entry.signature)
+            self._emit("offered", entry.task.id, agent.id, reservation.id, detail)
         return reservation
 
     def _end_offer(self, reservation: Reservation, state: ReservationState) -> None:
@@ -503,36 +692,42 @@ class Engine:
                 self._set_indexed(agent, channel, want=False)
             self._agent_keys[agent.id] = key
         ready = agent.presence is Presence.READY
-        for channel in agent.capacity:
-            self._set_indexed(agent, channel, want=ready and agent.spare(channel) > 0)
+        load = agent.load
+        for channel, units in agent.capacity.items():
+            self._set_indexed(agent, channel, want=ready and units > load.get(channel, 0))
 
     def _set_indexed(self, agent: Agent, channel: str, *, want: bool) -> None:
         indexed = self._indexed[agent.id]
         if (channel in indexed) == want:
             return
         key = self._agent_keys[agent.id]
-        buckets = [self._by_channel.setdefault(channel, _Bucket())]
-        buckets.extend(
-            self._by_level.setdefault((channel, skill, level), _Bucket())
-            for skill, level in agent.skills.items()
-        )
-        for bucket in buckets:
-            if want:
-                bucket.add(key)
-            else:
-                bucket.remove(key)
+        by_level = self._by_level
         if want:
             indexed.add(channel)
+            bucket = self._by_channel.get(channel)
+            if bucket is None:
+                bucket = self._by_channel[channel] = _Bucket()
+            bucket.add(key)
+            for skill, level in agent.skills.items():
+                bucket = by_level.get((channel, skill, level))
+                if bucket is None:
+                    bucket = by_level[channel, skill, level] = _Bucket()
+                bucket.add(key)
         else:
             indexed.discard(channel)
+            self._by_channel[channel].remove(key)
+            for skill, level in agent.skills.items():
+                by_level[channel, skill, level].remove(key)
 
     def _best_agent(self, entry: _Entry) -> str | None:
         channel = entry.task.channel
         signature = entry.signature
         excluded = entry.excluded
+        anyone = self._by_channel.get(channel)
+        if anyone is None or not anyone.keys:
+            return None  # every agent on the channel is busy: the usual case when tasks queue
         if not signature:
-            bucket = self._by_channel.get(channel)
-            found = bucket.first(excluded) if bucket else None
+            found = anyone.first(excluded)
             return found[1] if found else None
         if len(signature) == 1:
             (skill, minimum) = signature[0]
@@ -621,93 +816,95 @@ class Engine:
     def _enqueue(self, entry: _Entry) -> None:
         entry.state = TaskState.WAITING
         entry.version += 1
-        task = entry.task
-        skills = tuple(skill for skill, _ in entry.signature)
-        by_skills = self._waiting.setdefault(task.channel, {})
-        heap = by_skills.setdefault(skills, {}).setdefault(entry.signature, [])
-        heapq.heappush(heap, (entry.key, entry.version, task.id))
+        channel = self._waiting.get(entry.task.channel)
+        if channel is None:
+            channel = self._waiting[entry.task.channel] = _ChannelQueues()
+        heap = channel.heaps.get(entry.signature) or channel.add_heap(entry.signature)
+        items = heap.items
+        old = items[0] if items else None
+        priority, weight, arrival, seq = entry.key
+        item = (priority, weight, arrival, seq, entry.version, entry.task.id)
+        heapq.heappush(items, item)
+        if items[0] is item:
+            heap.queue.move_head(heap, old)
+        if entry.excluded:
+            heap.declined += 1
+        entry.heap = heap
         self._waiting_count += 1
 
     def _dequeue(self, entry: _Entry) -> None:
-        """Leave the queue; the heap entry goes stale (version) and is dropped when it surfaces."""
+        """Leave the queue. At its heap's head the task is popped at once, with the stale entries
+        this uncovers, so heads are always live and a freed agent never checks them; deeper
+        down its entry goes stale (version) and is dropped when it surfaces."""
+        heap, entry.heap = entry.heap, None
+        if heap is None:
+            raise RoutingError(f"task {entry.task.id} is not queued")
+        items = heap.items
+        head = items[0]
+        at_head = head[5] == entry.task.id and head[4] == entry.version
         entry.version += 1
         self._waiting_count -= 1
+        if entry.excluded:
+            heap.declined -= 1
+        if not at_head:
+            return
+        heapq.heappop(items)
+        while items and not self._valid(items[0]):
+            heapq.heappop(items)
+        queue = heap.queue
+        queue.move_head(heap, head)
+        if not items:
+            queue.channel.drop(heap)
 
     def _valid(self, item: _HeapEntry) -> bool:
-        entry = self._tasks[item[2]]
-        return entry.version == item[1] and entry.state is TaskState.WAITING
+        entry = self._tasks[item[5]]
+        return entry.version == item[4] and entry.state is TaskState.WAITING
 
     def _best_task(self, agent: Agent, channel: str) -> _Entry | None:
-        by_skills = self._waiting.get(channel)
-        if not by_skills:
+        waiting = self._waiting.get(channel)
+        if waiting is None or not waiting.queues:
             return None
-        skill_sets: Iterable[tuple[str, ...]]
-        if len(agent.skills) < 16 and (1 << len(agent.skills)) <= len(by_skills):
-            skill_sets = self._subsets(agent.skills)
-        else:
-            have = agent.skills.keys()
-            skill_sets = [s for s in by_skills if all(name in have for name in s)]
-        best: _HeapEntry | None = None
         skills = agent.skills
-        for skill_set in skill_sets:
-            signatures = by_skills.get(skill_set)
-            if signatures is None:
+        best: _HeapEntry | None = None
+        bound: tuple[object, ...] = _NO_TASK  # ``best``, or above every entry before one is found
+        for skill_set in self._servable_skill_sets(skills, waiting):
+            queue = waiting.queues.get(skill_set)
+            if queue is None or bound <= queue.first:
                 continue
-            emptied: list[Signature] = []
-            for signature, heap in signatures.items():
-                if not heap:
-                    emptied.append(signature)
+            levels = tuple(map(skills.__getitem__, skill_set))
+            # Heads in key order: the first qualifying one is this skill set's best, unless
+            # the agent declined it (rare), then later heads may still beat what it leaves.
+            for head, minimums, heap in queue.heads:
+                if bound <= head:
+                    break
+                if not all(map(le, minimums, levels)):
                     continue
-                # A stale head's key is no larger than any live entry's: skipping on it is safe.
-                if best is not None and best[0] <= heap[0][0]:
-                    continue
-                qualified = True
-                for name, minimum in signature:
-                    if skills[name] < minimum:
-                        qualified = False
-                        break
-                if not qualified:
-                    continue
-                while heap and not self._valid(heap[0]):
-                    heapq.heappop(heap)
-                if not heap:
-                    emptied.append(signature)
-                    continue
-                head = heap[0]
-                if best is not None and best[0] <= head[0]:
-                    continue
-                excluded = self._tasks[head[2]].excluded
-                if excluded and agent.id in excluded:
-                    # Rare: this agent declined the head; look further down this heap only.
-                    candidate = next(
-                        (
-                            item
-                            for item in sorted(heap)
-                            if self._valid(item) and agent.id not in self._tasks[item[2]].excluded
-                        ),
-                        None,
-                    )
-                    if candidate is None:
+                if heap.declined and agent.id in self._tasks[head[5]].excluded:
+                    found = self._first_not_declined(heap.items, agent.id)
+                    if found is None or bound <= found:
                         continue
-                    head = candidate
-                if best is None or head[0] < best[0]:
-                    best = head
-            for signature in emptied:
-                del signatures[signature]
-            if not signatures:
-                del by_skills[skill_set]
-        return self._tasks[best[2]] if best else None
+                    head = found
+                best = bound = head
+        return self._tasks[best[5]] if best else None
 
-    def _subsets(self, skills: Mapping[str, int]) -> list[tuple[str, ...]]:
-        """Every subset of the skill names, as sorted tuples (the waiting index's keys); cached,
-        since many agents share a skill set and an agent's skills rarely change."""
-        names = tuple(sorted(skills))
-        cached = self._subset_cache.get(names)
-        if cached is None:
-            cached = [c for size in range(len(names) + 1) for c in combinations(names, size)]
-            if len(self._subset_cache) < 100_000:
-                self._subset_cache[names] = cached
-        return cached
+    def _first_not_declined(self, items: list[_HeapEntry], agent_id: str) -> _HeapEntry | None:
+        """The best live entry of a heap whose head this agent declined (a sort: rare)."""
+        for item in sorted(items):
+            if self._valid(item) and agent_id not in self._tasks[item[5]].excluded:
+                return item
+        return None
+
+    def _servable_skill_sets(
+        self, skills: Mapping[str, int], waiting: _ChannelQueues
+    ) -> Iterable[tuple[str, ...]]:
+        """The waiting skill sets the agent's skills cover: its own subsets of the sizes that
+        wait, or the channel's skill sets filtered, whichever is fewer. Subsets come smaller
+        first: those usually hold more tasks, so an older head that lets the rest pass sooner."""
+        names = sorted(skills)
+        sizes = waiting.sizes
+        if sum(math.comb(len(names), size) for size in sizes) <= len(waiting.queues):
+            return chain.from_iterable(combinations(names, size) for size in sorted(sizes))
+        return [s for s in waiting.queues if all(name in skills for name in s)]
 
     def _pull(self, agent: Agent, channel: str) -> None:
         while agent.presence is Presence.READY and agent.spare(channel) > 0:

@@ -60,7 +60,7 @@ class TaskState(StrEnum):
     FINISHED = "finished"
 
 
-def _check_proficiencies(owner: str, skills: Mapping[str, int]) -> None:
+def check_proficiencies(owner: str, skills: Mapping[str, int]) -> None:
     for skill, level in skills.items():
         if not MIN_PROFICIENCY <= level <= MAX_PROFICIENCY:
             raise ValueError(
@@ -92,7 +92,8 @@ class Task:
 
     ``requires`` must always hold (subject to relaxation lowering the minimum); ``optional``
     skills are required too until a relaxation step with ``drop_optional`` lets them go.
-    ``arrival`` is in the same clock as the engine's ``now`` (seconds).
+    ``arrival`` is in the same clock as the engine's ``now`` (seconds). ``queue`` names the
+    line of work the task is in, for figures and for escalation rules that move it.
     """
 
     id: str
@@ -102,11 +103,12 @@ class Task:
     optional: Mapping[str, int] = field(default_factory=dict)
     priority: int = 0
     tier: str = "standard"
+    queue: str = "default"
     attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _check_proficiencies(f"task {self.id}", self.requires)
-        _check_proficiencies(f"task {self.id}", self.optional)
+        check_proficiencies(f"task {self.id}", self.requires)
+        check_proficiencies(f"task {self.id}", self.optional)
         if self.arrival < 0:
             raise ValueError(f"task {self.id}: arrival {self.arrival} is negative")
 
@@ -129,7 +131,7 @@ class Agent:
     consecutive_timeouts: int = 0
 
     def __post_init__(self) -> None:
-        _check_proficiencies(f"agent {self.id}", self.skills)
+        check_proficiencies(f"agent {self.id}", self.skills)
         for channel, units in self.capacity.items():
             if units < 0:
                 raise ValueError(f"agent {self.id}: capacity of {channel!r} is negative")
@@ -172,7 +174,8 @@ class Event:
     """One thing the engine decided or observed, in order: the hook point for the service
     (persist, publish) and for replay figures. ``kind`` is one of ``queued``, ``offered``,
     ``accepted``, ``rejected``, ``timeout``, ``canceled``, ``rescinded``, ``relaxed``,
-    ``requeued``, ``updated``, ``finished``, ``agent_away``."""
+    ``requeued``, ``updated``, ``escalated``, ``supervisor_alert``, ``finished``, ``agent_away``,
+    ``proficiency``."""
 
     kind: str
     at: float
