@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import nats
 import pytest
 import sqlalchemy as sa
+from nats.js.errors import NotFoundError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cxops.common.db import Database
@@ -179,7 +180,10 @@ async def test_redelivered_event_changes_nothing(sample_db: Database, broker: Br
             await broker.js.publish(event.subject, event.body(), headers=headers)
 
         async def handled() -> bool:
-            info = await broker.js.consumer_info(STREAM, consumer.durable)
+            try:
+                info = await broker.js.consumer_info(STREAM, consumer.durable)
+            except NotFoundError:
+                return False  # the running consumer has not created its durable yet
             return info.num_ack_pending == 0 and info.num_pending == 0
 
         await eventually(handled)
