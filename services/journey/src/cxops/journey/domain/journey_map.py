@@ -1,0 +1,40 @@
+"""The designed journey a log is compared with: stages in their expected order, the activities
+that belong to each, and how long each handoff between two stages may take."""
+
+from dataclasses import dataclass
+
+#: The stage of events whose activity no stage of the map claims.
+UNMAPPED = "(unmapped)"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage; an optional stage may be skipped without the case leaving the design."""
+
+    name: str
+    activities: tuple[str, ...]
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class HandoffSla:
+    """A case that leaves ``from_stage`` for ``to_stage`` should reach it within the SLA,
+    counted from its last event in the one to its first event in the other."""
+
+    from_stage: str
+    to_stage: str
+    sla_seconds: float
+
+
+@dataclass(frozen=True)
+class JourneyMap:
+    """Stages in the designed order. Stage names are distinct, an activity belongs to at most
+    one stage, and each SLA names two stages, the first before the second (the map file's
+    loader checks this)."""
+
+    stages: tuple[Stage, ...]
+    handoffs: tuple[HandoffSla, ...] = ()
+
+    def stage_of(self) -> dict[str, str]:
+        """Each mapped activity's stage."""
+        return {activity: stage.name for stage in self.stages for activity in stage.activities}
