@@ -1,0 +1,372 @@
+"""The formats of ``cxops journey identities``: the events CSV (wide or long), the rules JSON,
+and the resolution as plain JSON. Errors name the file line and the column, the way a user finds
+them in the file; nothing is resolved until the whole input has been read.
+"""
+
+import csv
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cxops.journey.domain.identifiers import DEFAULT_BLOCKLIST, BlockRule, Kind
+from cxops.journey.domain.identity import Event, Identifier, Link, Resolution, Rules
+
+
+class Layout(StrEnum):
+    """``wide``: one row per event, a column per identifier type. ``long``: one row per
+    identifier, ``event_id,type,value``. ``auto``: long when the header has ``type`` and
+    ``value``."""
+
+    AUTO = "auto"
+    WIDE = "wide"
+    LONG = "long"
+
+
+class InputError(ValueError):
+    """Input that cannot be read; the message says where."""
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """Which columns mean what. ``identifiers`` maps a column (wide) or a ``type`` value (long)
+    to the identifier type it holds; empty means every column but the event id and timestamp
+    (wide) or every type (long). ``None`` for the event id or timestamp means "use ``event_id``
+    or ``timestamp`` if the header has it"."""
+
+    identifiers: Mapping[str, str] = field(default_factory=dict)
+    event_id: str | None = None
+    timestamp: str | None = None
+    layout: Layout = Layout.AUTO
+
+
+def read_events(path: Path, columns: Columns) -> list[Event]:
+    """The events of a CSV file; rows with the same event id are one event."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            rows = _rows(handle)
+            try:
+                header_line, header = next(rows)
+            except StopIteration:
+                raise InputError(f"{path} is empty: expected a header row, then events") from None
+            try:
+                reader = _Reader(header_line, header, columns)
+                for line, row in rows:
+                    reader.add(line, row)
+            except InputError as exc:
+                raise InputError(f"{path}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not UTF-8 text: {exc.reason}") from exc
+    except csv.Error as exc:
+        raise InputError(f"{path}: not CSV: {exc}") from exc
+    if not reader.events:
+        raise InputError(f"{path} has a header (line {header_line}) but no events")
+    return reader.finish()
+
+
+def _rows(handle: TextIO) -> Iterator[tuple[int, list[str]]]:
+    """Rows with something in them, with the file line each starts on (a quoted cell may span
+    lines)."""
+    reader = csv.reader(handle)
+    line = 1
+    for row in reader:
+        if "".join(row).strip():
+            yield line, row
+        line = reader.line_num + 1
+
+
+@dataclass(slots=True)
+class _Pending:
+    identifiers: list[tuple[str, str]]
+    timestamp: datetime | None = None
+    timestamp_line: int = 0
+
+
+class _Reader:
+    def __init__(self, header_line: int, header: list[str], columns: Columns) -> None:
+        self.header = [name.strip() for name in header]
+        for at, name in enumerate(self.header):
+            if not name:
+                raise InputError(f"line {header_line}: column {at + 1} has no name")
+            if name in self.header[:at]:
+                raise InputError(f"line {header_line}: column {name!r} appears twice")
+        self.long = columns.layout is Layout.LONG or (
+            columns.layout is Layout.AUTO and {"type", "value"} <= set(self.header)
+        )
+        self.event_id = self._optional(columns.event_id, "event_id")
+        self.timestamp = self._optional(columns.timestamp, "timestamp")
+        self.events: dict[str, _Pending] = {}
+        self.types = dict(columns.identifiers)
+        if self.long:
+            if self.event_id is None:
+                raise InputError(
+                    f"column {columns.event_id or 'event_id'!r} is missing: the long layout "
+                    f"needs it to group rows into events ({self._has()})"
+                )
+            self.type_column, self.value_column = self._required("type"), self._required("value")
+            return
+        named = set(self.types) or set(self.header) - self._names(self.event_id)
+        named -= self._names(self.timestamp)
+        for name in sorted(named):
+            self._required(name)
+        self.identifier_columns = [
+            (self.header.index(name), self.types.get(name, name)) for name in sorted(named)
+        ]
+        if not self.identifier_columns:
+            raise InputError(f"no identifier columns ({self._has()})")
+
+    def _names(self, index: int | None) -> set[str]:
+        return set() if index is None else {self.header[index]}
+
+    def _has(self) -> str:
+        return "the header has " + ", ".join(self.header)
+
+    def _required(self, name: str) -> int:
+        if name not in self.header:
+            raise InputError(f"column {name!r} is missing ({self._has()})")
+        return self.header.index(name)
+
+    def _optional(self, name: str | None, default: str) -> int | None:
+        if name is not None:
+            return self._required(name)
+        return self.header.index(default) if default in self.header else None
+
+    def add(self, line: int, row: list[str]) -> None:
+        if len(row) != len(self.header):
+            raise InputError(
+                f"line {line}: {len(row)} cells where the header has {len(self.header)} columns"
+            )
+        event_id = str(line) if self.event_id is None else self._cell(line, row, self.event_id)
+        pending = self.events.get(event_id)
+        if pending is None:
+            pending = self.events[event_id] = _Pending([])
+        if self.timestamp is not None and row[self.timestamp].strip():
+            self._stamp(pending, line, self.header[self.timestamp], row[self.timestamp], event_id)
+        if not self.long:
+            pending.identifiers.extend((name, row[at]) for at, name in self.identifier_columns)
+            return
+        value = row[self.value_column]
+        if not value.strip():
+            return
+        type_name = self._cell(line, row, self.type_column)
+        if not self.types:
+            pending.identifiers.append((type_name, value))
+        elif type_name in self.types:
+            pending.identifiers.append((self.types[type_name], value))
+
+    def _cell(self, line: int, row: list[str], index: int) -> str:
+        value = row[index].strip()
+        if not value:
+            raise InputError(f"line {line}, column {self.header[index]!r}: empty")
+        return value
+
+    def _stamp(self, pending: _Pending, line: int, column: str, text: str, event_id: str) -> None:
+        try:
+            when = parse_timestamp(text.strip())
+        except ValueError as exc:
+            raise InputError(f"line {line}, column {column!r}: {exc}") from exc
+        if pending.timestamp is not None and pending.timestamp != when:
+            raise InputError(
+                f"line {line}, column {column!r}: event {event_id!r} has another timestamp "
+                f"on line {pending.timestamp_line}"
+            )
+        pending.timestamp, pending.timestamp_line = when, line
+
+    def finish(self) -> list[Event]:
+        return [
+            Event(event_id, tuple(pending.identifiers), pending.timestamp)
+            for event_id, pending in self.events.items()
+        ]
+
+
+def parse_timestamp(text: str) -> datetime:
+    """ISO 8601 (without an offset it is UTC), else Unix seconds; as UTC."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    else:
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
+    try:
+        seconds = float(text)
+        if math.isfinite(seconds):
+            return datetime.fromtimestamp(seconds, UTC)
+    except (ValueError, OverflowError, OSError):
+        pass
+    raise ValueError(
+        f"not a timestamp: {text!r} (ISO 8601, such as 2024-05-01T09:30:00Z, or Unix seconds)"
+    )
+
+
+Name = Annotated[str, Field(min_length=1)]
+Positive = Annotated[int, Field(ge=1)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BlockSpec(_Spec):
+    value: Name | None = None
+    pattern: Name | None = None
+    regex: Name | None = None
+    type: Name | None = None
+    kind: Kind | None = None
+
+
+class RulesSpec(_Spec):
+    """The rules JSON; ``max_per_type`` takes ``"*"`` for every type not named."""
+
+    default_blocklist: bool = True
+    blocked: list[BlockSpec] = []
+    max_per_type: dict[Name, Positive] = {}
+    max_profiles_per_value: Positive = 1
+    kinds: dict[Name, Kind] = {}
+    country_code: Annotated[str, Field(pattern=r"^\d{1,3}$")] | None = None
+
+
+def load_rules(data: object, *, source: str) -> RulesSpec:
+    try:
+        return RulesSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = "\n".join(
+            f"  {'.'.join(str(part) for part in error['loc']) or '(top)'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise InputError(f"invalid rules in {source}:\n{problems}") from exc
+
+
+def build_rules(spec: RulesSpec, *, extra_blocks: Sequence[str] = ()) -> Rules:
+    """The domain's rules from the JSON's; ``extra_blocks`` are patterns for every type (a value
+    without ``*``, ``?`` or ``[`` is exact)."""
+    blocklist = list(DEFAULT_BLOCKLIST if spec.default_blocklist else ())
+    for at, block in enumerate(spec.blocked):
+        try:
+            blocklist.append(BlockRule(**block.model_dump()))
+        except ValueError as exc:
+            raise InputError(f"blocked[{at}]: {exc}") from exc
+    for text in extra_blocks:
+        wildcard = any(char in text for char in "*?[")
+        blocklist.append(BlockRule(pattern=text) if wildcard else BlockRule(value=text))
+    limits = dict(spec.max_per_type)
+    default_limit = limits.pop("*", 3)
+    return Rules(
+        blocklist=tuple(blocklist),
+        max_per_type=limits,
+        default_max_per_type=default_limit,
+        max_profiles_per_value=spec.max_profiles_per_value,
+        kinds=dict(spec.kinds),
+        country_code=spec.country_code,
+    )
+
+
+def report(resolution: Resolution) -> dict[str, Any]:
+    """The resolution as JSON-ready values (the format in ``services/journey/README.md``)."""
+    profiles = [
+        {
+            "id": profile.profile_id,
+            "identifiers": _by_type(profile.identifiers),
+            "event_count": len(profile.events),
+            "events": list(profile.events),
+            "first_seen": _time(profile.first_seen),
+            "last_seen": _time(profile.last_seen),
+        }
+        for profile in resolution.profiles
+    ]
+    blocked_links = [
+        {
+            "reason": "blocked",
+            "via": _identifier(blocked.identifier),
+            "blocked_as": blocked.reason,
+            "detail": blocked.detail,
+            "profiles": list(blocked.profiles),
+        }
+        for blocked in resolution.blocked
+        if len(blocked.profiles) > 1
+    ]
+    cap_refusals = [
+        {
+            "reason": "cap",
+            "step": refusal.step,
+            **_link(refusal.link),
+            "profiles": list(refusal.profiles),
+            "type": refusal.type,
+            "would_hold": refusal.would_hold,
+            "limit": refusal.limit,
+        }
+        for refusal in resolution.refusals
+    ]
+    return {
+        "totals": {
+            "events": resolution.events,
+            "resolved_events": resolution.events - len(resolution.unresolved_events),
+            "unresolved_events": len(resolution.unresolved_events),
+            "profiles": len(resolution.profiles),
+            "identifiers": sum(len(profile.identifiers) for profile in resolution.profiles),
+            "merges": len(resolution.merges),
+            "refused_by_cap": len(resolution.refusals),
+            "blocked_values": len(resolution.blocked),
+            "invalid_values": len(resolution.invalid),
+            "split_events": len(resolution.split_events),
+        },
+        "identifier_types": list(resolution.identifier_types),
+        "profiles": profiles,
+        "merges": [
+            {
+                "step": merge.step,
+                "profile": merge.profile_id,
+                **_link(merge.link),
+                "sizes": list(merge.sizes),
+            }
+            for merge in resolution.merges
+        ],
+        "refusals": cap_refusals + blocked_links,
+        "blocked": [
+            {
+                **_identifier(blocked.identifier),
+                "reason": blocked.reason,
+                "detail": blocked.detail,
+                "events": blocked.events,
+                "profiles": list(blocked.profiles),
+            }
+            for blocked in resolution.blocked
+        ],
+        "invalid": [
+            {"type": value.type, "value": value.value, "events": value.events}
+            for value in resolution.invalid
+        ],
+        "unresolved_events": list(resolution.unresolved_events),
+        "split_events": [
+            {"event": split.event_id, "profile": split.profile_id, "also": list(split.others)}
+            for split in resolution.split_events
+        ],
+    }
+
+
+def _by_type(identifiers: Sequence[Identifier]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for identifier in identifiers:
+        grouped.setdefault(identifier.type, []).append(identifier.value)
+    return grouped
+
+
+def _identifier(identifier: Identifier) -> dict[str, str]:
+    return {"type": identifier.type, "value": identifier.value}
+
+
+def _link(link: Link) -> dict[str, Any]:
+    return {
+        "left": _identifier(link.left),
+        "right": _identifier(link.right),
+        "shared_events": link.events,
+        "first_event": link.first_event,
+    }
+
+
+def _time(when: datetime | None) -> str | None:
+    return None if when is None else when.isoformat().replace("+00:00", "Z")
