@@ -6,7 +6,7 @@ Each area is a typer sub-app or a command registered here, so later areas (``cxo
 
 import typer
 
-from cxops.cli import keys, routing, staffing
+from cxops.cli import journey, keys, routing, staffing
 from cxops.cli.migrate import migrate_command
 from cxops.cli.up import up_command
 
@@ -22,3 +22,4 @@ app.command("migrate")(migrate_command)
 app.add_typer(keys.app, name="keys")
 app.add_typer(staffing.app, name="staffing")
 app.add_typer(routing.app, name="routing")
+app.add_typer(journey.app, name="journey")
