@@ -4,7 +4,7 @@ mixed with local offsets, rows in time order (so every case must be gathered).
 
 The whole of ``cxops journey mine`` (reading the CSV, parsing, sorting, every analysis, the
 JSON) runs in a child process, whose peak memory is its own maximum resident set size
-(``os.wait4``); a second child runs the command itself, whose imports include the whole CLI.
+(``os.wait4``); a second child runs the command itself, Python's start and imports included.
 The baseline, in the same run, is a straightforward pure-Python implementation (csv module,
 dicts) of the directly-follows graph with its performance and the variants, run on up to a
 million events' worth of cases and scaled to the whole log; its figures must equal ours.
@@ -276,7 +276,7 @@ def main() -> None:
     _, command_wall, command_peak = run_child(command)
     print(
         f"  `cxops journey mine LOG --json` as a whole: {command_wall:.2f} s, peak memory "
-        f"{command_peak / 1e6:,.0f} MB (the CLI's imports, for every command, included)"
+        f"{command_peak / 1e6:,.0f} MB (Python's start and the imports included)"
     )
 
     edges, variants, naive = baseline(sample_path)

@@ -82,8 +82,10 @@ def identities_command(
         ),
     ] = False,
 ) -> None:
-    """Resolve events into customer profiles by their shared identifier values, with blocked
-    values, caps per type and the reason for every merge; the same answer for any row order."""
+    """Resolve events into customer profiles by their shared identifiers.
+
+    Blocked values never join, caps hold per type, every merge and refusal has its reason, and
+    the answer is the same for any row order."""
     spec = _rules_spec(rules_file)
     overrides: dict[str, Any] = {}
     if no_default_blocklist:

@@ -56,7 +56,9 @@ def mine_command(
         bool, typer.Option("--json", help="Print the whole result as JSON.")
     ] = False,
 ) -> None:
-    """Activities, directly-follows graph, variants, team handoffs, case durations, time per
+    """Mine an event log: the journeys customers really took.
+
+    Activities, directly-follows graph, variants, team handoffs, case durations, time per
     stage, bottlenecks, rework and (with --map) conformance to the designed journey."""
     designed = _read_map(journey_map) if journey_map is not None else None
     try:

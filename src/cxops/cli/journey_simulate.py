@@ -52,9 +52,11 @@ def simulate_command(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Simulate the journey: per stage waits, utilisation, queue, hang-ups and SLA; per journey
-    the time from arrival to exit; and, if the model has an intervention, the difference it
-    makes with a 95% confidence interval."""
+    """Simulate a journey under load: waits, utilisation and hang-ups per stage.
+
+    Per stage waits, utilisation, queue, hang-ups and SLA; per journey the time from arrival
+    to exit; and, if the model has an intervention, the difference it makes with a 95%
+    confidence interval."""
     model = _read_model(model_file)
     try:
         settings = RunSettings.of(

@@ -27,8 +27,10 @@ def replay_command(
         bool, typer.Option("--json", help="Print the whole replay as JSON.")
     ] = False,
 ) -> None:
-    """Replay agents and tasks through the engine: every offer and assignment, escalations,
-    and answer times, service level and occupancy per queue, tier and agent."""
+    """Replay agents and tasks through the routing engine in simulated time.
+
+    Prints every offer and assignment, escalations, and answer times, service level and
+    occupancy per queue, tier and agent."""
     try:
         text = sys.stdin.read() if scenario == "-" else Path(scenario).read_text()
     except OSError as exc:
