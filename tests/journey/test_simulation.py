@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from cxops.cli.main import app
-from cxops.journey.domain.simulation.confidence import mean_interval, t_quantile
 from cxops.journey.domain.simulation.engine import compile_plan
 from cxops.journey.domain.simulation.experiments import (
     RunSettings,
@@ -271,24 +270,6 @@ def test_the_breaking_point_is_where_erlang_c_crosses_the_sla() -> None:
     assert 0 < found.load - found.highest_load_met <= 0.01
     assert list(found.breaches) == ["desk"]
     assert found.tried[0] == (1.0, True)
-
-
-# ------------------------------------------------------------------------- confidence intervals
-
-
-@pytest.mark.parametrize(
-    ("degrees", "quantile"), [(1, 12.7062), (2, 4.3027), (4, 2.7764), (9, 2.2622), (30, 2.0423)]
-)
-def test_t_quantiles_match_the_table(degrees: int, quantile: float) -> None:
-    assert t_quantile(0.95, degrees) == pytest.approx(quantile, abs=5e-4)
-
-
-def test_t_tends_to_the_normal_and_intervals_are_symmetric() -> None:
-    assert t_quantile(0.95, 10_000) == pytest.approx(1.95996, abs=1e-3)
-    interval = mean_interval([1.0, 2.0, 3.0])
-    assert interval.mean == 2
-    assert interval.high - 2 == pytest.approx(2 - interval.low)
-    assert interval.high - 2 == pytest.approx(4.3027 / math.sqrt(3), abs=1e-3)
 
 
 # ------------------------------------------------------------------------- properties

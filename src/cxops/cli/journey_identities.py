@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cxops.cli.json_input import read_json
 from cxops.journey.domain.identity import resolve
 from cxops.journey.identity_format import (
     Columns,
@@ -138,14 +139,7 @@ def _collector_paused() -> Iterator[None]:
 def _rules_spec(path: Path | None) -> RulesSpec:
     if path is None:
         return RulesSpec()
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise typer.BadParameter(f"cannot read {path}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise typer.BadParameter(
-            f"{path}: not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from exc
+    data = read_json(path)
     try:
         return load_rules(data, source=str(path))
     except InputError as exc:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import polars as pl
 import typer
 
+from cxops.cli.json_input import read_json
 from cxops.journey.domain.journey_map import JourneyMap
 from cxops.journey.domain.log import Columns, LogError, prepare_log
 from cxops.journey.domain.mining import Mining, mine
@@ -97,14 +98,7 @@ def _fields(value: Any) -> dict[str, Any]:
 
 
 def _read_map(path: Path) -> JourneyMap:
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise typer.BadParameter(f"cannot read {path}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise typer.BadParameter(
-            f"{path}: not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from exc
+    data = read_json(path)
     try:
         return load_journey_map(data)
     except JourneyMapError as exc:

@@ -2,14 +2,13 @@
 
 import json
 import math
-import sys
 from collections.abc import Callable
 from dataclasses import asdict
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from cxops.cli.json_input import read_json
 from cxops.journey.domain.simulation.experiments import (
     Comparison,
     RunSettings,
@@ -84,16 +83,7 @@ def simulate_command(
 
 
 def _read_model(model_file: str) -> JourneyModel:
-    try:
-        text = sys.stdin.read() if model_file == "-" else Path(model_file).read_text()
-    except OSError as exc:
-        raise typer.BadParameter(f"cannot read {model_file}: {exc.strerror}") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise typer.BadParameter(
-            f"{model_file}: not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from exc
+    data = read_json(model_file)
     try:
         return load_model(data)
     except ModelError as exc:

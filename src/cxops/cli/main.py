@@ -20,6 +20,8 @@ AREAS: dict[str, tuple[str, str]] = {
     "staffing": ("cxops.cli.staffing", "app"),
     "routing": ("cxops.cli.routing", "app"),
     "journey": ("cxops.cli.journey", "app"),
+    "feedback": ("cxops.cli.feedback", "app"),
+    "scorecard": ("cxops.cli.scorecard", "app"),
 }
 
 

@@ -1,13 +1,12 @@
 """``cxops routing``: replay a scenario through the routing engine in simulated time."""
 
 import json
-import sys
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from cxops.cli.json_input import read_json
 from cxops.routing.domain.replay import replay
 from cxops.routing.scenario import ScenarioError, load_scenario, report
 
@@ -32,17 +31,7 @@ def replay_command(
     Prints every offer and assignment, escalations, and answer times, service level and
     occupancy per queue, tier and agent."""
     try:
-        text = sys.stdin.read() if scenario == "-" else Path(scenario).read_text()
-    except OSError as exc:
-        raise typer.BadParameter(f"cannot read {scenario}: {exc.strerror}") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise typer.BadParameter(
-            f"{scenario}: not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from exc
-    try:
-        loaded = load_scenario(data)
+        loaded = load_scenario(read_json(scenario))
     except ScenarioError as exc:
         places = "\n".join(f"  {place}: {message}" for place, message in exc.problems)
         raise typer.BadParameter(f"{scenario} is not a valid scenario:\n{places}") from exc

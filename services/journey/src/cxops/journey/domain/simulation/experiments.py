@@ -5,10 +5,11 @@ All three run the same customers (the same seed gives the same streams, see ``en
 change in the figures comes from the load or the intervention, not from luck of the draw.
 """
 
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from cxops.journey.domain.simulation.confidence import Interval, mean_interval
+from cxops.common.inference import mean_interval
 from cxops.journey.domain.simulation.engine import Replication, compile_plan, run_replication
 from cxops.journey.domain.simulation.measures import (
     JourneyFigures,
@@ -222,13 +223,15 @@ def _differences(
         after = [getattr(f, measure) for f in intervention]
         if None in before or None in after:
             continue
-        interval: Interval = mean_interval([a - b for a, b in zip(after, before, strict=True)])
+        paired = [a - b for a, b in zip(after, before, strict=True)]
+        mean = statistics.fmean(paired)
+        interval = mean_interval(mean, statistics.stdev(paired), len(paired), CONFIDENCE)
         differences[measure] = Difference(
             baseline=sum(before) / len(before),
             intervention=sum(after) / len(after),
-            difference=interval.mean,
+            difference=mean,
             low=interval.low,
             high=interval.high,
-            significant=interval.excludes_zero,
+            significant=interval.low > 0 or interval.high < 0,
         )
     return differences

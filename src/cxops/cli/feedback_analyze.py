@@ -1,0 +1,214 @@
+"""``cxops feedback analyze``: enrich a CSV of verbatims (redaction, language, sentiment, topics,
+needs_review), one result per row, nothing dropped."""
+
+import csv
+import json
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+
+import typer
+
+from cxops.cli.json_input import read_json
+from cxops.feedback.domain.enrichment import Enricher, Enrichment
+from cxops.feedback.domain.scales import ResponseKind
+from cxops.feedback.domain.sentiment import Sentiment
+from cxops.feedback.domain.topics import (
+    DEFAULT_TAXONOMY,
+    Correction,
+    Taxonomy,
+    TaxonomyError,
+    TopicLearner,
+    TopicTagger,
+    load_taxonomy,
+)
+
+#: Verbatims longer than csv's default field limit (128 KiB) are cut and flagged, not refused.
+_FIELD_SIZE_LIMIT = 64 * 1024 * 1024
+_TRUE = frozenset({"true", "yes", "1", "y"})
+_FALSE = frozenset({"false", "no", "0", "n"})
+
+
+def analyze_command(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE.csv",
+            help="Verbatims, one per row, with a header row.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    text_column: Annotated[str, typer.Option(help="Column of the verbatim.")] = "comment",
+    score_column: Annotated[
+        str | None, typer.Option(help="Column of the survey score, compared with the sentiment.")
+    ] = None,
+    score_scale: Annotated[
+        ResponseKind,
+        typer.Option(help="Scale of the score: nps 0-10, csat 1-5, ces 1-7."),
+    ] = ResponseKind.NPS,
+    taxonomy: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE.json",
+            help="Tenant taxonomy (see services/feedback/README.md); default: the CX taxonomy.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    corrections: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE.csv",
+            help="People's topic corrections to learn from: columns text, topic, correct.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object per row (JSON lines).")
+    ] = False,
+) -> None:
+    """Enrich each verbatim: personal data redacted, language, sentiment, topics with their own
+    sentiment, and whether a person should review it.
+
+    Rows are numbered from 1 after the header; every row gets a result. A bad score (off the
+    scale, not a number) flags its row, named on stderr. Not UTF-8 text: exit code 2."""
+    chosen = _read_taxonomy(taxonomy) if taxonomy is not None else DEFAULT_TAXONOMY
+    tagger = _learn(chosen, corrections) if corrections is not None else TopicTagger(chosen)
+    enricher = Enricher(tagger=tagger, score_kind=score_scale)
+    csv.field_size_limit(_FIELD_SIZE_LIMIT)
+    bad_scores: list[int] = []
+    reviews = rows = 0
+    with _open(file) as handle:
+        try:
+            reader = csv.DictReader(handle)
+            _check_columns(file, reader.fieldnames, text_column, score_column)
+            for row, record in enumerate(reader, start=1):
+                result = enricher.enrich(
+                    record.get(text_column) or "",
+                    record.get(score_column) if score_column is not None else None,
+                )
+                rows += 1
+                reviews += result.needs_review
+                if result.score.problem is not None:
+                    bad_scores.append(row)
+                typer.echo(_json_line(row, result) if as_json else _summary_line(row, result))
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise typer.BadParameter(f"{file.name}: unreadable after row {rows}: {exc}") from exc
+    _report(rows, reviews, bad_scores, score_column, score_scale)
+
+
+def _open(file: Path) -> TextIO:
+    try:
+        return file.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {file}: {exc.strerror}") from exc
+
+
+def _check_columns(file: Path, header: Any, text_column: str, score_column: str | None) -> None:
+    present = list(header or [])
+    for option, column in (("--text-column", text_column), ("--score-column", score_column)):
+        if column is not None and column not in present:
+            raise typer.BadParameter(
+                f"{file.name} has no column {column!r} (columns: {', '.join(present) or 'none'})",
+                param_hint=option,
+            )
+
+
+def _report(
+    rows: int, reviews: int, bad_scores: list[int], column: str | None, scale: ResponseKind
+) -> None:
+    typer.echo(f"{rows:,} rows, {reviews:,} need review", err=True)
+    if bad_scores:
+        shown = ", ".join(str(row) for row in bad_scores[:20])
+        more = f" and {len(bad_scores) - 20} more" if len(bad_scores) > 20 else ""
+        typer.echo(
+            f"column {column!r}: not a {scale.value} score (flagged) in rows {shown}{more}",
+            err=True,
+        )
+
+
+def _read_taxonomy(path: Path) -> Taxonomy:
+    data = read_json(path)
+    try:
+        return load_taxonomy(data)
+    except TaxonomyError as exc:
+        places = "\n".join(f"  {problem}" for problem in exc.problems)
+        raise typer.BadParameter(f"{path} is not a valid taxonomy:\n{places}") from exc
+
+
+def _learn(taxonomy: Taxonomy, path: Path) -> TopicTagger:
+    learner = TopicLearner(taxonomy)
+    with _open(path) as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in ("text", "topic", "correct") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise typer.BadParameter(f"{path.name} has no column {', '.join(map(repr, missing))}")
+        for row, record in enumerate(reader, start=1):
+            try:
+                learner.add(_correction(path, row, record))
+            except ValueError as exc:
+                raise typer.BadParameter(f"{path.name} row {row}: {exc}") from exc
+    return learner.tagger()
+
+
+def _correction(path: Path, row: int, record: dict[str, str]) -> Correction:
+    verdict = (record["correct"] or "").strip().lower()
+    if verdict not in _TRUE | _FALSE:
+        raise typer.BadParameter(f"{path.name} row {row}: correct must be true or false")
+    topic = (record["topic"] or "").strip()
+    return Correction(text=record["text"] or "", topic=topic, correct=verdict in _TRUE)
+
+
+def _json_line(row: int, result: Enrichment) -> str:
+    return json.dumps(
+        {
+            "row": row,
+            "redacted": result.redacted,
+            "pii": dict(result.pii),
+            "language": {
+                "code": result.language.language,
+                "confidence": result.language.confidence,
+            },
+            "sentiment": _sentiment(result.sentiment),
+            "topics": [
+                {
+                    "topic": topic.topic,
+                    "confidence": topic.confidence,
+                    "sentiment": _sentiment(topic.sentiment),
+                    "owner": topic.owner,
+                    "phrases": list(topic.phrases),
+                }
+                for topic in result.topics
+            ],
+            "needs_review": result.needs_review,
+            "review_reasons": list(result.review_reasons),
+            "empty": result.empty,
+            "truncated": result.truncated,
+            "original_length": result.original_length,
+            "score": result.score.value,
+        },
+        ensure_ascii=False,
+    )
+
+
+def _sentiment(sentiment: Sentiment | None) -> dict[str, Any] | None:
+    if sentiment is None:
+        return None
+    return {
+        "label": sentiment.label.value,
+        "score": sentiment.score,
+        "confidence": sentiment.confidence,
+    }
+
+
+def _summary_line(row: int, result: Enrichment) -> str:
+    if result.empty:
+        feeling = "(empty)"
+    elif result.sentiment is None:
+        feeling = f"(language {result.language.language})"
+    else:
+        feeling = f"{result.sentiment.label.value:<8} {result.sentiment.score:+.2f}"
+    topics = ", ".join(f"{t.topic} {t.sentiment.label.value[:3]}" for t in result.topics)
+    review = f"  review: {', '.join(result.review_reasons)}" if result.needs_review else ""
+    return f"{row:>6}  {feeling:<16} {topics or '-'}{review}"

@@ -1,0 +1,286 @@
+"""Complaint-spike alerts: exact Poisson tails, quiet on steady noise, fast on a step, EWMA on a
+ramp, cooldown, grouping, minimum count, weekday seasonality, and ``cxops feedback spikes``
+with bad input refused by row and column, nothing on stdout."""
+
+import json
+import math
+import random
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from cxops.cli.main import app
+from cxops.feedback.domain.alerts import AlertConfig, Detection, Observation, detect
+from cxops.feedback.domain.poisson import bonferroni, holm, poisson_upper_tail
+
+START = date(2026, 1, 5)  # a Monday
+DEFAULT = AlertConfig()
+
+
+def poisson(rng: random.Random, mean: float) -> int:
+    limit, k, product = math.exp(-mean), 0, rng.random()
+    while product > limit:
+        k += 1
+        product *= rng.random()
+    return k
+
+
+def series(
+    counts: list[int], topic: str = "delivery", segment: str = "", totals: list[int] | None = None
+) -> list[Observation]:
+    return [
+        Observation(
+            START + timedelta(days=day),
+            topic,
+            count,
+            segment=segment,
+            total=None if totals is None else totals[day],
+        )
+        for day, count in enumerate(counts)
+    ]
+
+
+def noise(seed: int, days: int, mean: float) -> list[int]:
+    rng = random.Random(seed)
+    return [poisson(rng, mean) for _ in range(days)]
+
+
+def first_alert(found: Detection, topic: str = "delivery") -> tuple[int, str] | None:
+    for incident in found.incidents:
+        for alert in incident.members:
+            if alert.topic == topic:
+                return (alert.period - START).days, alert.test
+    return None
+
+
+def test_poisson_tail_matches_exact_values() -> None:
+    assert poisson_upper_tail(10, 3) == pytest.approx(0.0011024881301154797, rel=1e-12)
+    assert poisson_upper_tail(40, 10) == pytest.approx(7.341636314560471e-13, rel=1e-10)
+    assert poisson_upper_tail(1, 2.5) == pytest.approx(1 - math.exp(-2.5), rel=1e-14)
+    assert poisson_upper_tail(0, 4) == 1.0
+    assert poisson_upper_tail(3, 0) == 0.0
+    # Means where exp(-mean) underflows still give a proper tail, near the normal's.
+    assert 0 < poisson_upper_tail(1100, 1000) < 0.002
+    assert poisson_upper_tail(1000, 1000) == pytest.approx(0.5, abs=0.02)
+
+
+def test_holm_adjusts_step_down() -> None:
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([]) == []
+
+
+@given(st.lists(st.floats(min_value=0, max_value=1), max_size=20))
+def test_holm_lies_between_raw_and_bonferroni(p_values: list[float]) -> None:
+    for raw, stepped, single in zip(p_values, holm(p_values), bonferroni(p_values), strict=True):
+        assert raw <= stepped <= single
+
+
+@given(st.integers(min_value=0, max_value=80), st.floats(min_value=0.01, max_value=60))
+def test_poisson_tail_falls_with_the_count(observed: int, mean: float) -> None:
+    here, next_one = poisson_upper_tail(observed, mean), poisson_upper_tail(observed + 1, mean)
+    assert 0 <= next_one <= here <= 1
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.randoms(use_true_random=False))
+def test_row_order_does_not_matter(rng: random.Random) -> None:
+    rows = [*series([10] * 60 + [30, 31, 10]), *series([5] * 60 + [20] * 3, "refunds")]
+    shuffled = rows[:]
+    rng.shuffle(shuffled)
+    assert detect(shuffled, DEFAULT) == detect(rows, DEFAULT)
+
+
+def test_steady_noise_stays_quiet() -> None:
+    rng = random.Random(11)
+    weekday = (1.4, 1.1, 1.0, 1.0, 0.9, 0.8, 0.6)
+    rows = []
+    for topic, level in (("delivery", 30), ("refunds", 12), ("billing", 8), ("login", 20)):
+        for day in range(1500):
+            when = START + timedelta(days=day)
+            total = 1000
+            count = poisson(rng, level * weekday[when.weekday()])
+            rows.append(Observation(when, topic, count, total=total))
+    found = detect(rows, DEFAULT)
+    assert found.tests > 5500
+    assert len(found.incidents) <= 4  # 4 x 1,500 series-days: about 1.5 expected
+
+
+def test_a_doubling_fires_within_a_few_periods() -> None:
+    stepped = noise(3, 70, 15) + noise(4, 30, 30)
+    hit = first_alert(detect(series(stepped), DEFAULT))
+    assert hit is not None
+    assert 70 <= hit[0] <= 73
+
+
+def test_a_ramp_fires_through_the_ewma() -> None:
+    rng = random.Random(5)
+    days, total = 160, 2000
+    rate = [0.01 if day < 100 else 0.01 * (1 + (day - 100) / 40) for day in range(days)]
+    counts = [poisson(rng, r * total) for r in rate]
+    found = detect(series(counts, totals=[total] * days), DEFAULT)
+    hit = first_alert(found)
+    assert hit is not None and hit[1] == "ewma"
+    assert 100 < hit[0] < 140
+    alert = found.incidents[0].members[0]
+    assert alert.statistic is not None and alert.limit is not None
+    assert alert.statistic > alert.limit
+    assert "EWMA" in alert.reason
+    # Without totals there is no rate to watch: the ramp is caught later, if at all.
+    late = first_alert(detect(series(counts), DEFAULT))
+    assert late is None or late[0] > hit[0]
+
+
+def test_cooldown_holds_back_repeats_unless_it_escalates() -> None:
+    counts = [10] * 60 + [30] * 5 + [60] + [10] * 10
+    quiet = detect(series(counts), AlertConfig(cooldown=7))
+    days = [(i.period - START).days for i in quiet.incidents]
+    assert days == [60, 65]
+    assert quiet.incidents[1].members[0].escalated
+    assert "escalated" in quiet.incidents[1].reason
+    assert quiet.suppressed == 4
+    no_cooldown = detect(series(counts), AlertConfig(cooldown=0))
+    assert len(no_cooldown.incidents) > 2
+
+
+def test_grouping_makes_one_incident_of_related_topics_and_segments() -> None:
+    spike = [10] * 60 + [35]
+    rows = [
+        *series(spike, "delivery"),
+        *series(spike, "refunds"),
+        *series(spike, "billing"),
+        *series(spike, "delivery", segment="app"),
+    ]
+    grouped = detect(rows, AlertConfig(groups={"fulfilment": ("delivery", "refunds")}))
+    by_topic = {i.topic: i for i in grouped.incidents}
+    assert set(by_topic) == {"fulfilment", "billing"}
+    fulfilment = by_topic["fulfilment"]
+    assert fulfilment.topics == ("delivery", "refunds")
+    assert fulfilment.segments == ("", "app")
+    assert len(fulfilment.members) == 3
+    assert fulfilment.observed == 105
+    ungrouped = detect(rows, DEFAULT)
+    assert sorted(i.topic for i in ungrouped.incidents) == ["billing", "delivery", "refunds"]
+
+
+def test_minimum_count_keeps_tiny_series_quiet() -> None:
+    counts = [0, 0, 1, 0, 0, 0, 0] * 9 + [4]
+    assert detect(series(counts), DEFAULT).incidents == ()
+    assert len(detect(series(counts), AlertConfig(min_count=3)).incidents) == 1
+
+
+def test_a_regular_monday_peak_does_not_alert() -> None:
+    rng = random.Random(8)
+    counts = [poisson(rng, 45 if day % 7 == 0 else 12) for day in range(120)]
+    assert detect(series(counts), DEFAULT).incidents == ()
+    flat = detect(series(counts), AlertConfig(season=1, baseline=28))
+    assert flat.incidents
+    first = flat.incidents[0]
+    assert first.period.weekday() == 0
+
+
+def test_reason_names_weekday_correction_and_series() -> None:
+    rows = [*series([18] * 57 + [42]), *series([10] * 58, "refunds")]
+    (incident,) = detect(rows, DEFAULT).incidents
+    assert incident.test == "poisson-tail"
+    assert incident.reason.startswith("delivery: 42 complaints vs 18.0 expected for a Tuesday")
+    assert "after Holm over 2 series" in incident.reason
+    assert incident.p_value < DEFAULT.alpha
+
+
+def test_too_little_history_is_counted_not_tested() -> None:
+    found = detect(series([100] * 20), DEFAULT)
+    assert found.incidents == ()
+    assert found.tests == 0 and found.untested == 20
+
+
+# The command.
+
+
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(app, ["feedback", "spikes", *args])
+
+
+def flat(text: str) -> str:
+    return " ".join(text.replace("│", " ").split())
+
+
+def write_counts(path: Path, header: str, lines: list[str]) -> Path:
+    path.write_text("\n".join([header, *lines]) + "\n")
+    return path
+
+
+@pytest.fixture
+def counts_csv(tmp_path: Path) -> Path:
+    lines = []
+    for day in range(70):
+        when = START + timedelta(days=day)
+        spike = day == 66
+        lines.append(f"{when},delivery,web,{40 if spike else 15},1000")
+        lines.append(f"{when},refunds,web,{30 if spike else 10},1000")
+        lines.append(f"{when},billing,web,12,1000")
+    return write_counts(tmp_path / "counts.csv", "period,topic,segment,count,total", lines)
+
+
+def test_command_prints_alerts_as_json(counts_csv: Path, tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"groups": {"fulfilment": ["delivery", "refunds"]}}))
+    result = invoke(str(counts_csv), "--config", str(config), "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["summary"]["series"] == 3 and out["summary"]["periods"] == 70
+    (alert,) = out["alerts"]
+    assert alert["topic"] == "fulfilment" and alert["topics"] == ["delivery", "refunds"]
+    assert alert["period"] == "2026-03-12" and alert["test"] == "poisson-tail"
+    assert alert["p_value"] < 0.001 and "Thursday" in alert["reason"]
+    member = alert["members"][0]
+    assert set(member) >= {"observed", "expected", "test", "p_value", "segment", "reason"}
+    plain = invoke(str(counts_csv))
+    assert plain.exit_code == 0 and "2 alerts over 70 periods" in plain.stdout  # no groups
+
+
+@pytest.mark.parametrize(
+    ("header", "line", "expected"),
+    [
+        ("period,topic,count,colour", "2026-01-05,delivery,3,red", "unknown column 'colour'"),
+        ("period,topic", "2026-01-05,delivery", "missing column 'count'"),
+        ("period,topic,count", "2026-01-05,delivery,-3", "row 3, column 'count'"),
+        ("period,topic,count", "2026-01-05,delivery,2.5", "row 3, column 'count'"),
+        ("period,topic,count", "5 Jan 2026,delivery,2", "row 3, column 'period'"),
+        ("period,topic,count", "2026-01-05,,2", "row 3, column 'topic'"),
+        ("period,topic,count", "2026-01-05,delivery,2,9", "row 3"),
+        ("period,topic,count,total", "2026-01-05,delivery,2,x", "row 3, column 'total'"),
+        ("period,topic,count,total", "2026-01-05,delivery,9,3", "row 3, column 'count'"),
+        ("period,topic,count", "2026-01-04,delivery,2", "row 3, column 'period': a second"),
+    ],
+)
+def test_bad_input_names_row_and_column(
+    tmp_path: Path, header: str, line: str, expected: str
+) -> None:
+    first = "2026-01-04,delivery,1" + (",5" if header.endswith("total") else "")
+    first = first if header.count(",") >= 2 else "2026-01-04,delivery"
+    path = write_counts(tmp_path / "bad.csv", header, [first, line])
+    result = invoke(str(path), "--json")
+    assert result.exit_code == 2
+    assert expected in flat(result.stderr)
+    assert result.stdout == ""
+
+
+def test_bad_config_and_weekly_grid(tmp_path: Path) -> None:
+    path = write_counts(tmp_path / "c.csv", "period,topic,count", ["2026-01-05,delivery,1"])
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"alpah": 0.01}))
+    result = invoke(str(path), "--config", str(config))
+    assert result.exit_code == 2 and "alpah" in flat(result.stderr) and result.stdout == ""
+    config.write_text(json.dumps({"alpha": 2}))
+    result = invoke(str(path), "--config", str(config))
+    assert result.exit_code == 2 and "alpha" in flat(result.stderr)
+    weekly = write_counts(
+        tmp_path / "w.csv", "period,topic,count", ["2026-01-05,delivery,1", "2026-01-13,a,2"]
+    )
+    result = invoke(str(weekly), "--period-days", "7", "--season", "1")
+    assert result.exit_code == 2 and "row 3, column 'period'" in flat(result.stderr)
