@@ -61,6 +61,47 @@ def test_service_language(model: ServiceSentiment, text: str, expected: Sentimen
     assert label(model, text) is expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # the words of complaint and of praise customers use
+        ("Honestly a shambles, they are cowboys.", NEGATIVE),
+        ("The whole thing was a rip-off with hidden fees.", NEGATIVE),
+        ("Radio silence for a fortnight, I feel ghosted.", NEGATIVE),
+        ("The installer was a no-show.", NEGATIVE),
+        ("Went above and beyond and kept me updated all along.", POSITIVE),
+        ("Quick and easy, a real lifesaver.", POSITIVE),
+        # praise denied is complaint, complaint denied is praise
+        ("The process could have been better.", NEGATIVE),
+        ("Not exactly helpful on the phone.", NEGATIVE),
+        ("Not the best experience.", NEGATIVE),
+        ("Nothing was too much trouble for them.", POSITIVE),
+        ("Not bad at all.", POSITIVE),
+        ("Never had a problem with them.", POSITIVE),
+        # ironic thanks and exclamations before a complaint
+        ("Thanks for charging me twice.", NEGATIVE),
+        ("Fantastic, the website is down.", NEGATIVE),
+        ("Great, thanks for your help!", POSITIVE),
+        # what happened, said plainly
+        ("We have been without heating since Monday.", NEGATIVE),
+        ("The engineer left without fixing anything.", NEGATIVE),
+        ("Got my money back within two days.", POSITIVE),
+        ("Much quicker than I expected.", POSITIVE),
+        # emoji
+        ("Delivery again \U0001f621", NEGATIVE),
+        ("Engineer came today \U0001f44d", POSITIVE),
+        # questions asking for information are neutral
+        ("Is the shop open on bank holidays?", NEUTRAL),
+        ("How do I change my delivery address?", NEUTRAL),
+        ("Reporting a fault with the lift in my building.", NEUTRAL),
+    ],
+)
+def test_general_service_language(
+    model: ServiceSentiment, text: str, expected: SentimentLabel
+) -> None:
+    assert label(model, text) is expected
+
+
 def test_score_is_bounded_and_confidence_is_a_share(model: ServiceSentiment) -> None:
     for text in ("Awful awful awful!!! Never again!!!", "Best best best service ever!!!", "ok"):
         sentiment, _ = model.analyze(text)
