@@ -5,6 +5,7 @@
 #   make test    the tests (real nats-server and PostgreSQL, started by the fixtures)
 #   make lint    ruff (lint and format) and mypy
 #   make bench   the benchmarks in bench/
+#   make images  the container images (cxops-<component>:<version>), where docker or podman runs
 #   make clean   caches and the install stamp (your data in ./var is kept)
 
 SHELL := /bin/bash
@@ -28,7 +29,7 @@ MYPYPATH := $(subst $(empty) $(empty),:,$(wildcard libs/*/src gateway/src servic
 PYTEST_ARGS ?=
 UP_ARGS ?=
 
-.PHONY: install up test lint bench clean
+.PHONY: install up test lint bench clean images
 
 install: $(STAMP)
 
@@ -67,6 +68,27 @@ lint: install
 bench: install
 	@for script in $$(grep -l '^if __name__ == "__main__":' bench/*.py); do \
 	  echo "== $$script"; PYTHONPATH=$(CURDIR) $(RUN) python "$$script"; \
+	done
+
+# One image per component from the one Dockerfile (see docs/deploy.md). Needs a reachable
+# container engine: CONTAINER_ENGINE, else docker, else podman. Without one it says so and fails
+# (exit 2), so that a CI step that expects images cannot pass without them.
+IMAGE_COMPONENTS := gateway feedback routing scorecard journey
+IMAGE_VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)
+IMAGE_PREFIX ?= cxops-
+CONTAINER_ENGINE ?= $(or $(shell command -v docker 2>/dev/null),$(shell command -v podman 2>/dev/null))
+
+images:
+	@if [ -z "$(CONTAINER_ENGINE)" ] || ! $(CONTAINER_ENGINE) info >/dev/null 2>&1; then \
+	  echo "make images: no container engine is reachable (tried: $(or $(CONTAINER_ENGINE),docker and podman: not installed))." >&2; \
+	  echo "Start the Docker daemon (or install podman), or set CONTAINER_ENGINE." >&2; \
+	  exit 2; \
+	fi
+	@for component in $(IMAGE_COMPONENTS); do \
+	  echo "== $(IMAGE_PREFIX)$$component:$(IMAGE_VERSION)"; \
+	  $(CONTAINER_ENGINE) build --file Dockerfile \
+	    --build-arg COMPONENT=$$component --build-arg VERSION=$(IMAGE_VERSION) \
+	    --tag $(IMAGE_PREFIX)$$component:$(IMAGE_VERSION) . ; \
 	done
 
 clean:

@@ -7,6 +7,8 @@ Python (sharing one connection, as Alembic documents for asyncio) and from the a
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from alembic import command, context
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cxops.common.db import create_engine, is_sqlite
@@ -100,3 +102,27 @@ def _run_on(connection: Connection, target_metadata: Any) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+
+
+def migrate_main(*, component: str, env_prefix: str, script_location: str | Path) -> int:
+    """The body of ``python -m cxops.common.migrate <component>``: the migration step of the
+    component's container image (the compose one-shot service, the Kubernetes Job).
+
+    The database is the one the running component reads, ``<env_prefix>DATABASE_URL``, and it
+    must be set: in a container, falling back to a default SQLite file would "migrate" a file
+    nobody serves from. Only that variable is read, so a migration needs no signing secret.
+    Returns the process's exit status.
+    """
+    variable = f"{env_prefix}DATABASE_URL"
+    url = os.environ.get(variable, "").strip()
+    if not url:
+        print(f"error: {variable} is not set; it names {component}'s database", file=sys.stderr)
+        return 2
+    where = make_url(url).render_as_string(hide_password=True)
+    try:
+        asyncio.run(upgrade(url, script_location))
+    except Exception as exc:  # noqa: BLE001 (any failure: one line and a non-zero exit)
+        print(f"error: migrating {component} at {where} failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"{component}: {where} is at the latest revision")
+    return 0

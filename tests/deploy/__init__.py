@@ -1,0 +1,1 @@
+"""Deployment artefacts: the Kubernetes manifests render and keep their invariants."""

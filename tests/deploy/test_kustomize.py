@@ -1,0 +1,352 @@
+"""The Kubernetes manifests (``k8s/``): both overlays render with ``kubectl kustomize`` and what
+they render keeps the invariants the deployment relies on.
+
+Offline and fast: nothing is applied to a cluster. ``kubectl`` must be installed (it is on CI);
+without it these tests fail rather than skip, so a broken manifest cannot pass unnoticed.
+
+Settings stay one truth: every environment variable a manifest sets is read by that component's
+settings class (its ``CXOPS_<COMPONENT>_`` prefix and a field of the class), and the rendered
+values, with placeholder secrets, build a valid production configuration.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic_settings import BaseSettings
+
+from cxops.cli.components import COMPONENTS, GATEWAY, SERVICES, env_prefix
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "k8s"
+OVERLAYS = ("dev", "production")
+NAMESPACE = "cxops"
+PORT = 8000
+
+#: Settings whose defaults only suit a laptop: the manifests must set them.
+MUST_SET_ALL = {"environment", "database_url", "signing_secret"}
+MUST_SET_SERVICE = {"nats_url", "stream_replicas"}
+MUST_SET_GATEWAY = {f"{service}_url" for service in SERVICES}
+
+#: Placeholders for what the manifests take from Secrets, to build the settings.
+SECRET_PLACEHOLDERS = {
+    "DATABASE_URL": "postgresql+asyncpg://u:p@cxops-pg-rw.cxops-data.svc:5432/cxops",
+    "SIGNING_SECRET": "x" * 48,
+}
+
+Object = dict[str, Any]
+
+
+def settings_class(component: str) -> type[BaseSettings]:
+    module = importlib.import_module(f"cxops.{component}.settings")
+    cls: type[BaseSettings] = getattr(module, f"{component.capitalize()}Settings")
+    return cls
+
+
+def render(overlay: str) -> list[Object]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.fail("kubectl is not installed; it is needed to render k8s/ (kubectl kustomize)")
+    result = subprocess.run(
+        [kubectl, "kustomize", str(K8S / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, f"kubectl kustomize {overlay} failed:\n{result.stderr}"
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def rendered(request: pytest.FixtureRequest) -> tuple[str, list[Object]]:
+    return request.param, render(request.param)
+
+
+def by_kind(objects: list[Object], kind: str) -> dict[str, Object]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+def one(objects: list[Object], kind: str, name: str) -> Object:
+    found = by_kind(objects, kind)
+    assert name in found, f"no {kind} {name!r}; have {sorted(found)}"
+    return found[name]
+
+
+def container(pod_owner: Object, name: str) -> Object:
+    containers: dict[str, Object] = {
+        c["name"]: c for c in pod_owner["spec"]["template"]["spec"]["containers"]
+    }
+    assert name in containers, f"{pod_owner['metadata']['name']}: no container {name!r}"
+    return containers[name]
+
+
+def migration_job(objects: list[Object], component: str) -> Object:
+    jobs = [
+        job
+        for job in by_kind(objects, "Job").values()
+        if job["metadata"]["labels"].get("app.kubernetes.io/name") == component
+    ]
+    assert len(jobs) == 1, f"{component}: expected one migration Job, found {len(jobs)}"
+    return jobs[0]
+
+
+def pod_owners(objects: list[Object]) -> Iterator[tuple[str, Object, Object]]:
+    """(component, Deployment or Job, its cxops container) for every workload rendered."""
+    for component in COMPONENTS:
+        deployment = one(objects, "Deployment", component)
+        yield component, deployment, container(deployment, "app")
+        job = migration_job(objects, component)
+        yield component, job, container(job, "migrate")
+
+
+def environment(objects: list[Object], workload: Object, ctr: Object) -> dict[str, str | None]:
+    """The variables the container gets: literal values, ConfigMap values, and ``None`` for a
+    value taken from a Secret (whose value is never in the repository)."""
+    env: dict[str, str | None] = {}
+    configmaps = by_kind(objects, "ConfigMap")
+    for source in ctr.get("envFrom", []):
+        assert "configMapRef" in source, f"{workload['metadata']['name']}: envFrom {source}"
+        name = source["configMapRef"]["name"]
+        assert name in configmaps, f"{workload['metadata']['name']}: no ConfigMap {name}"
+        env.update(configmaps[name]["data"])
+    for var in ctr.get("env", []):
+        if "valueFrom" in var:
+            assert "secretKeyRef" in var["valueFrom"], var
+            env[var["name"]] = None
+        else:
+            env[var["name"]] = var["value"]
+    return env
+
+
+def test_no_secret_values_are_rendered(rendered: tuple[str, list[Object]]) -> None:
+    _, objects = rendered
+    assert not by_kind(objects, "Secret"), "Secrets are created in the cluster, never committed"
+
+
+def test_everything_is_in_the_namespace_and_labelled(rendered: tuple[str, list[Object]]) -> None:
+    _, objects = rendered
+    assert NAMESPACE in by_kind(objects, "Namespace")
+    for obj in objects:
+        meta = obj["metadata"]
+        if obj["kind"] != "Namespace":
+            assert meta.get("namespace") == NAMESPACE, f"{obj['kind']} {meta['name']}"
+        assert meta["labels"]["app.kubernetes.io/part-of"] == "cxops", meta["name"]
+
+
+def test_every_component_has_its_objects(rendered: tuple[str, list[Object]]) -> None:
+    _, objects = rendered
+    for component in COMPONENTS:
+        deployment = one(objects, "Deployment", component)
+        pod = deployment["spec"]["template"]
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= pod["metadata"]["labels"].items()
+        assert selector["app.kubernetes.io/name"] == component
+
+        account = one(objects, "ServiceAccount", component)
+        assert account["automountServiceAccountToken"] is False
+        assert pod["spec"]["serviceAccountName"] == component
+
+        service = one(objects, "Service", component)
+        assert service["spec"]["selector"] == selector
+        assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(PORT, "http")]
+
+        hpa = one(objects, "HorizontalPodAutoscaler", component)
+        assert hpa["apiVersion"] == "autoscaling/v2"
+        assert hpa["spec"]["scaleTargetRef"] == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": component,
+        }
+        assert [m["resource"]["name"] for m in hpa["spec"]["metrics"]] == ["cpu"]
+        assert hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+
+        pdb = one(objects, "PodDisruptionBudget", component)
+        assert pdb["spec"]["selector"]["matchLabels"] == selector
+
+        one(objects, "NetworkPolicy", component)
+
+
+def test_deployments_are_probed_bounded_and_hardened(rendered: tuple[str, list[Object]]) -> None:
+    _, objects = rendered
+    for component, workload, ctr in pod_owners(objects):
+        where = f"{workload['kind']} {workload['metadata']['name']}"
+        pod = workload["spec"]["template"]["spec"]
+        assert pod["automountServiceAccountToken"] is False, where
+        assert pod["securityContext"]["runAsNonRoot"] is True, where
+        assert pod["securityContext"]["runAsUser"] == 10001, where
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, where
+        security = ctr["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True, where
+        assert security["allowPrivilegeEscalation"] is False, where
+        assert security["capabilities"]["drop"] == ["ALL"], where
+        assert {"name": "tmp", "mountPath": "/tmp"} in ctr["volumeMounts"], where
+        assert any(v["name"] == "tmp" and "emptyDir" in v for v in pod["volumes"]), where
+        for bound in ("requests", "limits"):
+            assert {"cpu", "memory"} <= ctr["resources"][bound].keys(), f"{where}: {bound}"
+        assert ctr["image"].startswith(f"ghcr.io/cxops/{component}:"), where
+
+        if workload["kind"] == "Deployment":
+            assert ctr["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}, where
+            assert ctr["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}, where
+            assert ctr["startupProbe"]["httpGet"]["port"] == "http", where
+            assert {"name": "http", "containerPort": PORT} in ctr["ports"], where
+            assert ctr["command"][:3] == [
+                "uvicorn",
+                f"cxops.{component}.app:create_app",
+                "--factory",
+            ]
+
+
+def test_a_migration_job_runs_the_same_image_before_each_version(
+    rendered: tuple[str, list[Object]],
+) -> None:
+    _, objects = rendered
+    for component in COMPONENTS:
+        server = container(one(objects, "Deployment", component), "app")
+        job = migration_job(objects, component)
+        migrate = container(job, "migrate")
+        assert migrate["command"] == ["python", "-m", "cxops.common.migrate", component]
+        prefix = env_prefix(component)
+        assert environment(objects, job, migrate) == {f"{prefix}DATABASE_URL": None}, (
+            "the migration reads only its database URL, from the same Secret as the server"
+        )
+        assert migrate["env"] == container(one(objects, "Deployment", component), "app")["env"][:1]
+        assert migrate["image"] == server["image"], "the Job migrates for the version that rolls"
+        tag = server["image"].rpartition(":")[2]
+        assert job["metadata"]["name"] == f"{component}-migrate-{tag}"
+        assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+        assert job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] == (
+            "migration"
+        ), "migration pods must not match the Service's selector"
+
+
+def test_environment_is_what_the_settings_read(rendered: tuple[str, list[Object]]) -> None:
+    overlay, objects = rendered
+    for component, workload, ctr in pod_owners(objects):
+        if workload["kind"] != "Deployment":
+            continue  # the migration Job: see test_a_migration_job_runs_the_same_image...
+        where = f"{workload['kind']} {workload['metadata']['name']}"
+        cls = settings_class(component)
+        prefix = env_prefix(component)
+        assert cls.model_config.get("env_prefix") == prefix
+        env = environment(objects, workload, ctr)
+
+        fields = set(cls.model_fields)
+        for name in env:
+            assert name.startswith(prefix), f"{where}: {name} is not read by {cls.__name__}"
+            assert name[len(prefix) :].lower() in fields, f"{where}: {cls.__name__} has no {name}"
+
+        set_fields = {name[len(prefix) :].lower() for name in env}
+        required = {name for name, field in cls.model_fields.items() if field.is_required()}
+        must = required | MUST_SET_ALL | (MUST_SET_GATEWAY if component == GATEWAY else set())
+        if component in SERVICES:
+            must |= MUST_SET_SERVICE
+        assert must <= set_fields, f"{where}: {sorted(must - set_fields)} not set"
+        assert env[f"{prefix}ENVIRONMENT"] == "production", where
+        for secret in SECRET_PLACEHOLDERS:
+            assert env[f"{prefix}{secret}"] is None, f"{where}: {secret} must come from a Secret"
+
+        # The rendered values, with placeholder secrets, make a valid production configuration.
+        values = {
+            name: value if value is not None else SECRET_PLACEHOLDERS[name[len(prefix) :]]
+            for name, value in env.items()
+        }
+        with pytest.MonkeyPatch.context() as patch:
+            for name in list(os.environ):
+                if name.startswith(prefix):
+                    patch.delenv(name)
+            for name, value in values.items():
+                patch.setenv(name, value)
+            settings: Any = cls()
+        assert settings.environment == "production"
+        if component == GATEWAY:
+            services = by_kind(objects, "Service")
+            for service in SERVICES:
+                assert getattr(settings, f"{service}_url") == f"http://{service}:{PORT}"
+                assert service in services
+        else:
+            expected = 1 if overlay == "dev" else 3
+            assert settings.stream_replicas == expected, where
+            assert settings.nats_url.startswith("nats://nats.cxops-data.svc")
+
+
+def test_network_policies_let_only_the_gateway_reach_the_services(
+    rendered: tuple[str, list[Object]],
+) -> None:
+    _, objects = rendered
+    policies = by_kind(objects, "NetworkPolicy")
+    deny = policies["default-deny"]["spec"]
+    assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
+    assert "ingress" not in deny and "egress" not in deny
+
+    def egress_ports(policy: Object) -> set[int]:
+        return {p["port"] for rule in policy["spec"]["egress"] for p in rule.get("ports", [])}
+
+    gateway_pods = {"app.kubernetes.io/name": GATEWAY, "app.kubernetes.io/component": "server"}
+    for service in SERVICES:
+        policy = policies[service]
+        assert policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": service}
+        (ingress,) = policy["spec"]["ingress"]
+        assert ingress["from"] == [{"podSelector": {"matchLabels": gateway_pods}}]
+        assert ingress["ports"] == [{"protocol": "TCP", "port": PORT}]
+        assert {53, 4222, 5432} == egress_ports(policy), service
+
+    gateway = policies[GATEWAY]
+    reached = {
+        peer["podSelector"]["matchLabels"].get("app.kubernetes.io/name")
+        for rule in gateway["spec"]["egress"]
+        for peer in rule["to"]
+        if "namespaceSelector" not in peer
+    }
+    assert reached == set(SERVICES)
+    assert {53, 5432, PORT} == egress_ports(gateway)
+
+
+def test_production_keeps_two_of_everything(rendered: tuple[str, list[Object]]) -> None:
+    overlay, objects = rendered
+    if overlay != "production":
+        return
+    for component in COMPONENTS:
+        assert one(objects, "Deployment", component)["spec"]["replicas"] >= 2
+        hpa = one(objects, "HorizontalPodAutoscaler", component)["spec"]
+        assert hpa["minReplicas"] >= 2 and hpa["maxReplicas"] >= 10
+        assert one(objects, "PodDisruptionBudget", component)["spec"]["minAvailable"] == 1
+        image = container(one(objects, "Deployment", component), "app")["image"]
+        assert not image.endswith((":latest", ":dev")), f"{component}: pin the image tag"
+
+
+def test_dependencies_are_configured_as_their_charts_expect() -> None:
+    nats = yaml.safe_load((K8S / "dependencies" / "nats-values.yaml").read_text())
+    assert nats["config"]["cluster"] == {"enabled": True, "replicas": 3}
+    jetstream = nats["config"]["jetstream"]
+    assert jetstream["enabled"] and jetstream["fileStore"]["pvc"]["enabled"]
+    probe = nats["container"]["merge"]["livenessProbe"]["httpGet"]
+    assert probe["path"] == "/healthz?js-enabled-only=true"
+
+    documents = list(
+        yaml.safe_load_all((K8S / "dependencies" / "postgres-cluster.yaml").read_text())
+    )
+    (cluster,) = [d for d in documents if d["kind"] == "Cluster"]
+    assert cluster["apiVersion"] == "postgresql.cnpg.io/v1"
+    assert cluster["spec"]["instances"] == 3
+    roles = {role["name"] for role in cluster["spec"]["managed"]["roles"]}
+    databases = {
+        d["spec"]["name"]: d["spec"]["owner"] for d in documents if d["kind"] == "Database"
+    }
+    assert roles == set(COMPONENTS)
+    assert databases == {f"cxops_{component}": component for component in COMPONENTS}
+
+
+def test_the_overlays_name_migration_jobs_alike() -> None:
+    """Kustomize loads files only from inside an overlay, so each keeps a copy: keep them equal."""
+    copies = {(K8S / "overlays" / o / "migration-job-names.yaml").read_text() for o in OVERLAYS}
+    assert len(copies) == 1
