@@ -15,7 +15,7 @@ import importlib
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -260,13 +260,7 @@ def test_environment_is_what_the_settings_read(rendered: tuple[str, list[Object]
             name: value if value is not None else SECRET_PLACEHOLDERS[name[len(prefix) :]]
             for name, value in env.items()
         }
-        with pytest.MonkeyPatch.context() as patch:
-            for name in list(os.environ):
-                if name.startswith(prefix):
-                    patch.delenv(name)
-            for name, value in values.items():
-                patch.setenv(name, value)
-            settings: Any = cls()
+        settings = build_settings(cls, prefix, values)
         assert settings.environment == "production"
         if component == GATEWAY:
             services = by_kind(objects, "Service")
@@ -350,3 +344,14 @@ def test_the_overlays_name_migration_jobs_alike() -> None:
     """Kustomize loads files only from inside an overlay, so each keeps a copy: keep them equal."""
     copies = {(K8S / "overlays" / o / "migration-job-names.yaml").read_text() for o in OVERLAYS}
     assert len(copies) == 1
+
+
+def build_settings(cls: type, prefix: str, values: Mapping[str, str]) -> Any:
+    """The settings class built, as the component builds it, from exactly these variables."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith(prefix):
+                patch.delenv(name)
+        for name, value in values.items():
+            patch.setenv(name, value)
+        return cls()
