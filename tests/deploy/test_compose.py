@@ -15,21 +15,20 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from cxops.cli.components import COMPONENTS, GATEWAY, NATS, SERVICES, env_prefix
-from tests.deploy.test_kustomize import (
+from tests.support.manifests import (
     MUST_SET_ALL,
     MUST_SET_GATEWAY,
+    ROOT,
     build_settings,
     settings_class,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 PORT = 8000
 NATS_CLIENT_PORT = 4222
 POSTGRES = "postgres"

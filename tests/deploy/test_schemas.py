@@ -24,7 +24,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.deploy.test_kustomize import K8S, OVERLAYS, Object, render
+from tests.support.manifests import K8S, OVERLAYS, Object, render
 
 #: The Kubernetes version whose schemas the manifests must satisfy.
 KUBERNETES_VERSION = "1.31"
