@@ -15,13 +15,14 @@
 # and the gateway's image also has `python -m cxops.gateway.create_key` for the first API key.
 # `make images` builds all five.
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# The base image's tag stays in each FROM line, so that no build can fall back to :latest.
+ARG PYTHON_VERSION=3.11
 ARG UV_VERSION=0.13.9
 
 FROM ghcr.io/astral-sh/uv:${UV_VERSION} AS uv
 
 # --- builder: resolve from uv.lock into /app/.venv ----------------------------------------------
-FROM ${PYTHON_IMAGE} AS builder
+FROM python:${PYTHON_VERSION}-slim-bookworm AS builder
 ARG COMPONENT
 RUN case "${COMPONENT}" in \
       gateway|feedback|routing|scorecard|journey) ;; \
@@ -67,7 +68,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
  && /app/.venv/bin/python -c "import cxops.${COMPONENT}.app, cxops.common.migrate"
 
 # --- runtime: the venv on a clean slim Python ----------------------------------------------------
-FROM ${PYTHON_IMAGE} AS runtime
+FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
 ARG COMPONENT
 ARG VERSION=0.1.0
 ARG REVISION=unknown

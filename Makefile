@@ -7,6 +7,9 @@
 #   make bench   the benchmarks in bench/
 #   make images  the container images (cxops-<component>:<version>), where docker or podman runs
 #   make clean   caches and the install stamp (your data in ./var is kept)
+#
+# checkov (the deployment files' policy check in `make test`) pins old versions of packages the
+# services also use, so it lives in a tool environment of its own under ./.tools, not in uv.lock.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -27,6 +30,9 @@ MYPY_PACKAGES := cxops.common $(foreach d,$(DOMAINS),cxops.$(notdir $(d:/domain=
 empty :=
 MYPYPATH := $(subst $(empty) $(empty),:,$(wildcard libs/*/src gateway/src services/*/src))
 PYTEST_ARGS ?=
+CHECKOV_VERSION := 3.3.30
+TOOLS := $(CURDIR)/.tools
+CHECKOV_STAMP := $(TOOLS)/checkov-$(CHECKOV_VERSION).installed
 UP_ARGS ?=
 
 .PHONY: install up test lint bench clean images
@@ -56,8 +62,13 @@ $(CURDIR)/bin/uv:
 up: install
 	$(RUN) cxops up $(UP_ARGS)
 
-test: install
+test: install $(CHECKOV_STAMP)
 	$(RUN) pytest $(PYTEST_ARGS)
+
+$(CHECKOV_STAMP): | $(UV)
+	UV_TOOL_DIR=$(TOOLS)/envs UV_TOOL_BIN_DIR=$(TOOLS)/bin \
+	  $(UV) tool install --force --python 3.11 'checkov==$(CHECKOV_VERSION)'
+	@touch $@
 
 lint: install
 	$(RUN) ruff check .
