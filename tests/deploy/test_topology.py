@@ -9,14 +9,21 @@ import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
-import nats
 import pytest
 
-from cxops.cli.components import COMPONENTS, env_prefix
+from cxops.cli.components import COMPONENTS, SERVICES, env_prefix
 from cxops.cli.runtime import Ports, SuiteConfig
-from tests.support.flow import client_for, metric, post_responses, wait_for_responses
+from cxops.common.events.broker import DEAD_LETTER_STREAM, stream_name
+from tests.support.flow import (
+    client_for,
+    metric,
+    post_responses,
+    wait_for_responses,
+    wait_until_counting,
+)
 from tests.support.manifests import container, environment, migration_job, one, render
 from tests.support.postgres import PostgresServer
+from tests.support.services import eventually
 from tests.support.suite import postgres_database_urls
 from tests.support.topology import PLACES_AND_SECRETS, NatsCluster, ProductionTopology, Workload
 
@@ -82,10 +89,10 @@ def test_only_places_and_secrets_differ_from_the_manifests(
 ) -> None:
     for component in COMPONENTS:
         manifest = workloads[component].server_env
-        running = topology.localised(component, manifest)
+        prefix = env_prefix(component)
+        running = {k: v for k, v in topology.spec(component).env.items() if k.startswith(prefix)}
         assert running.keys() == manifest.keys()
         differing = {name for name in manifest if running[name] != manifest[name]}
-        prefix = env_prefix(component)
         assert {name.removeprefix(prefix) for name in differing} <= PLACES_AND_SECRETS
         assert running[f"{prefix}ENVIRONMENT"] == "production"
         if component != "gateway":
@@ -122,7 +129,7 @@ async def test_flow_survives_a_nats_node_and_a_service_killed_and_restarted(
     # delivered again once the ack wait passes, and counted once.
     async with client_for(topology, keys[2]) as client:
         posting = asyncio.create_task(post_responses(client, BATCH, concurrency=5))
-        await wait_until_counted(client, more_than=2 * BATCH)
+        await wait_until_counting(client, at_least=2 * BATCH + 1)
         await asyncio.to_thread(topology.kill, "scorecard")
         assert await posting == [201] * BATCH
         await asyncio.to_thread(topology.start_process, "scorecard")
@@ -135,34 +142,29 @@ async def test_flow_survives_a_nats_node_and_a_service_killed_and_restarted(
 
 
 async def assert_streams_replicated(cluster: NatsCluster, *, replicas: int) -> None:
-    connection = await nats.connect(servers=cluster.servers)
-    try:
-        streams = await connection.jetstream(timeout=5).streams_info()
-    finally:
-        await connection.close()
-    names = {stream.config.name for stream in streams}
-    assert {"CX_FEEDBACK", "CX_SCORECARD"} <= names, names
-    for stream in streams:
-        assert stream.config.num_replicas == replicas, stream.config.name
-        assert stream.cluster is not None and len(stream.cluster.replicas or []) == replicas - 1
+    """Every service's stream, and the dead-letter stream, at ``replicas`` copies. A service is
+    ready before it has provisioned its streams (intake goes to the outbox), so this waits."""
+    expected = {stream_name(service) for service in SERVICES} | {DEAD_LETTER_STREAM}
 
+    async def replicated() -> bool:
+        streams = {stream.config.name: stream for stream in await cluster.streams_info()}
+        assert expected <= streams.keys(), f"missing {sorted(expected - streams.keys())}"
+        for name, stream in streams.items():
+            assert stream.config.num_replicas == replicas, name
+            assert stream.cluster is not None, name
+            assert len(stream.cluster.replicas or []) == replicas - 1, name
+        return True
 
-async def wait_until_counted(client: object, *, more_than: int) -> None:
-    """Wait until the scorecard is counting this batch: the stream is flowing."""
-    for _ in range(1500):
-        if int(str((await metric(client))["responses"])) > more_than:  # type: ignore[arg-type]
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the scorecard never started counting the batch")
+    await eventually(replicated, what=f"every stream at {replicas} replicas", within=60)
 
 
 async def wait_until_replicas_current(cluster: NatsCluster, stream: str, *, node: str) -> None:
     """The restarted node has caught up: it is a current replica (or the leader) again."""
-    for _ in range(300):
+
+    async def current() -> bool:
         info = (await cluster.stream_info(stream)).cluster
         assert info is not None
         peers = {peer.name: peer for peer in info.replicas or []}
-        if info.leader == node or (node in peers and peers[node].current):
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{node} never caught up on {stream}")
+        return info.leader == node or (node in peers and bool(peers[node].current))
+
+    await eventually(current, what=f"{node} to catch up on {stream}", within=30)

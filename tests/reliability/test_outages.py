@@ -7,7 +7,14 @@ import uuid
 import nats
 import pytest
 
-from tests.support.flow import UNTHROTTLED, client_for, metric, post_responses, wait_for_responses
+from tests.support.flow import (
+    UNTHROTTLED,
+    client_for,
+    metric,
+    post_responses,
+    wait_for_responses,
+    wait_until_counting,
+)
 from tests.support.suite import SuiteFactory, suite_factory  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.slow
@@ -110,15 +117,6 @@ async def test_poison_event_is_dead_lettered_and_the_flow_goes_on(
         assert letters[0]["consumer"].startswith("scorecard-")
         hidden = await stranger.get("/v1/scorecard/ops/dead-letters")
         assert hidden.json()["items"] == []
-
-
-async def wait_until_counting(client: object, *, at_least: int = 20) -> None:
-    """Wait until the scorecard has counted some responses: the stream is flowing."""
-    for _ in range(600):
-        if int(str((await metric(client, "nps"))["responses"])) >= at_least:  # type: ignore[arg-type]
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the scorecard never started counting")
 
 
 async def stored_responses(client: object) -> int:

@@ -6,6 +6,7 @@ import time
 import httpx
 
 from cxops.cli.runtime import Suite
+from tests.support.services import eventually
 
 #: Settings for suites that push hundreds of requests: the per-key rate limit out of the way.
 UNTHROTTLED = {
@@ -60,6 +61,17 @@ async def wait_for_responses(
         if time.monotonic() - started > timeout:
             raise AssertionError(f"scorecard counts {seen}, expected {expected}")
         await asyncio.sleep(0.05)
+
+
+async def wait_until_counting(
+    client: httpx.AsyncClient, *, at_least: int = 20, timeout: float = 30.0
+) -> None:
+    """Wait until the scorecard counts ``at_least`` responses: the stream is flowing."""
+
+    async def counting() -> bool:
+        return int(str((await metric(client))["responses"])) >= at_least
+
+    await eventually(counting, what=f"the scorecard to count {at_least} responses", within=timeout)
 
 
 def client_for(suite: Suite, key: str) -> httpx.AsyncClient:

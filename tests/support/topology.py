@@ -14,11 +14,13 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import nats
+from nats.js import JetStreamContext
 from nats.js.api import StreamInfo
 
 from cxops.cli.components import COMPONENTS, GATEWAY, SERVICES, env_prefix
@@ -71,28 +73,35 @@ class NatsCluster:
         for node in self.nodes:
             node.stop()
 
+    @asynccontextmanager
+    async def jetstream(self) -> AsyncIterator[JetStreamContext]:
+        """A JetStream context on a connection to any node, closed afterwards."""
+        connection = await nats.connect(servers=self.servers, connect_timeout=2)
+        try:
+            yield connection.jetstream(timeout=5)
+        finally:
+            await connection.close()
+
     async def wait_for_jetstream(self, *, within: float = 60.0) -> None:
         """Wait until the cluster has a JetStream meta leader and answers API requests."""
         deadline = time.monotonic() + within
-        connection = await nats.connect(servers=self.servers, connect_timeout=2)
-        try:
+        async with self.jetstream() as js:
             while True:
                 try:
-                    await connection.jetstream(timeout=2).account_info()
+                    await js.account_info()
                     return
                 except Exception:  # no meta leader yet: try again
                     if time.monotonic() > deadline:
                         raise
                     await asyncio.sleep(0.2)
-        finally:
-            await connection.close()
 
     async def stream_info(self, stream: str) -> StreamInfo:
-        connection = await nats.connect(servers=self.servers, connect_timeout=2)
-        try:
-            return await connection.jetstream(timeout=5).stream_info(stream)
-        finally:
-            await connection.close()
+        async with self.jetstream() as js:
+            return await js.stream_info(stream)
+
+    async def streams_info(self) -> list[StreamInfo]:
+        async with self.jetstream() as js:
+            return await js.streams_info()
 
 
 @dataclass(frozen=True)
@@ -131,7 +140,7 @@ class ProductionTopology(Suite):
         super().__init__(config)
         self.workloads = workloads
 
-    def localised(self, component: str, manifest: Mapping[str, str | None]) -> dict[str, str]:
+    def _localised(self, component: str, manifest: Mapping[str, str | None]) -> dict[str, str]:
         """The manifest's variables, with this machine's places and secrets."""
         prefix = env_prefix(component)
         here = self.component_env(component)
@@ -146,7 +155,7 @@ class ProductionTopology(Suite):
 
     def _env(self, component: str, manifest: Mapping[str, str | None]) -> dict[str, str]:
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("CXOPS_")}
-        return {**inherited, "PYTHONUNBUFFERED": "1", **self.localised(component, manifest)}
+        return {**inherited, "PYTHONUNBUFFERED": "1", **self._localised(component, manifest)}
 
     def spec(self, name: str) -> ProcessSpec:
         workload = self.workloads[name]
