@@ -57,7 +57,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.database_url)
         await db.ensure_migrated(spec.migrations)
-        broker = Broker(settings.nats_servers, name=f"cxops-{spec.name}")
+        broker = Broker.from_settings(settings, name=f"cxops-{spec.name}")
         relay = OutboxRelay(
             db=db,
             broker=broker,

@@ -42,10 +42,23 @@ class BaseCxopsSettings(BaseSettings):
         return self
 
 
-class ServiceSettings(BaseCxopsSettings):
-    """A service: its database, its broker and how it publishes and consumes events."""
+class NatsSettings(BaseSettings):
+    """How a component reaches NATS. Services and the gateway (which reads every stream for
+    webhooks and the live event stream) both mix it in, so they connect the same way."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     nats_url: str = "nats://127.0.0.1:4222"
+
+    @property
+    def nats_servers(self) -> list[str]:
+        """``nats_url`` may list several servers, comma-separated, for a cluster."""
+        return [url.strip() for url in self.nats_url.split(",") if url.strip()]
+
+
+class ServiceSettings(NatsSettings, BaseCxopsSettings):
+    """A service: its database, its broker and how it publishes and consumes events."""
+
     stream_replicas: int = Field(default=1, ge=1, le=5)
     stream_max_age_days: float = Field(default=7.0, gt=0)
     outbox_batch_size: int = Field(default=200, ge=1, le=5000)
@@ -54,8 +67,3 @@ class ServiceSettings(BaseCxopsSettings):
     consumer_ack_wait_seconds: float = Field(default=30.0, gt=0)
     consumer_batch_size: int = Field(default=100, ge=1)
     retry_backoff_seconds: tuple[float, ...] = (0.5, 2.0, 5.0, 15.0)
-
-    @property
-    def nats_servers(self) -> list[str]:
-        """``nats_url`` may list several servers, comma-separated, for a cluster."""
-        return [url.strip() for url in self.nats_url.split(",") if url.strip()]

@@ -16,6 +16,8 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
+from cxops.common.settings import NatsSettings
+
 log = logging.getLogger("cxops.events")
 
 DEAD_LETTER_STREAM = "CX_DEADLETTER"
@@ -33,6 +35,11 @@ class Broker:
         self.name = name
         self._nc: NatsClient | None = None
         self._connected = asyncio.Event()
+
+    @classmethod
+    def from_settings(cls, settings: NatsSettings, *, name: str) -> Broker:
+        """The broker a component's settings describe; ``name`` identifies the client."""
+        return cls(settings.nats_servers, name=name)
 
     @property
     def nc(self) -> NatsClient:
