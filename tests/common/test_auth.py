@@ -1,4 +1,5 @@
 import time
+from types import SimpleNamespace
 from typing import Annotated
 
 import httpx
@@ -10,13 +11,13 @@ from cxops.common.auth import (
     INTERNAL_TOKEN_HEADER,
     Caller,
     CallerContext,
+    InternalTokenVerifier,
     Role,
     mint_internal_token,
     require_role,
     verify_internal_token,
 )
 from cxops.common.errors import Problem, install_problem_handlers
-from cxops.common.settings import ServiceSettings
 
 SECRET = "x" * 40
 
@@ -76,7 +77,7 @@ def test_unsigned_token_refused() -> None:
 
 def _app() -> FastAPI:
     app = FastAPI()
-    app.state.settings = ServiceSettings(environment="test", signing_secret=SECRET)
+    app.state.cxops = SimpleNamespace(tokens=InternalTokenVerifier(SECRET))
     install_problem_handlers(app)
 
     @app.get("/whoami")
@@ -115,3 +116,24 @@ async def test_dependency_and_role_guard() -> None:
         for role in (Role.SUPERVISOR, Role.ADMIN):
             allowed = await client.post("/supervise", headers=_headers(role))
             assert allowed.status_code == 200
+
+
+def test_a_verified_token_is_remembered_until_it_expires_and_no_longer() -> None:
+    """The memory saves the HMAC work, never a check: a forged token is refused even after a
+    valid one was seen, and a remembered token is checked afresh once its ``exp`` has passed
+    (shown here by a verifier whose secret changed: only its memory could still accept it)."""
+    token = mint_internal_token(CallerContext("acme", Role.AGENT, "key-1"), secret=SECRET)
+    expires_at = jwt.decode(token, options={"verify_signature": False})["exp"]
+    now = [expires_at - 30.0]
+    verifier = InternalTokenVerifier(SECRET, clock=lambda: now[0])
+    assert verifier.verify(token) == CallerContext("acme", Role.AGENT, "key-1")
+
+    forged = jwt.encode(jwt.decode(token, options={"verify_signature": False}), "y" * 40)
+    with pytest.raises(Problem):
+        verifier.verify(forged)
+
+    verifier.secret = "another-secret-0123456789abcdefghijkl"
+    assert verifier.verify(token).tenant == "acme"  # remembered
+    now[0] = expires_at + 0.5
+    with pytest.raises(Problem):
+        verifier.verify(token)

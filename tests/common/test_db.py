@@ -1,4 +1,5 @@
 import asyncio
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -28,7 +29,7 @@ async def test_unmigrated_database_is_refused(database_url: str) -> None:
 
 def _app(db: Database) -> FastAPI:
     app = FastAPI()
-    app.state.db = db
+    app.state.cxops = SimpleNamespace(db=db)
     install_problem_handlers(app)
 
     @app.post("/tally/{key}")

@@ -73,7 +73,7 @@ async def test_ready_only_with_database_and_broker(tmp_path: Path) -> None:
                         break
                     await asyncio.sleep(0.1)
                 assert (await client.get("/readyz")).json()["checks"]["broker"] == "ok"
-                streams = await app.state.broker.js.streams_info()
+                streams = await app.state.cxops.broker.js.streams_info()
                 assert {"CX_SAMPLE", "CX_DEADLETTER"} <= {s.config.name for s in streams}
             finally:
                 nats.stop()

@@ -61,13 +61,13 @@ def test_settings_come_from_the_service_prefix_only(
         monkeypatch.setenv(f"{other.prefix}OUTBOX_BATCH_SIZE", "7")
 
     app = package.app.create_app()
-    settings: ServiceSettings = app.state.settings
+    settings: ServiceSettings = app.state.cxops.settings
 
     assert isinstance(settings, package.settings_class)
     assert settings.database_url == f"sqlite+aiosqlite:///{package.name}.db"
     assert settings.nats_servers == ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223"]
     assert settings.outbox_batch_size != 7
-    assert app.state.service == package.name
+    assert app.state.cxops.name == package.name
 
 
 @by_name

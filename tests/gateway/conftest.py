@@ -133,7 +133,7 @@ class Gateway:
 
     @property
     def runtime(self) -> GatewayRuntime:
-        runtime: GatewayRuntime = self.app.state.runtime
+        runtime: GatewayRuntime = self.app.state.cxops
         return runtime
 
     async def create_key(

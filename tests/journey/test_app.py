@@ -45,7 +45,7 @@ async def test_journey_serves_health_readiness_and_metrics(journey: RunningServi
 
 async def test_journey_provisions_its_stream(journey: RunningService) -> None:
     async def stream_subjects() -> list[str]:
-        info = await journey.app.state.broker.js.stream_info("CX_JOURNEY")
+        info = await journey.state.broker.js.stream_info("CX_JOURNEY")
         subjects: list[str] = info.config.subjects
         return subjects
 
@@ -67,4 +67,4 @@ async def test_the_operators_view_needs_a_token_and_a_role(journey: RunningServi
 
 
 async def _broker_connected(journey: RunningService) -> bool:
-    return bool(journey.app.state.broker.is_connected)
+    return bool(journey.state.broker.is_connected)

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from cxops.common.auth import INTERNAL_TOKEN_HEADER, CallerContext, Role, mint_internal_token
 from cxops.common.db import Database, create_engine
+from cxops.common.service import ServiceState
 from cxops.common.settings import ServiceSettings
 
 SIGNING_SECRET = "cxops-test-signing-secret-0123456789abcdef"
@@ -61,8 +62,12 @@ class RunningService:
 
     @property
     def db(self) -> Database:
-        database: Database = self.app.state.db
-        return database
+        return self.state.db
+
+    @property
+    def state(self) -> ServiceState:
+        state: ServiceState = self.app.state.cxops
+        return state
 
     async def scalar(self, sql: str, **params: Any) -> Any:
         """One value from the service's own database, read outside any request."""
@@ -87,7 +92,7 @@ async def running(app: FastAPI) -> AsyncIterator[RunningService]:
         LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager,
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=manager.app),
-            base_url=f"http://{app.state.service}.test",
+            base_url=f"http://{app.state.cxops.name}.test",
         ) as client,
     ):
         try:
@@ -107,7 +112,7 @@ async def _stop_background_work(app: FastAPI) -> None:
     teardown deterministic.
     """
     deadline = time.monotonic() + 10
-    for task in getattr(app.state, "background", []):
+    for task in app.state.cxops.background:
         while not task.done():
             if time.monotonic() > deadline:
                 stacks = io.StringIO()

@@ -72,7 +72,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         audit = AuditWriter(db)
         audit.start()
         runtime.attach(db=db, http=http, audit=audit)
-        app.state.db = db
         log.info("gateway started; services: %s", settings.service_urls)
         try:
             yield
@@ -91,8 +90,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.state.settings = settings
-    app.state.runtime = runtime
+    app.state.cxops = runtime
     install_problem_handlers(app)
 
     for router in (health.router, docs.router, keys.router, audit.router):

@@ -219,7 +219,7 @@ def _declared_length(response: httpx.Response) -> int:
 
 async def forward(request: Request) -> Response:
     """The proxy endpoint for every method under ``/v1/<service>``."""
-    runtime: GatewayRuntime = request.app.state.runtime
+    runtime: GatewayRuntime = request.app.state.cxops
     service: str = request.path_params["service"]
     key: VerifiedKey = request.scope["state"][STATE_KEY]
     url = upstream_url(runtime.upstreams[service], request.scope, service)

@@ -23,7 +23,7 @@ from cxops.gateway.settings import GatewaySettings
 
 @dataclass
 class GatewayRuntime:
-    """The gateway's state; ``app.state.runtime``."""
+    """The gateway's state; ``app.state.cxops``."""
 
     settings: GatewaySettings
     keys: KeyVerifier

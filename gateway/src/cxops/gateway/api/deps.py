@@ -8,7 +8,7 @@ from cxops.gateway.runtime import GatewayRuntime
 
 
 def get_runtime(request: Request) -> GatewayRuntime:
-    runtime: GatewayRuntime = request.app.state.runtime
+    runtime: GatewayRuntime = request.app.state.cxops
     return runtime
 
 

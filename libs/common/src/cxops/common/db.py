@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
@@ -20,9 +20,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-
-#: Set in ``session.info`` when a unit of work wrote outbox rows, so the relay is woken at once.
-OUTBOX_TOUCHED = "cxops_outbox_touched"
+from sqlalchemy.orm import Session
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -108,7 +106,17 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.engine = create_engine(url, echo=echo)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # A session class of its own, so that commit hooks (see on_commit) concern this
+        # database only, not every session in the process.
+        self._session_class: type[Session] = type("CxopsSession", (Session,), {})
+        self.sessionmaker = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=self._session_class
+        )
+
+    def on_commit(self, hook: Callable[[Session], None]) -> None:
+        """Call ``hook`` with the (sync) session after each successful commit on this database:
+        how work that must follow a commit (publishing the outbox) learns of it at once."""
+        event.listen(self._session_class, "after_commit", hook)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -135,20 +143,22 @@ class Database:
         await self.engine.dispose()
 
 
+class HoldsDatabase(Protocol):
+    """What an app's state (``app.state.cxops``) offers the unit of work."""
+
+    @property
+    def db(self) -> Database: ...
+
+
 async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
     """FastAPI dependency: one transaction per request, committed after the endpoint returns.
 
     Service functions never commit. Outbox rows written in the request are published as soon as
-    the commit succeeds (the relay is woken), not at the next poll.
+    the commit succeeds (the outbox's commit hook wakes its relay), not at the next poll.
     """
-    db: Database = request.app.state.db
-    async with db.sessionmaker() as session:
-        async with session.begin():
-            yield session
-        if session.info.get(OUTBOX_TOUCHED):
-            wake: Callable[[], None] | None = getattr(request.app.state, "wake_outbox", None)
-            if wake is not None:
-                wake()
+    state: HoldsDatabase = request.app.state.cxops
+    async with state.db.sessionmaker() as session, session.begin():
+        yield session
 
 
 #: ``scope="function"`` makes FastAPI commit before the response is sent, so a failed commit is

@@ -18,13 +18,14 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
-from cxops.common.auth import CallerContext, Role, require_role
+from cxops.common.auth import CallerContext, InternalTokenVerifier, Role, require_role
 from cxops.common.db import Database
 from cxops.common.errors import PROBLEM_RESPONSES, install_problem_handlers, problem_response
 from cxops.common.events import Broker, ConsumerSpec, OutboxRelay
 from cxops.common.events.broker import DEAD_LETTER_PREFIX, DEAD_LETTER_STREAM, stream_name
 from cxops.common.events.consumer import Consumer
 from cxops.common.events.dead_letters import list_dead_letters
+from cxops.common.events.group_commit import GroupCommit
 from cxops.common.settings import ServiceSettings
 from cxops.common.telemetry import (
     RequestContextMiddleware,
@@ -49,14 +50,89 @@ class ServiceSpec:
     tags: Sequence[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass
+class ServiceState:
+    """What one service process holds while it runs: ``app.state.cxops``.
+
+    The settings and the token verifier exist from ``create_service_app`` on; the database, the
+    broker, the outbox relay and the background work are attached by the lifespan and detached
+    when it ends, so a request can never reach a half-started service's database.
+    """
+
+    spec: ServiceSpec
+    settings: ServiceSettings
+    tokens: InternalTokenVerifier
+    background: list[asyncio.Task[Any]] = field(default_factory=list)
+    _db: Database | None = None
+    _broker: Broker | None = None
+    _relay: OutboxRelay | None = None
+    _group_commit: GroupCommit | None = None
+
+    def attach(self, *, db: Database, broker: Broker, relay: OutboxRelay) -> None:
+        self._db, self._broker, self._relay = db, broker, relay
+        self._group_commit = GroupCommit(db)
+
+    def detach(self) -> None:
+        self._db = self._broker = self._relay = self._group_commit = None
+        self.background = []
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            raise RuntimeError(f"the {self.spec.name} service is not started: no database")
+        return self._db
+
+    @property
+    def broker(self) -> Broker:
+        if self._broker is None:
+            raise RuntimeError(f"the {self.spec.name} service is not started: no broker")
+        return self._broker
+
+    @property
+    def relay(self) -> OutboxRelay:
+        if self._relay is None:
+            raise RuntimeError(f"the {self.spec.name} service is not started: no outbox relay")
+        return self._relay
+
+    @property
+    def group_commit(self) -> GroupCommit:
+        if self._group_commit is None:
+            raise RuntimeError(f"the {self.spec.name} service is not started: no group commit")
+        return self._group_commit
+
+    @property
+    def started(self) -> bool:
+        return self._db is not None
+
+
+def service_state(request: Request) -> ServiceState:
+    """FastAPI dependency: the running service's state."""
+    state: ServiceState = request.app.state.cxops
+    return state
+
+
+State = Annotated[ServiceState, Depends(service_state)]
+
+
 def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     configure_logging(spec.name, level=settings.log_level, as_json=settings.log_json)
     configure_tracing(spec.name, otlp_endpoint=settings.otlp_endpoint)
+    state = ServiceState(
+        spec=spec, settings=settings, tokens=InternalTokenVerifier(settings.signing_secret)
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.database_url)
-        await db.ensure_migrated(spec.migrations)
+        try:
+            await db.ensure_migrated(spec.migrations)
+        except BaseException:
+            await db.dispose()
+            raise
         broker = Broker.from_settings(settings, name=f"cxops-{spec.name}")
         relay = OutboxRelay(
             db=db,
@@ -64,19 +140,19 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
             batch_size=settings.outbox_batch_size,
             poll_seconds=settings.outbox_poll_seconds,
         )
-        app.state.db = db
-        app.state.broker = broker
-        app.state.relay = relay
-        app.state.wake_outbox = relay.wake
-        tasks = [asyncio.create_task(_start_events(spec, settings, db, broker, relay))]
-        app.state.background = tasks
+        state.attach(db=db, broker=broker, relay=relay)
+        state.background.append(
+            asyncio.create_task(_start_events(spec, settings, db, broker, relay))
+        )
         log.info("%s service started", spec.name)
         try:
             yield
         finally:
-            await cancel_and_wait(app.state.background, deadline_seconds=10)
+            await state.group_commit.close()  # after the last request: what it wrote commits
+            await cancel_and_wait(state.background, deadline_seconds=10)
             await broker.close()
             await db.dispose()
+            state.detach()
 
     app = FastAPI(
         title=f"cxops {spec.name}",
@@ -86,8 +162,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         openapi_tags=list(spec.tags) or None,
         responses=PROBLEM_RESPONSES,
     )
-    app.state.settings = settings
-    app.state.service = spec.name
+    app.state.cxops = state
     install_problem_handlers(app)
     app.add_middleware(
         OpenTelemetryMiddleware,
@@ -175,16 +250,17 @@ def health_router() -> APIRouter:
         return {"status": "ok"}
 
     @router.get("/readyz", include_in_schema=False)
-    async def readyz(request: Request) -> JSONResponse:
+    async def readyz(state: State) -> JSONResponse:
         """The database answers and the broker is connected."""
         checks: dict[str, str] = {}
+        if not state.started:
+            return problem_response(503, "not ready", slug="not-ready", checks={})
         try:
-            await asyncio.wait_for(request.app.state.db.ping(), timeout=2)
+            await asyncio.wait_for(state.db.ping(), timeout=2)
             checks["database"] = "ok"
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             checks["database"] = f"unavailable: {exc}"
-        broker = getattr(request.app.state, "broker", None)
-        checks["broker"] = "ok" if broker is not None and broker.is_connected else "unavailable"
+        checks["broker"] = "ok" if state.broker.is_connected else "unavailable"
         if all(value == "ok" for value in checks.values()):
             return JSONResponse({"status": "ready", "checks": checks})
         not_ready: JSONResponse = problem_response(
@@ -201,13 +277,13 @@ def operations_router(service: str) -> APIRouter:
 
     @router.get("/dead-letters", summary=f"Events {service} could not handle")
     async def dead_letters(
-        request: Request,
+        state: State,
         caller: Operator,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
         """The tenant's events that this service dead-lettered, with the reason and attempts."""
         items = await list_dead_letters(
-            request.app.state.broker, service=service, tenant=caller.tenant, limit=limit
+            state.broker, service=service, tenant=caller.tenant, limit=limit
         )
         return {"items": items, "count": len(items)}
 

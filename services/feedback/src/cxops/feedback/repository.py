@@ -6,25 +6,15 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from cxops.common.events.group_commit import Row
 from cxops.feedback.domain.scales import ResponseKind
 from cxops.feedback.models import FeedbackResponse
 
 
-async def insert(*, session: AsyncSession, response: FeedbackResponse) -> None:
-    """Write ``response`` now, so a constraint violation surfaces here, not at commit."""
-    session.add(response)
-    await session.flush()
-
-
-async def insert_unless_key_taken(*, session: AsyncSession, response: FeedbackResponse) -> None:
-    """Write ``response`` now, inside a savepoint.
-
-    A unique violation (two requests racing with one idempotency key) raises
-    :class:`sqlalchemy.exc.IntegrityError` and rolls back only the savepoint, so the caller's
-    transaction stays usable to read the row that won.
-    """
-    async with session.begin_nested():
-        session.add(response)
+def row_of(response: FeedbackResponse) -> Row:
+    """``response`` as a row for the group commit (a plain insert, no ORM unit of work)."""
+    table = FeedbackResponse.__table__  # type: ignore[attr-defined]
+    return table, {column.key: getattr(response, column.key) for column in table.columns}
 
 
 async def get(

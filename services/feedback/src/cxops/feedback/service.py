@@ -1,5 +1,6 @@
-"""Feedback's use cases. Each runs inside the caller's transaction (the request's unit of work)
-and never commits: the response row and its outbox event are committed together or not at all.
+"""Feedback's use cases. None of them commits: reads run in the request's session, and a new
+response is handed with its outbox event to the service's group commit, which writes both in one
+transaction (shared with other requests arriving at the same time) before the call returns.
 """
 
 import hashlib
@@ -13,7 +14,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cxops.common.auth import CallerContext
-from cxops.common.events import add_event
+from cxops.common.db import Database
+from cxops.common.events.group_commit import GroupCommit
 from cxops.feedback import events, repository
 from cxops.feedback.domain.scales import ResponseKind
 from cxops.feedback.models import FeedbackResponse
@@ -52,23 +54,24 @@ def request_fingerprint(payload: ResponseCreate) -> str:
 
 async def record_response(
     *,
-    session: AsyncSession,
+    db: Database,
+    group_commit: GroupCommit,
     caller: CallerContext,
     payload: ResponseCreate,
     idempotency_key: str | None,
 ) -> Recorded:
     """Store a survey answer and queue ``cx.feedback.response.received.v1`` in the same
-    transaction.
+    transaction; return once both are committed.
 
     With an ``idempotency_key`` (scoped to the tenant, kept as long as the response), a retry of
     the same request returns the first response and stores nothing; the same key with a different
     request raises :class:`IdempotencyKeyReused`. Two concurrent requests with one key are
     settled by the unique constraint: the loser reads and replays the winner's row.
     """
-    fingerprint = request_fingerprint(payload)
-    if idempotency_key is not None:
-        earlier = await repository.get_by_idempotency_key(
-            session=session, tenant=caller.tenant, idempotency_key=idempotency_key
+    fingerprint = request_fingerprint(payload) if idempotency_key is not None else None
+    if idempotency_key is not None and fingerprint is not None:
+        earlier = await _find_by_idempotency_key(
+            db, tenant=caller.tenant, idempotency_key=idempotency_key
         )
         if earlier is not None:
             return _replay(earlier, idempotency_key=idempotency_key, fingerprint=fingerprint)
@@ -84,24 +87,32 @@ async def record_response(
         occurred_at=payload.occurred_at or received_at,
         received_at=received_at,
         idempotency_key=idempotency_key,
-        request_fingerprint=fingerprint if idempotency_key is not None else None,
+        request_fingerprint=fingerprint,
     )
-    if idempotency_key is None:
-        await repository.insert(session=session, response=response)
-    else:
-        try:
-            await repository.insert_unless_key_taken(session=session, response=response)
-        except IntegrityError:
-            winner = await repository.get_by_idempotency_key(
-                session=session, tenant=caller.tenant, idempotency_key=idempotency_key
-            )
-            if winner is None:
-                raise
-            return _replay(winner, idempotency_key=idempotency_key, fingerprint=fingerprint)
-
-    await add_event(session, events.response_received(response))
-    log.info("recorded %s response %s", response.kind.value, response.id)
+    try:
+        await group_commit.write(
+            rows=[repository.row_of(response)], events=[events.response_received(response)]
+        )
+    except IntegrityError:
+        if idempotency_key is None or fingerprint is None:
+            raise
+        winner = await _find_by_idempotency_key(
+            db, tenant=caller.tenant, idempotency_key=idempotency_key
+        )
+        if winner is None:
+            raise
+        return _replay(winner, idempotency_key=idempotency_key, fingerprint=fingerprint)
+    log.debug("recorded %s response %s", response.kind.value, response.id)
     return Recorded(response=response, replayed=False)
+
+
+async def _find_by_idempotency_key(
+    db: Database, *, tenant: str, idempotency_key: str
+) -> FeedbackResponse | None:
+    async with db.sessionmaker() as session:
+        return await repository.get_by_idempotency_key(
+            session=session, tenant=tenant, idempotency_key=idempotency_key
+        )
 
 
 def _replay(earlier: FeedbackResponse, *, idempotency_key: str, fingerprint: str) -> Recorded:

@@ -16,8 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
-from cxops.common.db import OUTBOX_TOUCHED, Database
+from cxops.common.db import Database
 from cxops.common.events.broker import Broker
 from cxops.common.events.envelope import Event
 from cxops.common.events.tables import outbox
@@ -28,19 +29,32 @@ EVENTS_PUBLISHED = Counter("cxops_events_published_total", "Outbox events publis
 OUTBOX_PENDING = Gauge("cxops_outbox_pending", "Outbox events waiting to be published")
 
 
+#: Set in ``session.info`` when a transaction queued events, so its commit wakes the relay.
+_EVENTS_QUEUED = "cxops_events_queued"
+
+
+def outbox_row(event: Event) -> dict[str, Any]:
+    """The ``cx_outbox`` row that carries ``event``."""
+    return {
+        "event_id": event.id,
+        "tenant": event.tenant,
+        "subject": event.subject,
+        "headers": event.headers(),
+        "body": event.body(),
+        "created_at": event.time,
+    }
+
+
 async def add_event(session: AsyncSession, event: Event) -> None:
     """Queue ``event`` in the caller's transaction; it is published only if that commits."""
-    await session.execute(
-        sa.insert(outbox).values(
-            event_id=event.id,
-            tenant=event.tenant,
-            subject=event.subject,
-            headers=event.headers(),
-            body=event.body(),
-            created_at=event.time,
-        )
-    )
-    session.info[OUTBOX_TOUCHED] = True
+    await add_events(session, [outbox_row(event)])
+
+
+async def add_events(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Queue several events (their :func:`outbox_row`) with one statement."""
+    if rows:
+        await session.execute(sa.insert(outbox), rows)
+        session.info[_EVENTS_QUEUED] = True
 
 
 class OutboxRelay:
@@ -61,6 +75,11 @@ class OutboxRelay:
         self.publish_timeout = publish_timeout
         self.retention = retention
         self._wake = asyncio.Event()
+        db.on_commit(self._after_commit)
+
+    def _after_commit(self, session: Session) -> None:
+        if session.info.pop(_EVENTS_QUEUED, False):
+            self.wake()
 
     def wake(self) -> None:
         """Publish now rather than at the next poll (called after a commit that added events)."""

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from cxops.common.auth import Caller, CallerContext, Role, require_role
 from cxops.common.db import SessionDep
 from cxops.common.errors import PROBLEM_MEDIA_TYPE, Problem
+from cxops.common.service import State
 from cxops.feedback import service
 from cxops.feedback.domain.scales import ResponseKind
 from cxops.feedback.schemas import ResponseCreate, ResponsePage, ResponsePublic
@@ -50,11 +51,10 @@ def _problem(description: str) -> dict[str, object]:
 async def post_response(
     payload: ResponseCreate,
     caller: Recorder,
-    session: SessionDep,
+    state: State,
     request: Request,
-    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> ResponsePublic:
+) -> Response:
     """Store an answer and announce it as ``cx.feedback.response.received.v1``.
 
     A replay (same ``Idempotency-Key``, same body) answers exactly as the first call did, 201
@@ -63,7 +63,11 @@ async def post_response(
     """
     try:
         recorded = await service.record_response(
-            session=session, caller=caller, payload=payload, idempotency_key=idempotency_key
+            db=state.db,
+            group_commit=state.group_commit,
+            caller=caller,
+            payload=payload,
+            idempotency_key=idempotency_key,
         )
     except service.IdempotencyKeyReused as exc:
         raise Problem(
@@ -74,12 +78,17 @@ async def post_response(
             title="Idempotency key reused",
             response_id=str(exc.response_id),
         ) from exc
-    response.headers["Location"] = str(
-        request.app.url_path_for("get_response", response_id=str(recorded.response.id))
-    )
+    # The answer is serialised once, here (FastAPI would validate the model a second time), and
+    # its Location is this path plus the id: ``get_response`` is that path by construction.
+    headers = {"Location": f"{request.scope['path'].rstrip('/')}/{recorded.response.id}"}
     if recorded.replayed:
-        response.headers[IDEMPOTENT_REPLAYED_HEADER] = "true"
-    return ResponsePublic.model_validate(recorded.response)
+        headers[IDEMPOTENT_REPLAYED_HEADER] = "true"
+    return Response(
+        ResponsePublic.model_validate(recorded.response).model_dump_json(),
+        status_code=201,
+        media_type="application/json",
+        headers=headers,
+    )
 
 
 @router.get("", response_model=ResponsePage, summary="List survey responses")
