@@ -2,7 +2,7 @@
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import nats
@@ -312,3 +312,47 @@ async def test_consumer_waits_for_a_stream_that_does_not_exist_yet(
     finally:
         await broker.close()
     assert nats.__name__ == "nats"
+
+
+async def test_a_batch_handler_takes_a_fetched_batch_at_once_and_falls_back_on_failure(
+    sample_db: Database, broker: Broker
+) -> None:
+    """With ``batch_handler``, a fetched batch is one call; if that call fails, every event of
+    the batch is handled again alone by ``handler``, so the poison event is dead-lettered and
+    the others are counted exactly once."""
+    batch_sizes: list[int] = []
+
+    async def count_all(session: AsyncSession, events: Sequence[Event]) -> None:
+        batch_sizes.append(len(events))
+        for event in events:
+            await count_into_tally(session, event)
+
+    spec = ConsumerSpec(
+        name="tally",
+        stream=STREAM,
+        subjects=["cx.sample.>"],
+        handler=count_into_tally,
+        batch_handler=count_all,
+    )
+    consumer = Consumer(
+        spec,
+        service="sample",
+        db=sample_db,
+        broker=broker,
+        max_deliver=2,
+        backoff_seconds=(0.1,),
+        batch_size=50,
+    )
+    events = [sample_event() for _ in range(20)] + [sample_event(key="poison")]
+    events += [sample_event() for _ in range(9)]
+    for event in events:
+        await broker.js.publish(event.subject, event.body(), headers=event.headers())
+    async with running(consumer.run()):
+
+        async def settled() -> bool:
+            dead = (await broker.js.stream_info(DEAD_LETTER_STREAM)).state.messages
+            return dead == 1 and await tally_of(sample_db) == 29
+
+        await eventually(settled, timeout=15)
+    assert max(batch_sizes) > 1  # the batch path ran…
+    assert await tally_of(sample_db) == 29  # …and its failed attempt left nothing behind

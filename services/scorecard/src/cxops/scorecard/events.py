@@ -13,6 +13,7 @@ to the dead-letter stream for an operator to see.
 """
 
 import uuid
+from collections.abc import Sequence
 from typing import Self
 
 from pydantic import (
@@ -54,14 +55,12 @@ class FeedbackResponseReceived(BaseModel):
         return self
 
 
-async def on_feedback_response_received(session: AsyncSession, event: Event) -> None:
-    """Count the answer in the event's tenant. Runs in the consumer's transaction."""
+def _read_response(event: Event) -> service.ResponseAnswer:
     try:
         payload = FeedbackResponseReceived.model_validate(event.data)
     except ValidationError as exc:
         raise PermanentEventError(f"unreadable {event.type} payload: {exc}") from exc
-    await service.record_response_fact(
-        session=session,
+    return service.ResponseAnswer(
         tenant=event.tenant,
         event_id=event.id,
         response_id=payload.response_id,
@@ -71,9 +70,22 @@ async def on_feedback_response_received(session: AsyncSession, event: Event) -> 
     )
 
 
+async def on_feedback_response_received(session: AsyncSession, event: Event) -> None:
+    """Count the answer in the event's tenant. Runs in the consumer's transaction."""
+    await service.record_response_facts(session=session, answers=[_read_response(event)])
+
+
+async def on_feedback_responses_received(session: AsyncSession, events: Sequence[Event]) -> None:
+    """Count a fetched batch of answers with one statement (see ``ConsumerSpec``)."""
+    await service.record_response_facts(
+        session=session, answers=[_read_response(event) for event in events]
+    )
+
+
 FEEDBACK_RESPONSES = ConsumerSpec(
     name="feedback-responses",
     stream=stream_name("feedback"),
     subjects=[FEEDBACK_RESPONSE_RECEIVED],
     handler=on_feedback_response_received,
+    batch_handler=on_feedback_responses_received,
 )

@@ -1,7 +1,9 @@
 """Scorecard's queries. Every read takes the tenant: there is no way to ask for another
 tenant's figures by accident."""
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -14,33 +16,30 @@ from cxops.scorecard.models import ResponseFact
 _UNIQUE_RESPONSE = ["tenant", "response_id"]
 
 
-async def insert_fact_unless_known(*, session: AsyncSession, fact: ResponseFact) -> bool:
-    """Insert ``fact`` unless the tenant already has a fact for its response; ``True`` if it was
-    inserted.
+async def insert_facts_unless_known(
+    *, session: AsyncSession, facts: Sequence[dict[str, Any]]
+) -> int:
+    """Insert ``facts`` (rows of :class:`ResponseFact`), skipping any whose tenant already has a
+    fact for its response; returns how many were inserted.
 
     ``INSERT … ON CONFLICT DO NOTHING`` rather than catching the unique violation: the consumer's
     transaction (which also writes the inbox) stays valid, and two replicas racing on the same
-    response cannot fail each other.
+    response cannot fail each other. One statement for all of them (executemany).
     """
-    values = fact.model_dump()
+    if not facts:
+        return 0
+    table = ResponseFact.__table__  # type: ignore[attr-defined]
     dialect = session.get_bind().dialect.name
     statement: sa.Insert
     if dialect == "postgresql":
-        statement = (
-            postgresql.insert(ResponseFact)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=_UNIQUE_RESPONSE)
-        )
+        statement = postgresql.insert(table).on_conflict_do_nothing(index_elements=_UNIQUE_RESPONSE)
     elif dialect == "sqlite":
-        statement = (
-            sqlite.insert(ResponseFact)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=_UNIQUE_RESPONSE)
-        )
+        statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=_UNIQUE_RESPONSE)
     else:  # pragma: no cover - cxops runs on SQLite and PostgreSQL only
         raise NotImplementedError(f"no conflict-tolerant insert for {dialect}")
-    result = await session.execute(statement)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: drivers report no row count for an executemany.
+    inserted = await session.execute(statement.returning(table.c.id), list(facts))
+    return len(inserted.all())
 
 
 async def score_counts(

@@ -2,11 +2,17 @@
 durable consumers with retries and a dead-letter stream."""
 
 from cxops.common.events.broker import Broker
-from cxops.common.events.consumer import ConsumerSpec, EventHandler, PermanentEventError
+from cxops.common.events.consumer import (
+    BatchEventHandler,
+    ConsumerSpec,
+    EventHandler,
+    PermanentEventError,
+)
 from cxops.common.events.envelope import Event, MalformedEvent
 from cxops.common.events.outbox import OutboxRelay, add_event
 
 __all__ = [
+    "BatchEventHandler",
     "Broker",
     "ConsumerSpec",
     "Event",
