@@ -109,7 +109,7 @@ class ServiceState:
         return self._db is not None
 
 
-def service_state(request: Request) -> ServiceState:
+async def service_state(request: Request) -> ServiceState:
     """FastAPI dependency: the running service's state."""
     state: ServiceState = request.app.state.cxops
     return state
