@@ -8,12 +8,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
 from cxops.common.auth import INTERNAL_TOKEN_HEADER, CallerContext, Role, mint_internal_token
 from cxops.common.errors import PROBLEM_MEDIA_TYPE
+from cxops.common.tenancy import TenantScopeMissing
 from cxops.feedback.events import RESPONSE_RECEIVED, ResponseReceivedV1
+from cxops.feedback.models import FeedbackResponse
 from tests.support.services import RunningService, auth, eventually
 
 RESPONSES = "/v1/feedback/responses"
@@ -436,3 +439,13 @@ async def test_the_201_is_sent_only_once_the_response_is_committed(
     await feedback.app(scope, receive, send)
 
     assert seen_at_send == [1]
+
+
+async def test_the_service_refuses_a_query_that_forgets_the_tenant(
+    feedback: RunningService,
+) -> None:
+    """The tenant guard is on in the running service: a repository that forgot the tenant
+    would fail here, not leak another tenant's rows."""
+    async with feedback.db.sessionmaker() as session:
+        with pytest.raises(TenantScopeMissing, match="feedback_responses"):
+            await session.execute(sa.select(FeedbackResponse))

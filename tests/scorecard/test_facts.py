@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from cxops.common.db import Database
 from cxops.scorecard import service
 from cxops.scorecard.domain.metrics import Metric
+from cxops.scorecard.repository import FactRepository
 
 
 def _answer(
@@ -42,12 +43,8 @@ async def test_a_batch_counts_each_response_once_per_tenant(scorecard_database: 
             )
         assert again == 1
         async with db.transaction() as session:
-            counts = await service.repository.score_counts(
-                session=session,
-                tenant="acme",
-                metric=Metric.NPS,
-                occurred_from=None,
-                occurred_to=None,
+            counts = await FactRepository(session, tenant="acme").score_counts(
+                metric=Metric.NPS, occurred_from=None, occurred_to=None
             )
         assert counts == {9: 3}
     finally:

@@ -33,6 +33,7 @@ from cxops.common.telemetry import (
     configure_tracing,
     metrics_endpoint,
 )
+from cxops.common.tenancy import install_tenant_guard
 
 log = logging.getLogger("cxops.service")
 
@@ -128,6 +129,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.database_url)
+        install_tenant_guard(db.engine)
         try:
             await db.ensure_migrated(spec.migrations)
         except BaseException:

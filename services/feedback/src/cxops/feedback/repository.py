@@ -1,12 +1,12 @@
-"""Feedback's queries. Every read takes the tenant: there is no way to ask for another
-tenant's rows by accident."""
+"""Feedback's queries, one tenant's at a time: every read is built by the tenant-scoped
+repository base, so there is no way to ask for another tenant's rows by accident."""
 
 import uuid
 
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
+from sqlmodel import col
 
 from cxops.common.events.group_commit import Row
+from cxops.common.tenancy import TenantRepository
 from cxops.feedback.domain.scales import ResponseKind
 from cxops.feedback.models import FeedbackResponse
 
@@ -17,44 +17,33 @@ def row_of(response: FeedbackResponse) -> Row:
     return table, {column.key: getattr(response, column.key) for column in table.columns}
 
 
-async def get(
-    *, session: AsyncSession, tenant: str, response_id: uuid.UUID
-) -> FeedbackResponse | None:
-    return await session.scalar(
-        select(FeedbackResponse).where(
-            col(FeedbackResponse.tenant) == tenant, col(FeedbackResponse.id) == response_id
+class ResponseRepository(TenantRepository):
+    """One tenant's survey responses."""
+
+    async def get(self, response_id: uuid.UUID) -> FeedbackResponse | None:
+        return await self.session.scalar(
+            self.select(FeedbackResponse).where(col(FeedbackResponse.id) == response_id)
         )
-    )
 
-
-async def get_by_idempotency_key(
-    *, session: AsyncSession, tenant: str, idempotency_key: str
-) -> FeedbackResponse | None:
-    return await session.scalar(
-        select(FeedbackResponse).where(
-            col(FeedbackResponse.tenant) == tenant,
-            col(FeedbackResponse.idempotency_key) == idempotency_key,
+    async def get_by_idempotency_key(self, idempotency_key: str) -> FeedbackResponse | None:
+        return await self.session.scalar(
+            self.select(FeedbackResponse).where(
+                col(FeedbackResponse.idempotency_key) == idempotency_key
+            )
         )
-    )
 
+    async def list_newest_first(
+        self, *, kind: ResponseKind | None, before: uuid.UUID | None, limit: int
+    ) -> list[FeedbackResponse]:
+        """Up to ``limit`` responses received before the one with id ``before``, newest first.
 
-async def list_newest_first(
-    *,
-    session: AsyncSession,
-    tenant: str,
-    kind: ResponseKind | None,
-    before: uuid.UUID | None,
-    limit: int,
-) -> list[FeedbackResponse]:
-    """Up to ``limit`` responses received before the one with id ``before``, newest first.
-
-    Ids are UUIDv7, ordered by time of receipt, so ``id`` is both the sort key and a cursor that
-    stays stable while new responses arrive.
-    """
-    query = select(FeedbackResponse).where(col(FeedbackResponse.tenant) == tenant)
-    if kind is not None:
-        query = query.where(col(FeedbackResponse.kind) == kind)
-    if before is not None:
-        query = query.where(col(FeedbackResponse.id) < before)
-    query = query.order_by(col(FeedbackResponse.id).desc()).limit(limit)
-    return list((await session.scalars(query)).all())
+        Ids are UUIDv7, ordered by time of receipt, so ``id`` is both the sort key and a cursor
+        that stays stable while new responses arrive.
+        """
+        query = self.select(FeedbackResponse)
+        if kind is not None:
+            query = query.where(col(FeedbackResponse.kind) == kind)
+        if before is not None:
+            query = query.where(col(FeedbackResponse.id) < before)
+        query = query.order_by(col(FeedbackResponse.id).desc()).limit(limit)
+        return list((await self.session.scalars(query)).all())

@@ -19,6 +19,7 @@ from cxops.common.events.group_commit import GroupCommit
 from cxops.feedback import events, repository
 from cxops.feedback.domain.scales import ResponseKind
 from cxops.feedback.models import FeedbackResponse
+from cxops.feedback.repository import ResponseRepository
 from cxops.feedback.schemas import ResponseCreate
 
 log = logging.getLogger("cxops.feedback")
@@ -110,8 +111,8 @@ async def _find_by_idempotency_key(
     db: Database, *, tenant: str, idempotency_key: str
 ) -> FeedbackResponse | None:
     async with db.sessionmaker() as session:
-        return await repository.get_by_idempotency_key(
-            session=session, tenant=tenant, idempotency_key=idempotency_key
+        return await ResponseRepository(session, tenant=tenant).get_by_idempotency_key(
+            idempotency_key
         )
 
 
@@ -124,7 +125,7 @@ def _replay(earlier: FeedbackResponse, *, idempotency_key: str, fingerprint: str
 async def get_response(
     *, session: AsyncSession, caller: CallerContext, response_id: uuid.UUID
 ) -> FeedbackResponse:
-    response = await repository.get(session=session, tenant=caller.tenant, response_id=response_id)
+    response = await ResponseRepository(session, tenant=caller.tenant).get(response_id)
     if response is None:
         raise ResponseNotFound(response_id)
     return response
@@ -139,8 +140,8 @@ async def list_responses(
     limit: int,
 ) -> tuple[list[FeedbackResponse], uuid.UUID | None]:
     """A page of the tenant's responses, newest first, and the cursor of the next page."""
-    rows = await repository.list_newest_first(
-        session=session, tenant=caller.tenant, kind=kind, before=cursor, limit=limit + 1
+    rows = await ResponseRepository(session, tenant=caller.tenant).list_newest_first(
+        kind=kind, before=cursor, limit=limit + 1
     )
     page = rows[:limit]
     next_cursor = page[-1].id if len(rows) > limit else None

@@ -1,5 +1,6 @@
-"""Scorecard's queries. Every read takes the tenant: there is no way to ask for another
-tenant's figures by accident."""
+"""Scorecard's queries. Reads are one tenant's, built by the tenant-scoped repository base, so
+there is no way to ask for another tenant's figures by accident; facts arrive from events of
+every tenant, each row stamped with its own."""
 
 from collections.abc import Sequence
 from datetime import datetime
@@ -8,8 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
+from sqlmodel import col
 
+from cxops.common.tenancy import TenantRepository
 from cxops.scorecard.domain.metrics import Metric
 from cxops.scorecard.models import ResponseFact
 
@@ -42,24 +44,26 @@ async def insert_facts_unless_known(
     return len(inserted.all())
 
 
-async def score_counts(
-    *,
-    session: AsyncSession,
-    tenant: str,
-    metric: Metric,
-    occurred_from: datetime | None,
-    occurred_to: datetime | None,
-) -> dict[int, int]:
-    """How many of the tenant's answers for ``metric`` gave each score, over answers given in
-    ``[occurred_from, occurred_to)``; the database does the counting, at most one row a score."""
-    query = (
-        select(col(ResponseFact.score), sa.func.count())
-        .where(col(ResponseFact.tenant) == tenant, col(ResponseFact.metric) == metric)
-        .group_by(col(ResponseFact.score))
-    )
-    if occurred_from is not None:
-        query = query.where(col(ResponseFact.occurred_at) >= occurred_from)
-    if occurred_to is not None:
-        query = query.where(col(ResponseFact.occurred_at) < occurred_to)
-    rows = (await session.execute(query)).all()
-    return {int(score): int(count) for score, count in rows}
+class FactRepository(TenantRepository):
+    """One tenant's metric facts."""
+
+    async def score_counts(
+        self,
+        *,
+        metric: Metric,
+        occurred_from: datetime | None,
+        occurred_to: datetime | None,
+    ) -> dict[int, int]:
+        """How many of the tenant's answers for ``metric`` gave each score, over answers given
+        in ``[occurred_from, occurred_to)``; the database counts, at most one row a score."""
+        query = (
+            self.select(col(ResponseFact.score), sa.func.count())
+            .where(col(ResponseFact.metric) == metric)
+            .group_by(col(ResponseFact.score))
+        )
+        if occurred_from is not None:
+            query = query.where(col(ResponseFact.occurred_at) >= occurred_from)
+        if occurred_to is not None:
+            query = query.where(col(ResponseFact.occurred_at) < occurred_to)
+        rows = (await self.session.execute(query)).all()
+        return {int(score): int(count) for score, count in rows}

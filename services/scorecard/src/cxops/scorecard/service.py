@@ -14,6 +14,7 @@ from cxops.common.auth import CallerContext
 from cxops.scorecard import repository
 from cxops.scorecard.domain import metrics
 from cxops.scorecard.domain.metrics import Metric, MetricValue
+from cxops.scorecard.repository import FactRepository
 
 log = logging.getLogger("cxops.scorecard")
 
@@ -63,11 +64,7 @@ async def metric_value(
     occurred_to: datetime | None,
 ) -> MetricValue:
     """``metric`` over the caller's tenant's answers given in ``[occurred_from, occurred_to)``."""
-    counts = await repository.score_counts(
-        session=session,
-        tenant=caller.tenant,
-        metric=metric,
-        occurred_from=occurred_from,
-        occurred_to=occurred_to,
+    counts = await FactRepository(session, tenant=caller.tenant).score_counts(
+        metric=metric, occurred_from=occurred_from, occurred_to=occurred_to
     )
     return metrics.compute(metric, counts)

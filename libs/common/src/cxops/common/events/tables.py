@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from cxops.common.db import UTCDateTime
+from cxops.common.tenancy import SPANS_TENANTS
 
 metadata = sa.MetaData()
 
@@ -26,6 +27,7 @@ outbox = sa.Table(
     sa.Column("sent_at", UTCDateTime(), nullable=True),
     sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("last_error", sa.Text(), nullable=True),
+    info={SPANS_TENANTS: True},
 )
 sa.Index(
     "ix_cx_outbox_pending",
@@ -43,6 +45,7 @@ inbox = sa.Table(
     sa.Column("tenant", sa.String(64), nullable=False),
     sa.Column("subject", sa.String(200), nullable=False),
     sa.Column("handled_at", UTCDateTime(), nullable=False),
+    info={SPANS_TENANTS: True},
 )
 
 
