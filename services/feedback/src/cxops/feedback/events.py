@@ -12,12 +12,12 @@ Payloads only ever gain fields; a breaking change is a new ``.v2`` subject publi
 """
 
 import uuid
-from datetime import datetime
+from typing import Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, StrictInt, model_validator
 
 from cxops.common.events import Event
-from cxops.feedback.domain.scales import ResponseKind
+from cxops.feedback.domain.scales import SCALES, ResponseKind
 from cxops.feedback.models import FeedbackResponse
 
 EVENT_SOURCE = "/cxops/feedback"
@@ -34,12 +34,18 @@ class ResponseReceivedV1(BaseModel):
 
     response_id: uuid.UUID
     kind: ResponseKind
-    score: int
+    score: StrictInt
     customer_ref: str
     channel: str
-    occurred_at: datetime
-    received_at: datetime
+    occurred_at: AwareDatetime
+    received_at: AwareDatetime
     has_comment: bool
+
+    @model_validator(mode="after")
+    def _score_on_the_kinds_scale(self) -> Self:
+        if not SCALES[self.kind].contains(self.score):
+            raise ValueError(f"a {self.kind.value} score runs from {SCALES[self.kind]}")
+        return self
 
 
 def response_received(response: FeedbackResponse) -> Event:
@@ -60,3 +66,8 @@ def response_received(response: FeedbackResponse) -> Event:
         tenant=response.tenant,
         data=payload.model_dump(mode="json"),
     )
+
+
+#: Every subject this service publishes, and the model of its payload (the event contract tests
+#: feed each into the model of every consumer of that subject).
+PUBLISHED: dict[str, type[BaseModel]] = {RESPONSE_RECEIVED: ResponseReceivedV1}

@@ -89,3 +89,6 @@ FEEDBACK_RESPONSES = ConsumerSpec(
     handler=on_feedback_response_received,
     batch_handler=on_feedback_responses_received,
 )
+
+#: Every subject this service consumes, and the model it reads the payload with.
+CONSUMED: dict[str, type[BaseModel]] = {FEEDBACK_RESPONSE_RECEIVED: FeedbackResponseReceived}

@@ -1,0 +1,98 @@
+"""Event contracts: for every subject a service consumes, whatever its publisher may publish
+(the publisher's payload model) is read by the consumer's model, and read as the same values.
+
+Each service's ``events`` module declares ``PUBLISHED`` (subject → payload model) and, if it
+consumes, ``CONSUMED`` (subject → the model it reads with); its ``SPEC.consumers`` say what it
+subscribes to. A subject consumed but published by no one, or subscribed to without a reading
+model, fails here.
+"""
+
+import importlib
+import importlib.util
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from pydantic import AwareDatetime, BaseModel, ValidationError
+
+from cxops.cli.components import SERVICES
+
+
+def _events_module(service: str) -> Any:
+    """The service's event catalogue; a service that neither publishes nor consumes has none."""
+    name = f"cxops.{service}.events"
+    return importlib.import_module(name) if importlib.util.find_spec(name) else None
+
+
+def _subscriptions() -> list[tuple[str, str]]:
+    """(consuming service, subject) for every subject every service's consumers subscribe to."""
+    found = []
+    for service in SERVICES:
+        spec = importlib.import_module(f"cxops.{service}.app").SPEC
+        for consumer in spec.consumers:
+            found += [(service, subject) for subject in consumer.subjects]
+    return found
+
+
+def _publisher_model(subject: str) -> type[BaseModel]:
+    publisher = subject.split(".")[1]
+    published: dict[str, type[BaseModel]] = getattr(_events_module(publisher), "PUBLISHED", {})
+    assert subject in published, f"{subject} is consumed but {publisher} does not publish it"
+    return published[subject]
+
+
+SUBSCRIPTIONS = _subscriptions()
+
+
+def test_some_subjects_are_consumed() -> None:
+    """The property below must not pass vacuously."""
+    assert ("scorecard", "cx.feedback.response.received.v1") in SUBSCRIPTIONS
+
+
+def test_every_published_subject_names_its_publisher() -> None:
+    for service in SERVICES:
+        for subject in getattr(_events_module(service), "PUBLISHED", {}):
+            assert subject.startswith(f"cx.{service}.") and subject.endswith(".v1")
+
+
+@pytest.mark.parametrize(("consumer", "subject"), SUBSCRIPTIONS)
+def test_the_consumer_reads_whatever_the_publisher_publishes(consumer: str, subject: str) -> None:
+    publisher_model = _publisher_model(subject)
+    consumed: dict[str, type[BaseModel]] = getattr(_events_module(consumer), "CONSUMED", {})
+    assert subject in consumed, f"{consumer} subscribes to {subject} without a model to read it"
+    consumer_model = consumed[subject]
+
+    @settings(max_examples=100, suppress_health_check=[HealthCheck.filter_too_much])
+    @given(payload=publishable(publisher_model))
+    def reads_the_same(payload: BaseModel) -> None:
+        on_the_wire = payload.model_dump(mode="json")
+        read = consumer_model.model_validate(on_the_wire)
+        for name in consumer_model.model_fields:
+            assert getattr(read, name) == getattr(payload, name), name
+
+    reads_the_same()
+
+
+#: Field types that ``st.from_type`` would fill with values no publisher sends (naive times,
+#: integers far outside any scale), so that most draws are publishable and a few are not.
+_WIRE_TYPES: dict[Any, st.SearchStrategy[Any]] = {
+    AwareDatetime: st.datetimes(timezones=st.just(UTC), min_value=datetime(1970, 1, 1)),
+    int: st.integers(-1, 11),
+}
+
+
+@st.composite
+def publishable(draw: st.DrawFn, model: type[BaseModel]) -> BaseModel:
+    """Any payload ``model`` accepts: each field drawn from its type, kept when the model's own
+    validators accept the whole (what they refuse is never published, so not in the contract)."""
+    values = {}
+    for name, field in model.model_fields.items():
+        strategy = _WIRE_TYPES.get(field.annotation)
+        values[name] = draw(strategy if strategy is not None else st.from_type(field.annotation))
+    try:
+        return model(**values)
+    except ValidationError:
+        assume(False)
+        raise
