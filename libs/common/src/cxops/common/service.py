@@ -163,6 +163,9 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         lifespan=lifespan,
         openapi_tags=list(spec.tags) or None,
         responses=PROBLEM_RESPONSES,
+        # Traces come from OpenTelemetry's ASGI middleware below; FastAPI's own telemetry would
+        # only re-check that on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.cxops = state
     install_problem_handlers(app)

@@ -20,6 +20,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
@@ -96,11 +97,19 @@ _tracing_configured = False
 
 
 def configure_tracing(service: str, *, otlp_endpoint: str | None = None) -> None:
-    """Install an SDK tracer provider once per process; export over OTLP when configured."""
+    """Install an SDK tracer provider once per process; export over OTLP when configured.
+
+    Without an exporter nothing would ever read a span, so none is recorded (``ALWAYS_OFF``):
+    spans still carry the trace context, so ``traceparent`` travels on through HTTP and NATS and
+    the logs keep their trace ids, for the cost of a context rather than a recorded span.
+    """
     global _tracing_configured
     if _tracing_configured:
         return
-    provider = TracerProvider(resource=Resource.create({"service.name": f"cxops-{service}"}))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": f"cxops-{service}"}),
+        sampler=ParentBased(ALWAYS_ON) if otlp_endpoint else ALWAYS_OFF,
+    )
     if otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
