@@ -23,9 +23,9 @@ RUN := $(UV) run --frozen --no-sync
 # Re-sync only when the lock or a pyproject changed, or the environment is gone.
 STAMP := .venv/.cxops-installed
 PROJECTS := pyproject.toml $(wildcard libs/*/pyproject.toml gateway/pyproject.toml services/*/pyproject.toml)
-# mypy: libs/common and every service's pure domain package that exists.
+# mypy: the libraries (common, stats) and every service's pure domain package that exists.
 DOMAINS := $(wildcard services/*/src/cxops/*/domain)
-MYPY_PACKAGES := cxops.common $(foreach d,$(DOMAINS),cxops.$(notdir $(d:/domain=)).domain)
+MYPY_PACKAGES := cxops.common cxops.stats $(foreach d,$(DOMAINS),cxops.$(notdir $(d:/domain=)).domain)
 # The sources, not the installed copies (which carry no py.typed marker).
 empty :=
 MYPYPATH := $(subst $(empty) $(empty),:,$(wildcard libs/*/src gateway/src services/*/src))

@@ -10,7 +10,6 @@ import typer
 
 from cxops.cli.json_input import read_json
 from cxops.feedback.domain.enrichment import Enricher, Enrichment
-from cxops.feedback.domain.scales import ResponseKind
 from cxops.feedback.domain.sentiment import Sentiment
 from cxops.feedback.domain.topics import (
     DEFAULT_TAXONOMY,
@@ -21,6 +20,7 @@ from cxops.feedback.domain.topics import (
     TopicTagger,
     load_taxonomy,
 )
+from cxops.stats.scales import SurveyKind
 
 #: Verbatims longer than csv's default field limit (128 KiB) are cut and flagged, not refused.
 _FIELD_SIZE_LIMIT = 64 * 1024 * 1024
@@ -43,9 +43,9 @@ def analyze_command(
         str | None, typer.Option(help="Column of the survey score, compared with the sentiment.")
     ] = None,
     score_scale: Annotated[
-        ResponseKind,
+        SurveyKind,
         typer.Option(help="Scale of the score: nps 0-10, csat 1-5, ces 1-7."),
-    ] = ResponseKind.NPS,
+    ] = SurveyKind.NPS,
     taxonomy: Annotated[
         Path | None,
         typer.Option(
@@ -116,7 +116,7 @@ def _check_columns(file: Path, header: Any, text_column: str, score_column: str 
 
 
 def _report(
-    rows: int, reviews: int, bad_scores: list[int], column: str | None, scale: ResponseKind
+    rows: int, reviews: int, bad_scores: list[int], column: str | None, scale: SurveyKind
 ) -> None:
     typer.echo(f"{rows:,} rows, {reviews:,} need review", err=True)
     if bad_scores:

@@ -17,8 +17,6 @@ from typing import Annotated, Any
 
 import typer
 
-from cxops.common.inference import Change, Interval
-from cxops.feedback.domain.scales import SCALES, ResponseKind
 from cxops.feedback.domain.scores import (
     Answer,
     Score,
@@ -28,11 +26,13 @@ from cxops.feedback.domain.scores import (
     score,
     series,
 )
+from cxops.stats.inference import Change, Interval
+from cxops.stats.scales import SCALES, SurveyKind
 
 UNITS = {
-    ResponseKind.NPS: "NPS points, -100 to 100",
-    ResponseKind.CSAT: "percent satisfied (4-5), 0 to 100",
-    ResponseKind.CES: "mean score, 1 to 7",
+    SurveyKind.NPS: "NPS points, -100 to 100",
+    SurveyKind.CSAT: "percent satisfied (4-5), 0 to 100",
+    SurveyKind.CES: "mean score, 1 to 7",
 }
 
 Echo = Callable[[str], None]
@@ -47,7 +47,7 @@ FileArgument = Annotated[
     ),
 ]
 KindOption = Annotated[
-    ResponseKind, typer.Option("--kind", case_sensitive=False, help="The survey's kind.")
+    SurveyKind, typer.Option("--kind", case_sensitive=False, help="The survey's kind.")
 ]
 ScoreColumn = Annotated[str, typer.Option(help="Column of the score.")]
 AlphaOption = Annotated[
@@ -191,7 +191,7 @@ class _Columns:
 def _read_answers(
     file: Path,
     *,
-    kind: ResponseKind,
+    kind: SurveyKind,
     score_column: str,
     segment_column: str | None,
     group_column: str | None,
@@ -229,7 +229,7 @@ class _CellError(ValueError):
     """A bad cell, its message naming the row and the column."""
 
 
-def _answer(row: dict[str, str], number: int, *, kind: ResponseKind, columns: _Columns) -> Answer:
+def _answer(row: dict[str, str], number: int, *, kind: SurveyKind, columns: _Columns) -> Answer:
     if None in row:  # csv.DictReader's key for the cells beyond the header's
         raise _CellError(f"row {number} has more cells than the header has columns")
     raw = _cell(row, number, columns.score).strip()
