@@ -17,8 +17,8 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict
 
 from cxops.common.events import Event
-from cxops.feedback.domain.scales import ResponseKind
 from cxops.feedback.models import FeedbackResponse
+from cxops.stats.scales import SurveyKind
 
 EVENT_SOURCE = "/cxops/feedback"
 
@@ -33,7 +33,7 @@ class ResponseReceivedV1(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     response_id: uuid.UUID
-    kind: ResponseKind
+    kind: SurveyKind
     score: int
     customer_ref: str
     channel: str

@@ -6,8 +6,8 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from cxops.feedback.domain.scales import ResponseKind
 from cxops.feedback.models import FeedbackResponse
+from cxops.stats.scales import SurveyKind
 
 
 async def insert(*, session: AsyncSession, response: FeedbackResponse) -> None:
@@ -52,7 +52,7 @@ async def list_newest_first(
     *,
     session: AsyncSession,
     tenant: str,
-    kind: ResponseKind | None,
+    kind: SurveyKind | None,
     before: uuid.UUID | None,
     limit: int,
 ) -> list[FeedbackResponse]:

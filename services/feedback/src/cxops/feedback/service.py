@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cxops.common.auth import CallerContext
 from cxops.common.events import add_event
 from cxops.feedback import events, repository
-from cxops.feedback.domain.scales import ResponseKind
 from cxops.feedback.models import FeedbackResponse
 from cxops.feedback.schemas import ResponseCreate
+from cxops.stats.scales import SurveyKind
 
 log = logging.getLogger("cxops.feedback")
 
@@ -123,7 +123,7 @@ async def list_responses(
     *,
     session: AsyncSession,
     caller: CallerContext,
-    kind: ResponseKind | None,
+    kind: SurveyKind | None,
     cursor: uuid.UUID | None,
     limit: int,
 ) -> tuple[list[FeedbackResponse], uuid.UUID | None]:

@@ -8,8 +8,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from cxops.scorecard.domain.metrics import Metric
 from cxops.scorecard.models import ResponseFact
+from cxops.stats.scales import SurveyKind
 
 _UNIQUE_RESPONSE = ["tenant", "response_id"]
 
@@ -47,7 +47,7 @@ async def score_counts(
     *,
     session: AsyncSession,
     tenant: str,
-    metric: Metric,
+    metric: SurveyKind,
     occurred_from: datetime | None,
     occurred_to: datetime | None,
 ) -> dict[int, int]:

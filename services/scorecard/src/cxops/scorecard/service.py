@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cxops.common.auth import CallerContext
 from cxops.scorecard import repository
 from cxops.scorecard.domain import metrics
-from cxops.scorecard.domain.metrics import Metric, MetricValue
+from cxops.scorecard.domain.metrics import MetricValue
 from cxops.scorecard.models import ResponseFact
+from cxops.stats.scales import SurveyKind
 
 log = logging.getLogger("cxops.scorecard")
 
@@ -22,7 +23,7 @@ async def record_response_fact(
     tenant: str,
     event_id: str,
     response_id: uuid.UUID,
-    metric: Metric,
+    metric: SurveyKind,
     score: int,
     occurred_at: datetime,
 ) -> bool:
@@ -47,7 +48,7 @@ async def metric_value(
     *,
     session: AsyncSession,
     caller: CallerContext,
-    metric: Metric,
+    metric: SurveyKind,
     occurred_from: datetime | None,
     occurred_to: datetime | None,
 ) -> MetricValue:
