@@ -5,9 +5,10 @@
 #   docker build --build-arg COMPONENT=feedback -t cxops-feedback .
 #
 # COMPONENT is gateway, feedback, routing, scorecard or journey. The image holds a virtual
-# environment with that component's package, cxops-common and their locked dependencies (nothing
-# of the other services, no uv, no build tools, no sources outside the venv), runs as uid 10001,
-# and serves on $PORT (8000). Its two entry points:
+# environment with that component's package, cxops-common (and cxops-stats where the component
+# uses it) and their locked dependencies (nothing of the other services, no uv, no build tools,
+# no sources outside the venv), runs as uid 10001, and serves on $PORT (8000). Its two entry
+# points:
 #
 #   (default)                              uvicorn cxops.<component>.app:create_app --factory
 #   python -m cxops.common.migrate <component>    the migrations, a step run before the server starts
@@ -47,6 +48,7 @@ WORKDIR /src
 # rebuilt only when uv.lock or a pyproject changes, not on every source edit.
 COPY uv.lock pyproject.toml ./
 COPY libs/common/pyproject.toml libs/common/
+COPY libs/stats/pyproject.toml libs/stats/
 COPY gateway/pyproject.toml gateway/
 COPY services/feedback/pyproject.toml services/feedback/
 COPY services/routing/pyproject.toml services/routing/
@@ -55,9 +57,11 @@ COPY services/journey/pyproject.toml services/journey/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable --no-install-workspace --package "cxops-${COMPONENT}"
 
-# Then the workspace's own packages: cxops-common and cxops-<component>, installed as wheels
-# (--no-editable) so that the venv is self-contained and the sources can stay behind.
+# Then the workspace's own packages: cxops-common, cxops-stats where the component depends on it,
+# and cxops-<component>, installed as wheels (--no-editable) so that the venv is self-contained
+# and the sources can stay behind.
 COPY libs/common/src libs/common/src
+COPY libs/stats/src libs/stats/src
 COPY gateway/src gateway/src
 COPY services/feedback/src services/feedback/src
 COPY services/routing/src services/routing/src

@@ -3,7 +3,7 @@
 #
 #   make up      the whole suite on this machine (cxops up), until Ctrl-C
 #   make test    the tests (real nats-server and PostgreSQL, started by the fixtures)
-#   make lint    ruff (lint and format) and mypy
+#   make lint    ruff (lint and format), mypy, and the import boundaries (lint-imports)
 #   make bench   the benchmarks in bench/
 #   make images  the container images (cxops-<component>:<version>), where docker or podman runs
 #   make clean   caches and the install stamp (your data in ./var is kept)
@@ -23,9 +23,13 @@ RUN := $(UV) run --frozen --no-sync
 # Re-sync only when the lock or a pyproject changed, or the environment is gone.
 STAMP := .venv/.cxops-installed
 PROJECTS := pyproject.toml $(wildcard libs/*/pyproject.toml gateway/pyproject.toml services/*/pyproject.toml)
-# mypy: libs/common and every service's pure domain package that exists.
+# mypy: the libraries (common, stats), and every service's pure domain package and its formats
+# (formats.py or formats/), those that exist.
 DOMAINS := $(wildcard services/*/src/cxops/*/domain)
-MYPY_PACKAGES := cxops.common $(foreach d,$(DOMAINS),cxops.$(notdir $(d:/domain=)).domain)
+FORMATS := $(wildcard services/*/src/cxops/*/formats.py services/*/src/cxops/*/formats)
+MYPY_PACKAGES := cxops.common cxops.stats \
+  $(foreach d,$(DOMAINS),cxops.$(notdir $(d:/domain=)).domain) \
+  $(foreach f,$(FORMATS),cxops.$(notdir $(patsubst %/,%,$(dir $(f)))).formats)
 # The sources, not the installed copies (which carry no py.typed marker).
 empty :=
 MYPYPATH := $(subst $(empty) $(empty),:,$(wildcard libs/*/src gateway/src services/*/src))
@@ -74,6 +78,7 @@ lint: install
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	MYPYPATH=$(MYPYPATH) $(RUN) mypy $(addprefix -p ,$(MYPY_PACKAGES))
+	$(RUN) lint-imports --no-cache
 
 # Every script in bench/ that runs as a program (the others are its shared modules).
 bench: install

@@ -140,7 +140,7 @@ def mine_in_this_process(path: Path) -> dict[str, float]:
     from cxops.cli.journey_mine import mining_json
     from cxops.journey.domain.log import Columns, prepare_log
     from cxops.journey.domain.mining import mine
-    from cxops.journey.log_file import scan_log
+    from cxops.journey.formats.log import scan_log
 
     started = time.perf_counter()
     log = prepare_log(scan_log(path), Columns(team="team", channel="channel"))
@@ -217,7 +217,7 @@ def baseline(path: Path) -> tuple[Edges, Counter[tuple[str, ...]], float]:
 def check_against_ours(path: Path, edges: Edges, variants: Counter[tuple[str, ...]]) -> None:
     from cxops.journey.domain.log import Columns, prepare_log
     from cxops.journey.domain.mining import mine
-    from cxops.journey.log_file import scan_log
+    from cxops.journey.formats.log import scan_log
 
     ours = mine(prepare_log(scan_log(path), Columns()))
     for edge in ours.dfg:

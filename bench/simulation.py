@@ -31,7 +31,7 @@ from cxops.journey.domain.simulation.engine import (
     compile_plan,
     run_replication,
 )
-from cxops.journey.domain.simulation.model import load_model
+from cxops.journey.formats.simulation import load_model
 from cxops.routing.domain.staffing import erlang_c
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "journey-model.json"

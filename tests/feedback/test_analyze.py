@@ -24,9 +24,9 @@ from cxops.feedback.domain.enrichment import (
     Enricher,
     read_score,
 )
-from cxops.feedback.domain.scales import ResponseKind
 from cxops.feedback.domain.sentiment import SentimentLabel
 from cxops.feedback.domain.topics import Correction, TopicLearner
+from cxops.stats.scales import SurveyKind
 
 runner = CliRunner()
 ENRICHER = Enricher()
@@ -62,13 +62,13 @@ def test_a_high_score_with_an_angry_comment_needs_review(enricher: Enricher) -> 
 
 
 def test_scores_on_other_scales() -> None:
-    csat = Enricher(score_kind=ResponseKind.CSAT)
+    csat = Enricher(score_kind=SurveyKind.CSAT)
     assert SCORE_OUT_OF_RANGE in csat.enrich("My bill was wrong", 7).review_reasons
     assert SCORE_DISAGREES in csat.enrich("Awful, my bill is still wrong", 5).review_reasons
-    assert read_score("6", ResponseKind.CES).value == 6.0
-    assert read_score(" ", ResponseKind.NPS).value is None
-    assert read_score("nan", ResponseKind.NPS).problem == SCORE_OUT_OF_RANGE
-    assert read_score("ten", ResponseKind.NPS).problem == SCORE_NOT_A_NUMBER
+    assert read_score("6", SurveyKind.CES).value == 6.0
+    assert read_score(" ", SurveyKind.NPS).value is None
+    assert read_score("nan", SurveyKind.NPS).problem == SCORE_OUT_OF_RANGE
+    assert read_score("ten", SurveyKind.NPS).problem == SCORE_NOT_A_NUMBER
 
 
 def test_text_in_another_language_gets_no_pretend_sentiment(enricher: Enricher) -> None:

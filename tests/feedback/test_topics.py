@@ -7,14 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cxops.feedback.domain.topics import (
-    DEFAULT_TAXONOMY,
-    Correction,
-    TaxonomyError,
-    TopicLearner,
-    TopicTagger,
-    load_taxonomy,
-)
+from cxops.feedback.domain.topics import DEFAULT_TAXONOMY, Correction, TopicLearner, TopicTagger
+from cxops.feedback.formats import TaxonomyError, load_taxonomy
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,8 @@ from cxops.journey.domain.simulation.experiments import (
     simulate,
 )
 from cxops.journey.domain.simulation.measures import SimulationFigures
-from cxops.journey.domain.simulation.model import JourneyModel, ModelError, load_model
+from cxops.journey.domain.simulation.model import JourneyModel
+from cxops.journey.formats.simulation import ModelError, load_model
 from cxops.routing.domain import erlang_a
 from cxops.routing.domain.staffing import Demand, erlang_c
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from cxops.cli.main import app
 from cxops.routing.domain.replay import replay
-from cxops.routing.scenario import ScenarioError, load_scenario, report
+from cxops.routing.formats import ScenarioError, load_scenario, report
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "routing-scenario.json"
 

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 from cxops.common.db import Database
 from cxops.scorecard import service
-from cxops.scorecard.domain.metrics import Metric
 from cxops.scorecard.repository import FactRepository
+from cxops.stats.scales import SurveyKind
 
 
 def _answer(
@@ -16,7 +16,7 @@ def _answer(
         tenant=tenant,
         event_id=str(uuid.uuid4()),
         response_id=response_id,
-        metric=Metric.NPS,
+        metric=SurveyKind.NPS,
         score=score,
         occurred_at=datetime.now(UTC),
     )
@@ -44,7 +44,7 @@ async def test_a_batch_counts_each_response_once_per_tenant(scorecard_database: 
         assert again == 1
         async with db.transaction() as session:
             counts = await FactRepository(session, tenant="acme").score_counts(
-                metric=Metric.NPS, occurred_from=None, occurred_to=None
+                metric=SurveyKind.NPS, occurred_from=None, occurred_to=None
             )
         assert counts == {9: 3}
     finally:

@@ -1,31 +1,25 @@
 """``cxops feedback analyze``: enrich a CSV of verbatims (redaction, language, sentiment, topics,
 needs_review), one result per row, nothing dropped."""
 
-import csv
 import json
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import Annotated, Any
 
 import typer
 
 from cxops.cli.json_input import read_json
 from cxops.feedback.domain.enrichment import Enricher, Enrichment
-from cxops.feedback.domain.scales import ResponseKind
 from cxops.feedback.domain.sentiment import Sentiment
-from cxops.feedback.domain.topics import (
-    DEFAULT_TAXONOMY,
-    Correction,
-    Taxonomy,
+from cxops.feedback.domain.topics import DEFAULT_TAXONOMY, Taxonomy, TopicLearner, TopicTagger
+from cxops.feedback.formats import (
+    InputError,
+    MissingColumn,
     TaxonomyError,
-    TopicLearner,
-    TopicTagger,
     load_taxonomy,
+    read_corrections,
+    read_verbatims,
 )
-
-#: Verbatims longer than csv's default field limit (128 KiB) are cut and flagged, not refused.
-_FIELD_SIZE_LIMIT = 64 * 1024 * 1024
-_TRUE = frozenset({"true", "yes", "1", "y"})
-_FALSE = frozenset({"false", "no", "0", "n"})
+from cxops.stats.scales import SurveyKind
 
 
 def analyze_command(
@@ -43,9 +37,9 @@ def analyze_command(
         str | None, typer.Option(help="Column of the survey score, compared with the sentiment.")
     ] = None,
     score_scale: Annotated[
-        ResponseKind,
+        SurveyKind,
         typer.Option(help="Scale of the score: nps 0-10, csat 1-5, ces 1-7."),
-    ] = ResponseKind.NPS,
+    ] = SurveyKind.NPS,
     taxonomy: Annotated[
         Path | None,
         typer.Option(
@@ -76,47 +70,28 @@ def analyze_command(
     chosen = _read_taxonomy(taxonomy) if taxonomy is not None else DEFAULT_TAXONOMY
     tagger = _learn(chosen, corrections) if corrections is not None else TopicTagger(chosen)
     enricher = Enricher(tagger=tagger, score_kind=score_scale)
-    csv.field_size_limit(_FIELD_SIZE_LIMIT)
     bad_scores: list[int] = []
     reviews = rows = 0
-    with _open(file) as handle:
-        try:
-            reader = csv.DictReader(handle)
-            _check_columns(file, reader.fieldnames, text_column, score_column)
-            for row, record in enumerate(reader, start=1):
-                result = enricher.enrich(
-                    record.get(text_column) or "",
-                    record.get(score_column) if score_column is not None else None,
-                )
-                rows += 1
-                reviews += result.needs_review
-                if result.score.problem is not None:
-                    bad_scores.append(row)
-                typer.echo(_json_line(row, result) if as_json else _summary_line(row, result))
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise typer.BadParameter(f"{file.name}: unreadable after row {rows}: {exc}") from exc
+    try:
+        for row, (text, score) in enumerate(
+            read_verbatims(file, text_column=text_column, score_column=score_column), start=1
+        ):
+            result = enricher.enrich(text, score)
+            rows += 1
+            reviews += result.needs_review
+            if result.score.problem is not None:
+                bad_scores.append(row)
+            typer.echo(_json_line(row, result) if as_json else _summary_line(row, result))
+    except MissingColumn as exc:
+        option = "--text-column" if exc.column == text_column else "--score-column"
+        raise typer.BadParameter(str(exc), param_hint=option) from exc
+    except InputError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     _report(rows, reviews, bad_scores, score_column, score_scale)
 
 
-def _open(file: Path) -> TextIO:
-    try:
-        return file.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise typer.BadParameter(f"cannot read {file}: {exc.strerror}") from exc
-
-
-def _check_columns(file: Path, header: Any, text_column: str, score_column: str | None) -> None:
-    present = list(header or [])
-    for option, column in (("--text-column", text_column), ("--score-column", score_column)):
-        if column is not None and column not in present:
-            raise typer.BadParameter(
-                f"{file.name} has no column {column!r} (columns: {', '.join(present) or 'none'})",
-                param_hint=option,
-            )
-
-
 def _report(
-    rows: int, reviews: int, bad_scores: list[int], column: str | None, scale: ResponseKind
+    rows: int, reviews: int, bad_scores: list[int], column: str | None, scale: SurveyKind
 ) -> None:
     typer.echo(f"{rows:,} rows, {reviews:,} need review", err=True)
     if bad_scores:
@@ -139,25 +114,15 @@ def _read_taxonomy(path: Path) -> Taxonomy:
 
 def _learn(taxonomy: Taxonomy, path: Path) -> TopicTagger:
     learner = TopicLearner(taxonomy)
-    with _open(path) as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in ("text", "topic", "correct") if c not in (reader.fieldnames or [])]
-        if missing:
-            raise typer.BadParameter(f"{path.name} has no column {', '.join(map(repr, missing))}")
-        for row, record in enumerate(reader, start=1):
+    try:
+        for row, correction in read_corrections(path):
             try:
-                learner.add(_correction(path, row, record))
+                learner.add(correction)
             except ValueError as exc:
                 raise typer.BadParameter(f"{path.name} row {row}: {exc}") from exc
+    except InputError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     return learner.tagger()
-
-
-def _correction(path: Path, row: int, record: dict[str, str]) -> Correction:
-    verdict = (record["correct"] or "").strip().lower()
-    if verdict not in _TRUE | _FALSE:
-        raise typer.BadParameter(f"{path.name} row {row}: correct must be true or false")
-    topic = (record["topic"] or "").strip()
-    return Correction(text=record["text"] or "", topic=topic, correct=verdict in _TRUE)
 
 
 def _json_line(row: int, result: Enrichment) -> str:

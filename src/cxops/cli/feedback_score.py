@@ -7,18 +7,14 @@ that is not a whole number or is off the scale, an empty period, segment or arm)
 with exit code 2, the row and column named on stderr and nothing on stdout.
 """
 
-import csv
 import json
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from cxops.common.inference import Change, Interval
-from cxops.feedback.domain.scales import SCALES, ResponseKind
 from cxops.feedback.domain.scores import (
     Answer,
     Score,
@@ -28,11 +24,14 @@ from cxops.feedback.domain.scores import (
     score,
     series,
 )
+from cxops.feedback.formats import AnswerColumns, InputError, read_answers
+from cxops.stats.inference import Change, Interval
+from cxops.stats.scales import SurveyKind
 
 UNITS = {
-    ResponseKind.NPS: "NPS points, -100 to 100",
-    ResponseKind.CSAT: "percent satisfied (4-5), 0 to 100",
-    ResponseKind.CES: "mean score, 1 to 7",
+    SurveyKind.NPS: "NPS points, -100 to 100",
+    SurveyKind.CSAT: "percent satisfied (4-5), 0 to 100",
+    SurveyKind.CES: "mean score, 1 to 7",
 }
 
 Echo = Callable[[str], None]
@@ -47,7 +46,7 @@ FileArgument = Annotated[
     ),
 ]
 KindOption = Annotated[
-    ResponseKind, typer.Option("--kind", case_sensitive=False, help="The survey's kind.")
+    SurveyKind, typer.Option("--kind", case_sensitive=False, help="The survey's kind.")
 ]
 ScoreColumn = Annotated[str, typer.Option(help="Column of the score.")]
 AlphaOption = Annotated[
@@ -87,9 +86,7 @@ def score_command(
     answers = _read_answers(
         file,
         kind=kind,
-        score_column=score_column,
-        segment_column=segment_column,
-        group_column=period_column,
+        columns=AnswerColumns(score=score_column, segment=segment_column, group=period_column),
     )
     try:
         result = series(kind, answers, alpha=alpha, min_n=min_n)
@@ -130,7 +127,7 @@ def experiment_command(
     score, the difference treatment minus control with its interval and p-value, and the
     answers per arm needed to detect that difference with --power."""
     answers = _read_answers(
-        file, kind=kind, score_column=score_column, segment_column=None, group_column=arm_column
+        file, kind=kind, columns=AnswerColumns(score=score_column, group=arm_column)
     )
     arms = sorted({answer.period for answer in answers if answer.period is not None})
     if len(arms) != 2:
@@ -181,93 +178,11 @@ def experiment_command(
         _print_experiment(report, typer.echo)
 
 
-@dataclass(frozen=True, slots=True)
-class _Columns:
-    score: str
-    segment: str | None
-    group: str | None
-
-
-def _read_answers(
-    file: Path,
-    *,
-    kind: ResponseKind,
-    score_column: str,
-    segment_column: str | None,
-    group_column: str | None,
-) -> list[Answer]:
-    """Every row as an :class:`Answer`, ``group_column`` (a period or an arm) as its period."""
-    columns = _Columns(score_column, segment_column, group_column)
+def _read_answers(file: Path, *, kind: SurveyKind, columns: AnswerColumns) -> list[Answer]:
     try:
-        with file.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            header = reader.fieldnames or []
-            for name in (score_column, segment_column, group_column):
-                if name is not None and name not in header:
-                    raise typer.BadParameter(
-                        f"{file.name} has no column {name!r} (its columns: "
-                        f"{', '.join(map(repr, header)) or 'none'})"
-                    )
-            answers = [
-                _answer(row, number, kind=kind, columns=columns)
-                for number, row in enumerate(reader, start=1)
-            ]
-    except OSError as exc:
-        raise typer.BadParameter(f"cannot read {file}: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise typer.BadParameter(f"{file.name} is not UTF-8 text: {exc.reason}") from exc
-    except csv.Error as exc:
-        raise typer.BadParameter(f"{file.name} is not valid CSV: {exc}") from exc
-    except _CellError as exc:
-        raise typer.BadParameter(f"{file.name} {exc}") from exc
-    if not answers:
-        raise typer.BadParameter(f"{file.name} has no data rows")
-    return answers
-
-
-class _CellError(ValueError):
-    """A bad cell, its message naming the row and the column."""
-
-
-def _answer(row: dict[str, str], number: int, *, kind: ResponseKind, columns: _Columns) -> Answer:
-    if None in row:  # csv.DictReader's key for the cells beyond the header's
-        raise _CellError(f"row {number} has more cells than the header has columns")
-    raw = _cell(row, number, columns.score).strip()
-    value: int | None = None
-    if raw:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise _CellError(
-                f"row {number}, column {columns.score!r}: {raw!r} is not a whole-number score"
-            ) from None
-        scale = SCALES[kind]
-        if not scale.contains(value):
-            raise _CellError(
-                f"row {number}, column {columns.score!r}: {value} is off the "
-                f"{kind.value.upper()} scale ({scale})"
-            )
-    return Answer(
-        score=value,
-        segment=_label(row, number, columns.segment),
-        period=_label(row, number, columns.group),
-    )
-
-
-def _label(row: dict[str, str], number: int, column: str | None) -> str | None:
-    if column is None:
-        return None
-    label = _cell(row, number, column).strip()
-    if not label:
-        raise _CellError(f"row {number}, column {column!r}: empty")
-    return label
-
-
-def _cell(row: dict[str, str], number: int, column: str) -> str:
-    value = row.get(column)
-    if value is None:  # csv.DictReader's mark of a row shorter than the header
-        raise _CellError(f"row {number}, column {column!r}: missing (the row has too few cells)")
-    return value
+        return read_answers(file, kind=kind, columns=columns)
+    except InputError as exc:
+        raise typer.BadParameter(str(exc)) from exc
 
 
 def _interval_json(interval: Interval) -> dict[str, float]:

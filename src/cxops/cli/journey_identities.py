@@ -12,7 +12,7 @@ import typer
 
 from cxops.cli.json_input import read_json
 from cxops.journey.domain.identity import resolve
-from cxops.journey.identity_format import (
+from cxops.journey.formats.identities import (
     Columns,
     InputError,
     Layout,

@@ -13,8 +13,8 @@ from cxops.cli.json_input import read_json
 from cxops.journey.domain.journey_map import JourneyMap
 from cxops.journey.domain.log import Columns, LogError, prepare_log
 from cxops.journey.domain.mining import Mining, mine
-from cxops.journey.log_file import scan_log
-from cxops.journey.map_file import JourneyMapError, load_journey_map
+from cxops.journey.formats.journey_map import JourneyMapError, load_journey_map
+from cxops.journey.formats.log import scan_log
 
 
 def mine_command(

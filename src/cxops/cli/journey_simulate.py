@@ -17,7 +17,8 @@ from cxops.journey.domain.simulation.experiments import (
     simulate,
 )
 from cxops.journey.domain.simulation.measures import SimulationFigures
-from cxops.journey.domain.simulation.model import JourneyModel, ModelError, load_model
+from cxops.journey.domain.simulation.model import JourneyModel
+from cxops.journey.formats.simulation import ModelError, load_model
 
 
 def simulate_command(

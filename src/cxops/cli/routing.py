@@ -8,7 +8,7 @@ import typer
 
 from cxops.cli.json_input import read_json
 from cxops.routing.domain.replay import replay
-from cxops.routing.scenario import ScenarioError, load_scenario, report
+from cxops.routing.formats import ScenarioError, load_scenario, report
 
 app = typer.Typer(help="Routing: try rules on recorded or invented traffic.", no_args_is_help=True)
 

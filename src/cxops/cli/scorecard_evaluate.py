@@ -20,7 +20,7 @@ from cxops.scorecard.domain.scorecard import (
     Scorecard,
     evaluate_scorecard,
 )
-from cxops.scorecard.scorecard_file import ScorecardFileError, load_scorecard
+from cxops.scorecard.formats import ScorecardFileError, load_scorecard
 
 
 def evaluate_command(

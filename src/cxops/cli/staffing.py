@@ -1,12 +1,9 @@
 """``cxops staffing``: Erlang C and Erlang A staffing, for one interval or a whole forecast."""
 
-import csv
-import itertools
 import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +11,7 @@ import typer
 
 from cxops.routing.domain import erlang_a
 from cxops.routing.domain.staffing import Demand, Target, evaluate, plan, required
+from cxops.routing.formats import read_forecast
 
 app = typer.Typer(
     help="Staffing: the agents a queue needs, and what a number of agents achieves.",
@@ -153,60 +151,6 @@ def erlang_a_command(
         else erlang_a.required(demand, target, patience_seconds=patience_seconds)
     )
     _print(_figures(result), as_json)
-
-
-def read_forecast(
-    path: Path, *, default_aht_seconds: float
-) -> tuple[list[tuple[str, float, float]], float | None]:
-    """Rows of ``interval_start,volume[,aht_seconds]`` (a header row is optional), and the
-    interval length implied by the starts. Errors name the line and the column."""
-    intervals: list[tuple[str, float, float]] = []
-    starts: list[datetime] = []
-    with path.open(newline="") as handle:
-        for line, row in enumerate(csv.reader(handle), start=1):
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            if line == 1 and row[0].strip().lower() == "interval_start":
-                if [c.strip() for c in row] not in (
-                    ["interval_start", "volume"],
-                    ["interval_start", "volume", "aht_seconds"],
-                ):
-                    raise ValueError(f"line 1: unknown columns {row}")
-                continue
-            if len(row) not in (2, 3):
-                raise ValueError(f"line {line}: expected interval_start,volume[,aht_seconds]")
-            start = row[0].strip()
-            try:
-                starts.append(datetime.fromisoformat(start))
-            except ValueError as exc:
-                raise ValueError(
-                    f"line {line}, interval_start: not a date-time: {start!r}"
-                ) from exc
-            values = [_number(row[1], line, "volume")]
-            values.append(
-                _number(row[2], line, "aht_seconds") if len(row) == 3 else default_aht_seconds
-            )
-            if values[0] < 0:
-                raise ValueError(f"line {line}, volume: must not be negative")
-            if values[1] <= 0:
-                raise ValueError(f"line {line}, aht_seconds: must be positive")
-            intervals.append((start, values[0], values[1]))
-    if not intervals:
-        raise ValueError("the forecast has no intervals")
-    steps = {(b - a).total_seconds() for a, b in itertools.pairwise(starts)}
-    if len(steps) > 1 or any(step <= 0 for step in steps):
-        raise ValueError("interval starts must be in order and evenly spaced")
-    return intervals, (steps.pop() if steps else None)
-
-
-def _number(cell: str, line: int, column: str) -> float:
-    try:
-        value = float(cell)
-    except ValueError as exc:
-        raise ValueError(f"line {line}, {column}: not a number: {cell.strip()!r}") from exc
-    if not math.isfinite(value):
-        raise ValueError(f"line {line}, {column}: not a finite number")
-    return value
 
 
 @app.command("plan")

@@ -17,8 +17,8 @@ from typing import Self
 from pydantic import AwareDatetime, BaseModel, ConfigDict, StrictInt, model_validator
 
 from cxops.common.events import Event
-from cxops.feedback.domain.scales import SCALES, ResponseKind
 from cxops.feedback.models import FeedbackResponse
+from cxops.stats.scales import SCALES, SurveyKind
 
 EVENT_SOURCE = "/cxops/feedback"
 
@@ -33,7 +33,7 @@ class ResponseReceivedV1(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     response_id: uuid.UUID
-    kind: ResponseKind
+    kind: SurveyKind
     score: StrictInt
     customer_ref: str
     channel: str

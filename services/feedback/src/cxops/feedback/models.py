@@ -10,7 +10,7 @@ from sqlmodel import Field, SQLModel
 from uuid6 import uuid7
 
 from cxops.common.db import UTCDateTime
-from cxops.feedback.domain.scales import SCALES, ResponseKind
+from cxops.stats.scales import SCALES, SurveyKind
 
 
 class FeedbackTable(SQLModel, registry=registry()):
@@ -43,9 +43,9 @@ class FeedbackResponse(FeedbackTable, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
     tenant: str = Field(sa_type=sa.String(64), nullable=False)
-    kind: ResponseKind = Field(
+    kind: SurveyKind = Field(
         sa_type=sa.Enum(
-            ResponseKind,
+            SurveyKind,
             native_enum=False,
             length=8,
             values_callable=lambda kinds: [kind.value for kind in kinds],

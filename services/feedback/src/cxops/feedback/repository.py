@@ -7,8 +7,8 @@ from sqlmodel import col
 
 from cxops.common.events.group_commit import Row
 from cxops.common.tenancy import TenantRepository
-from cxops.feedback.domain.scales import ResponseKind
 from cxops.feedback.models import FeedbackResponse
+from cxops.stats.scales import SurveyKind
 
 
 def row_of(response: FeedbackResponse) -> Row:
@@ -33,7 +33,7 @@ class ResponseRepository(TenantRepository):
         )
 
     async def list_newest_first(
-        self, *, kind: ResponseKind | None, before: uuid.UUID | None, limit: int
+        self, *, kind: SurveyKind | None, before: uuid.UUID | None, limit: int
     ) -> list[FeedbackResponse]:
         """Up to ``limit`` responses received before the one with id ``before``, newest first.
 

@@ -16,7 +16,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from cxops.feedback.domain.scales import SCALES, ResponseKind
+from cxops.stats.scales import SCALES, SurveyKind
 
 #: How far in the future ``occurred_at`` may be: the caller's clock may run a little ahead.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -70,7 +70,7 @@ class ResponseCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: ResponseKind = Field(
+    kind: SurveyKind = Field(
         description="The question asked: `nps` (0-10), `csat` (1-5) or `ces` (1-7)."
     )
     score: int = Field(strict=True, description="The answer, on the kind's scale.")
@@ -119,7 +119,7 @@ class ResponsePublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
-    kind: ResponseKind
+    kind: SurveyKind
     score: int
     comment: str | None
     customer_ref: str

@@ -17,10 +17,10 @@ from cxops.common.auth import CallerContext
 from cxops.common.db import Database
 from cxops.common.events.group_commit import GroupCommit
 from cxops.feedback import events, repository
-from cxops.feedback.domain.scales import ResponseKind
 from cxops.feedback.models import FeedbackResponse
 from cxops.feedback.repository import ResponseRepository
 from cxops.feedback.schemas import ResponseCreate
+from cxops.stats.scales import SurveyKind
 
 log = logging.getLogger("cxops.feedback")
 
@@ -135,7 +135,7 @@ async def list_responses(
     *,
     session: AsyncSession,
     caller: CallerContext,
-    kind: ResponseKind | None,
+    kind: SurveyKind | None,
     cursor: uuid.UUID | None,
     limit: int,
 ) -> tuple[list[FeedbackResponse], uuid.UUID | None]:

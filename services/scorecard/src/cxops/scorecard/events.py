@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cxops.common.events import ConsumerSpec, Event, PermanentEventError
 from cxops.common.events.broker import stream_name
 from cxops.scorecard import service
-from cxops.scorecard.domain.metrics import SCALES, Metric
+from cxops.stats.scales import SCALES, SurveyKind
 
 FEEDBACK_RESPONSE_RECEIVED = "cx.feedback.response.received.v1"
 
@@ -40,7 +40,7 @@ class FeedbackResponseReceived(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     response_id: uuid.UUID
-    kind: Metric
+    kind: SurveyKind
     score: StrictInt
     occurred_at: AwareDatetime
 

@@ -9,7 +9,7 @@ from sqlmodel import Field, SQLModel
 from uuid6 import uuid7
 
 from cxops.common.db import UTCDateTime
-from cxops.scorecard.domain.metrics import Metric
+from cxops.stats.scales import SurveyKind
 
 
 class ScorecardTable(SQLModel, registry=registry()):
@@ -41,9 +41,9 @@ class ResponseFact(ScorecardTable, table=True):
     id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
     tenant: str = Field(sa_type=sa.String(64), nullable=False)
     response_id: uuid.UUID = Field(nullable=False)
-    metric: Metric = Field(
+    metric: SurveyKind = Field(
         sa_type=sa.Enum(
-            Metric,
+            SurveyKind,
             native_enum=False,
             length=8,
             values_callable=lambda metrics: [metric.value for metric in metrics],

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from cxops.common.tenancy import TenantRepository
-from cxops.scorecard.domain.metrics import Metric
 from cxops.scorecard.models import ResponseFact
+from cxops.stats.scales import SurveyKind
 
 _UNIQUE_RESPONSE = ["tenant", "response_id"]
 
@@ -50,7 +50,7 @@ class FactRepository(TenantRepository):
     async def score_counts(
         self,
         *,
-        metric: Metric,
+        metric: SurveyKind,
         occurred_from: datetime | None,
         occurred_to: datetime | None,
     ) -> dict[int, int]:

@@ -2,13 +2,13 @@
 
 from pydantic import BaseModel, Field
 
-from cxops.scorecard.domain.metrics import Metric
+from cxops.stats.scales import SurveyKind
 
 
 class MetricPublic(BaseModel):
     """One metric's current figure for the caller's tenant."""
 
-    metric: Metric
+    metric: SurveyKind
     value: float | None = Field(
         description=(
             "NPS from -100 to 100, CSAT as a percentage, CES as the mean score; "

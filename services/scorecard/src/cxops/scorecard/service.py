@@ -13,8 +13,9 @@ from uuid6 import uuid7
 from cxops.common.auth import CallerContext
 from cxops.scorecard import repository
 from cxops.scorecard.domain import metrics
-from cxops.scorecard.domain.metrics import Metric, MetricValue
+from cxops.scorecard.domain.metrics import MetricValue
 from cxops.scorecard.repository import FactRepository
+from cxops.stats.scales import SurveyKind
 
 log = logging.getLogger("cxops.scorecard")
 
@@ -26,7 +27,7 @@ class ResponseAnswer:
     tenant: str
     event_id: str
     response_id: uuid.UUID
-    metric: Metric
+    metric: SurveyKind
     score: int
     occurred_at: datetime
 
@@ -59,7 +60,7 @@ async def metric_value(
     *,
     session: AsyncSession,
     caller: CallerContext,
-    metric: Metric,
+    metric: SurveyKind,
     occurred_from: datetime | None,
     occurred_to: datetime | None,
 ) -> MetricValue:

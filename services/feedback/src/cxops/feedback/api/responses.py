@@ -10,8 +10,8 @@ from cxops.common.db import SessionDep
 from cxops.common.errors import PROBLEM_MEDIA_TYPE, Problem
 from cxops.common.service import State
 from cxops.feedback import service
-from cxops.feedback.domain.scales import ResponseKind
 from cxops.feedback.schemas import ResponseCreate, ResponsePage, ResponsePublic
+from cxops.stats.scales import SurveyKind
 
 IDEMPOTENT_REPLAYED_HEADER = "Idempotent-Replayed"
 
@@ -95,7 +95,7 @@ async def post_response(
 async def list_responses(
     caller: Caller,
     session: SessionDep,
-    kind: Annotated[ResponseKind | None, Query(description="Only this kind.")] = None,
+    kind: Annotated[SurveyKind | None, Query(description="Only this kind.")] = None,
     cursor: Annotated[
         uuid.UUID | None, Query(description="The `next_cursor` of the previous page.")
     ] = None,

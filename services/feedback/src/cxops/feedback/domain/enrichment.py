@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from cxops.feedback.domain.language import UNDETERMINED, LanguageGuess, detect_language
 from cxops.feedback.domain.pii import PLACEHOLDERS, redact
-from cxops.feedback.domain.scales import SCALES, ResponseKind
 from cxops.feedback.domain.sentiment import (
     Sentiment,
     SentimentLabel,
@@ -22,6 +21,13 @@ from cxops.feedback.domain.sentiment import (
     sentiment_toward,
 )
 from cxops.feedback.domain.topics import TopicTagger
+from cxops.stats.scales import (
+    DETRACTOR_CEILING,
+    PROMOTER_FLOOR,
+    SATISFIED_FLOOR,
+    SCALES,
+    SurveyKind,
+)
 
 #: Characters analysed; beyond this a verbatim is cut (and flagged ``truncated``).
 MAX_TEXT_CHARS = 5_000
@@ -32,11 +38,12 @@ REVIEW_SENTIMENT_CONFIDENCE = 0.45
 #: A positive sentiment at least this strong contradicts a low score.
 STRONGLY_POSITIVE = 0.5
 
-#: Per survey kind: scores at or above the first are high, at or below the second low.
-SCORE_BANDS: Mapping[ResponseKind, tuple[int, int]] = {
-    ResponseKind.NPS: (9, 6),
-    ResponseKind.CSAT: (4, 2),
-    ResponseKind.CES: (6, 3),
+#: Per survey kind: scores at or above the first are high, at or below the second low (a
+#: promoter and a detractor; a satisfied customer and a 1 or 2).
+SCORE_BANDS: Mapping[SurveyKind, tuple[int, int]] = {
+    SurveyKind.NPS: (PROMOTER_FLOOR, DETRACTOR_CEILING),
+    SurveyKind.CSAT: (SATISFIED_FLOOR, 2),
+    SurveyKind.CES: (6, 3),
 }
 
 # Why a verbatim needs review (the ``review_reasons`` of the output).
@@ -59,7 +66,7 @@ class ScoreReading:
     problem: str | None = None
 
 
-def read_score(raw: str | float | None, kind: ResponseKind) -> ScoreReading:
+def read_score(raw: str | float | None, kind: SurveyKind) -> ScoreReading:
     """Read a score on ``kind``'s scale; blank means no score, anything else unusable is a
     problem named by one of the ``SCORE_*`` reasons."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
@@ -124,7 +131,7 @@ class Enricher:
         *,
         tagger: TopicTagger | None = None,
         sentiment: ServiceSentiment | None = None,
-        score_kind: ResponseKind = ResponseKind.NPS,
+        score_kind: SurveyKind = SurveyKind.NPS,
         max_chars: int = MAX_TEXT_CHARS,
     ) -> None:
         self._tagger = tagger if tagger is not None else TopicTagger()

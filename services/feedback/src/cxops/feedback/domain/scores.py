@@ -3,7 +3,7 @@
 Definitions agree with the scorecard's metrics: NPS (0-10) is the percentage of promoters (9-10)
 minus that of detractors (0-6), from -100 to 100; CSAT (1-5) the percentage of satisfied answers
 (4-5), from 0 to 100; CES (1-7) the mean score. Values, intervals and changes are in those units
-(NPS and CSAT in percentage points); :mod:`cxops.common.inference` works in proportions from 0 to
+(NPS and CSAT in percentage points); :mod:`cxops.stats.inference` works in proportions from 0 to
 1, so CSAT is converted here.
 
 Intervals: NPS the adjusted Wald interval with the trinomial variance, CSAT the Wilson interval,
@@ -13,11 +13,11 @@ trinomial z test, the two-proportion z test and Welch's t test.
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from itertools import pairwise
 
-from cxops.common.inference import (
+from cxops.stats.inference import (
     Change,
     Interval,
     mean_change,
@@ -30,21 +30,21 @@ from cxops.common.inference import (
     sample_size_proportions,
     wilson_interval,
 )
-from cxops.feedback.domain.scales import SCALES, ResponseKind
-
-PROMOTER_FLOOR = 9
-DETRACTOR_CEILING = 6
-SATISFIED_FLOOR = 4
-
-ScoreCounts = Mapping[int, int]
-"""How many answers gave each score: ``{10: 3, 7: 1}`` is three 10s and one 7."""
+from cxops.stats.scales import (
+    SCALES,
+    ScoreCounts,
+    SurveyKind,
+    count_answers,
+    count_satisfied,
+    nps_groups,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Score:
     """One kind's score over ``n`` answers, with its confidence interval in the same unit."""
 
-    kind: ResponseKind
+    kind: SurveyKind
     value: float
     n: int
     interval: Interval
@@ -84,21 +84,21 @@ class Answer:
     period: str | None = None
 
 
-def score(kind: ResponseKind, counts: ScoreCounts, *, level: float = 0.95) -> Score:
+def score(kind: SurveyKind, counts: ScoreCounts, *, level: float = 0.95) -> Score:
     """``kind``'s score and interval over the answers counted in ``counts``."""
-    n = _checked_total(kind, counts)
+    n = count_answers(kind, counts)
     if n == 0:
         raise ValueError(f"no {kind.value} answers to score")
-    if kind is ResponseKind.NPS:
-        promoters, passives, detractors = _nps_groups(counts)
+    if kind is SurveyKind.NPS:
+        promoters, passives, detractors = nps_groups(counts)
         return Score(
             kind,
             100 * (promoters - detractors) / n,
             n,
             nps_interval(promoters, passives, detractors, level),
         )
-    if kind is ResponseKind.CSAT:
-        satisfied = _satisfied(counts)
+    if kind is SurveyKind.CSAT:
+        satisfied = count_satisfied(counts)
         wilson = wilson_interval(satisfied, n, level)
         return Score(
             kind, 100 * satisfied / n, n, Interval(100 * wilson.low, 100 * wilson.high, level)
@@ -117,7 +117,7 @@ def score(kind: ResponseKind, counts: ScoreCounts, *, level: float = 0.95) -> Sc
 
 
 def change(
-    kind: ResponseKind,
+    kind: SurveyKind,
     before: ScoreCounts,
     after: ScoreCounts,
     *,
@@ -127,15 +127,15 @@ def change(
     """Whether ``kind``'s score really moved from ``before`` to ``after`` (or from a control
     arm to a treatment arm), by the test that fits it. Both need answers; a CES side with a
     single answer is reported as too small."""
-    _checked_total(kind, before)
-    _checked_total(kind, after)
-    if kind is ResponseKind.NPS:
-        return nps_change(*_nps_groups(before), *_nps_groups(after), alpha=alpha, min_n=min_n)
-    if kind is ResponseKind.CSAT:
+    count_answers(kind, before)
+    count_answers(kind, after)
+    if kind is SurveyKind.NPS:
+        return nps_change(*nps_groups(before), *nps_groups(after), alpha=alpha, min_n=min_n)
+    if kind is SurveyKind.CSAT:
         moved = proportion_change(
-            _satisfied(before),
+            count_satisfied(before),
             sum(before.values()),
-            _satisfied(after),
+            count_satisfied(after),
             sum(after.values()),
             alpha=alpha,
             min_n=min_n,
@@ -158,7 +158,7 @@ def change(
 
 
 def series(
-    kind: ResponseKind,
+    kind: SurveyKind,
     answers: Iterable[Answer],
     *,
     alpha: float = 0.05,
@@ -208,7 +208,7 @@ def series(
     return result
 
 
-def _untestable_mean(kind: ResponseKind, before: float, after: float, alpha: float) -> Change:
+def _untestable_mean(kind: SurveyKind, before: float, after: float, alpha: float) -> Change:
     """A CES change with one answer on a side: no spread to test against, so too small, with
     nothing narrower than the whole scale detectable."""
     span = float(SCALES[kind].highest - SCALES[kind].lowest)
@@ -242,16 +242,6 @@ def _in_percent(moved: Change) -> Change:
     )
 
 
-def _nps_groups(counts: ScoreCounts) -> tuple[int, int, int]:
-    promoters = sum(n for s, n in counts.items() if s >= PROMOTER_FLOOR)
-    detractors = sum(n for s, n in counts.items() if s <= DETRACTOR_CEILING)
-    return promoters, sum(counts.values()) - promoters - detractors, detractors
-
-
-def _satisfied(counts: ScoreCounts) -> int:
-    return sum(n for s, n in counts.items() if s >= SATISFIED_FLOOR)
-
-
 def _mean_sd(counts: ScoreCounts) -> tuple[float, float]:
     """The mean and sample standard deviation (0 for a single answer)."""
     n = sum(counts.values())
@@ -262,19 +252,8 @@ def _mean_sd(counts: ScoreCounts) -> tuple[float, float]:
     return mean, math.sqrt(squares / (n - 1))
 
 
-def _checked_total(kind: ResponseKind, counts: ScoreCounts) -> int:
-    """The number of answers, refusing counts that cannot come from this kind's survey."""
-    scale = SCALES[kind]
-    for s, n in counts.items():
-        if not scale.contains(s):
-            raise ValueError(f"{kind.value} scores run from {scale}, not {s}")
-        if n < 0:
-            raise ValueError(f"negative count {n} for score {s}")
-    return sum(counts.values())
-
-
 def needed_per_arm(
-    kind: ResponseKind,
+    kind: SurveyKind,
     control: ScoreCounts,
     treatment: ScoreCounts,
     *,
@@ -284,16 +263,16 @@ def needed_per_arm(
     """Answers each arm needs for ``kind``'s test to detect the difference the two arms show,
     with probability ``power``: how long an inconclusive experiment must run. ``None`` when the
     arms do not differ (nothing to detect) or CES answers do not vary."""
-    n_a, n_b = _checked_total(kind, control), _checked_total(kind, treatment)
+    n_a, n_b = count_answers(kind, control), count_answers(kind, treatment)
     if n_a == 0 or n_b == 0:
         raise ValueError("both arms need answers")
-    if kind is ResponseKind.NPS:
-        (pa, _, da), (pb, _, db) = _nps_groups(control), _nps_groups(treatment)
+    if kind is SurveyKind.NPS:
+        (pa, _, da), (pb, _, db) = nps_groups(control), nps_groups(treatment)
         if (pa - da) * n_b == (pb - db) * n_a:
             return None
         return sample_size_nps(pa / n_a, da / n_a, pb / n_b, db / n_b, alpha=alpha, power=power)
-    if kind is ResponseKind.CSAT:
-        p_a, p_b = _satisfied(control) / n_a, _satisfied(treatment) / n_b
+    if kind is SurveyKind.CSAT:
+        p_a, p_b = count_satisfied(control) / n_a, count_satisfied(treatment) / n_b
         if p_a == p_b:
             return None
         return sample_size_proportions(p_a, p_b, alpha=alpha, power=power)

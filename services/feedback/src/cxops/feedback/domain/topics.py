@@ -2,7 +2,8 @@
 
 The taxonomy is data: each topic has phrases, exclusions (phrases that look like it but are not:
 "return my call" is not a return) and the team that owns it. A default CX taxonomy ships with
-the service; a tenant extends or replaces it with a JSON file (see the service's README).
+the service; a tenant extends or replaces it with a JSON file (see the service's README; the
+file is read by :func:`cxops.feedback.formats.load_taxonomy`).
 
 Phrases are lower-case words; a word ending in ``*`` matches any word that starts with it
 ("refund*" matches "refunded"). Matching runs on the text's words through an index keyed by a
@@ -21,7 +22,7 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _PHRASE_SHAPE = re.compile(r"^[a-z0-9']+\*?(?: [a-z0-9']+\*?)*$")
 
@@ -44,32 +45,12 @@ class TopicDefinition(BaseModel):
         return normalised
 
 
-class TaxonomyFile(BaseModel):
-    """A tenant's taxonomy file. With ``extends_default`` (the default) a topic named like a
-    default one adds its phrases and exclusions to it and replaces its owner if it gives one;
-    ``remove`` drops default topics."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    extends_default: bool = True
-    remove: tuple[str, ...] = ()
-    topics: tuple[TopicDefinition, ...] = ()
-
-
 @dataclass(frozen=True, slots=True)
 class Taxonomy:
     topics: tuple[TopicDefinition, ...]
 
     def topic(self, name: str) -> TopicDefinition | None:
         return next((topic for topic in self.topics if topic.name == name), None)
-
-
-class TaxonomyError(ValueError):
-    """A taxonomy file that cannot be used, with every problem found."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = tuple(problems)
 
 
 def _topic(name: str, owner: str, phrases: str, exclusions: str = "") -> TopicDefinition:
@@ -188,41 +169,6 @@ DEFAULT_TAXONOMY = Taxonomy(
         ),
     )
 )
-
-
-def load_taxonomy(data: object, *, default: Taxonomy = DEFAULT_TAXONOMY) -> Taxonomy:
-    """The taxonomy a tenant's file describes (already parsed from JSON)."""
-    try:
-        parsed = TaxonomyFile.model_validate(data)
-    except ValidationError as exc:
-        raise TaxonomyError(
-            [
-                f"{'.'.join(str(part) for part in error['loc']) or '(top)'}: {error['msg']}"
-                for error in exc.errors()
-            ]
-        ) from exc
-    names = [topic.name for topic in parsed.topics]
-    problems = [f"topic {name!r} is defined twice" for name, n in Counter(names).items() if n > 1]
-    base = {topic.name: topic for topic in default.topics} if parsed.extends_default else {}
-    problems += [f"remove: no default topic {name!r}" for name in parsed.remove if name not in base]
-    if problems:
-        raise TaxonomyError(problems)
-    for name in parsed.remove:
-        del base[name]
-    for topic in parsed.topics:
-        known = base.get(topic.name)
-        base[topic.name] = topic if known is None else _merged(known, topic)
-    return Taxonomy(topics=tuple(base.values()))
-
-
-def _merged(known: TopicDefinition, extra: TopicDefinition) -> TopicDefinition:
-    return known.model_copy(
-        update={
-            "phrases": tuple(dict.fromkeys(known.phrases + extra.phrases)),
-            "exclusions": tuple(dict.fromkeys(known.exclusions + extra.exclusions)),
-            "owner": extra.owner if extra.owner is not None else known.owner,
-        }
-    )
 
 
 @dataclass(frozen=True, slots=True)

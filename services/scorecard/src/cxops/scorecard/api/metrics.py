@@ -9,8 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from cxops.common.auth import Caller
 from cxops.common.db import SessionDep
 from cxops.scorecard import service
-from cxops.scorecard.domain.metrics import Metric
 from cxops.scorecard.schemas import MetricPublic
+from cxops.stats.scales import SurveyKind
 
 router = APIRouter(prefix="/metrics", tags=["metrics"])
 
@@ -24,7 +24,7 @@ def _as_utc(value: datetime | None) -> datetime | None:
 
 @router.get("/{metric}", response_model=MetricPublic, summary="One survey metric")
 async def get_metric(
-    metric: Metric,
+    metric: SurveyKind,
     caller: Caller,
     session: SessionDep,
     occurred_from: Annotated[

@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cxops.common.inference import normal_cdf
+from cxops.stats.inference import normal_cdf
 
 MIN_PAIRS = 6
 #: Below this |r| the correlation is too weak to count as evidence.

@@ -11,103 +11,64 @@ are different facts. Values are exact fractions rounded once, half away from zer
 order or scale.
 """
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from enum import StrEnum
 from fractions import Fraction
 
+from cxops.stats.scales import (
+    ScoreCounts,
+    SurveyKind,
+    count_answers,
+    count_satisfied,
+    nps_groups,
+)
 
-class Metric(StrEnum):
-    NPS = "nps"
-    CSAT = "csat"
-    CES = "ces"
-
-
-@dataclass(frozen=True, slots=True)
-class Scale:
-    """An inclusive range of whole-number scores."""
-
-    lowest: int
-    highest: int
-
-    def contains(self, score: int) -> bool:
-        return self.lowest <= score <= self.highest
-
-
-SCALES: Mapping[Metric, Scale] = {
-    Metric.NPS: Scale(0, 10),
-    Metric.CSAT: Scale(1, 5),
-    Metric.CES: Scale(1, 7),
-}
-
-PROMOTER_FLOOR = 9
-DETRACTOR_CEILING = 6
-SATISFIED_FLOOR = 4
 DECIMAL_PLACES = 2
-
-ScoreCounts = Mapping[int, int]
-"""How many answers gave each score: ``{10: 3, 7: 1}`` is three 10s and one 7."""
 
 
 @dataclass(frozen=True, slots=True)
 class MetricValue:
-    metric: Metric
+    metric: SurveyKind
     value: float | None
     responses: int
 
 
 def net_promoter_score(counts: ScoreCounts) -> float | None:
-    total = _checked_total(Metric.NPS, counts)
+    total = count_answers(SurveyKind.NPS, counts)
     if total == 0:
         return None
-    promoters = sum(n for score, n in counts.items() if score >= PROMOTER_FLOOR)
-    detractors = sum(n for score, n in counts.items() if score <= DETRACTOR_CEILING)
+    promoters, _, detractors = nps_groups(counts)
     return _rounded(Fraction(100 * (promoters - detractors), total))
 
 
 def customer_satisfaction(counts: ScoreCounts) -> float | None:
-    total = _checked_total(Metric.CSAT, counts)
+    total = count_answers(SurveyKind.CSAT, counts)
     if total == 0:
         return None
-    satisfied = sum(n for score, n in counts.items() if score >= SATISFIED_FLOOR)
-    return _rounded(Fraction(100 * satisfied, total))
+    return _rounded(Fraction(100 * count_satisfied(counts), total))
 
 
 def customer_effort(counts: ScoreCounts) -> float | None:
-    total = _checked_total(Metric.CES, counts)
+    total = count_answers(SurveyKind.CES, counts)
     if total == 0:
         return None
     return _rounded(Fraction(sum(score * n for score, n in counts.items()), total))
 
 
 _FORMULAS = {
-    Metric.NPS: net_promoter_score,
-    Metric.CSAT: customer_satisfaction,
-    Metric.CES: customer_effort,
+    SurveyKind.NPS: net_promoter_score,
+    SurveyKind.CSAT: customer_satisfaction,
+    SurveyKind.CES: customer_effort,
 }
 
 
-def compute(metric: Metric, counts: ScoreCounts) -> MetricValue:
+def compute(metric: SurveyKind, counts: ScoreCounts) -> MetricValue:
     """``metric`` over the answers counted in ``counts``."""
     return MetricValue(
         metric=metric,
         value=_FORMULAS[metric](counts),
-        responses=_checked_total(metric, counts),
+        responses=count_answers(metric, counts),
     )
-
-
-def _checked_total(metric: Metric, counts: ScoreCounts) -> int:
-    """The number of answers, refusing counts that cannot come from this metric's survey."""
-    scale = SCALES[metric]
-    for score, n in counts.items():
-        if not scale.contains(score):
-            raise ValueError(
-                f"{metric.value} scores run from {scale.lowest} to {scale.highest}, not {score}"
-            )
-        if n < 0:
-            raise ValueError(f"negative count {n} for score {score}")
-    return sum(counts.values())
 
 
 def _rounded(value: Fraction) -> float:

@@ -3,7 +3,7 @@
 A month's first-contact resolution over twelve calls swings by chance; chasing it wastes an
 owner's time and teaches people to ignore the scorecard. So a metric outside its tolerance is a
 variance only if the test that fits it (two proportions, two means, two NPS; see
-:mod:`cxops.common.inference`) finds the move from its reference period significant, on samples
+:mod:`cxops.stats.inference`) finds the move from its reference period significant, on samples
 large enough to trust, and in the worse direction. A metric with no sample behind it (``none``)
 is judged on tolerance alone, and says so.
 """
@@ -11,7 +11,6 @@ is judged on tolerance alone, and says so.
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from cxops.common.inference import Change, mean_change, nps_change, proportion_change
 from cxops.scorecard.domain.catalogue import (
     ChangeTest,
     MeanTest,
@@ -21,6 +20,7 @@ from cxops.scorecard.domain.catalogue import (
     ProportionTest,
 )
 from cxops.scorecard.domain.composite import Status
+from cxops.stats.inference import Change, mean_change, nps_change, proportion_change
 
 NOT_REAL = "outside tolerance but not statistically real"
 

@@ -9,7 +9,6 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from cxops.common.inference import mean_interval
 from cxops.journey.domain.simulation.engine import Replication, compile_plan, run_replication
 from cxops.journey.domain.simulation.measures import (
     JourneyFigures,
@@ -18,6 +17,7 @@ from cxops.journey.domain.simulation.measures import (
     summarise,
 )
 from cxops.journey.domain.simulation.model import JourneyModel
+from cxops.stats.inference import mean_interval
 
 #: Load multipliers the breaking-point search steps by before bisecting.
 LOAD_STEP = 1.25

@@ -1,16 +1,17 @@
-"""MODEL.json, the journey a stress simulation runs: arrivals, stages with servers and service
-times, routing probabilities, patience, SLAs, and an optional intervention to compare.
+"""The journey a stress simulation runs: arrivals, stages with servers and service times,
+routing probabilities, patience, SLAs, and an optional intervention to compare.
 
-Validation is all-or-nothing and names every problem's place the way a user finds it in the
-file (``stages[2].servers``, ``stages[1].routes.billing``); nothing runs until the whole model
-is valid, so a typo cannot quietly simulate a different journey.
+The model is the engine's own input and the shape of ``MODEL.json`` alike (a pydantic model
+that refuses unknown fields), and :meth:`JourneyModel.problems` holds what its field types cannot
+say; :func:`cxops.journey.formats.simulation.load_model` reads a file into it and refuses it
+whole, every problem with its place, so a typo cannot quietly simulate a different journey.
 """
 
 import math
 from collections.abc import Iterator, Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 #: The route target that ends a journey; no stage may take this name.
 EXIT = "exit"
@@ -205,30 +206,3 @@ def _dead_ends(stages: list[StageSpec]) -> Iterator[tuple[str, str]]:
     for stage in stages:
         if stage.name not in leaving:
             yield stage.name, "no route from this stage ever reaches exit"
-
-
-class ModelError(ValueError):
-    """Every problem of a model, each as (place, message)."""
-
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(f"{place}: {message}" for place, message in problems))
-
-
-def load_model(data: object) -> JourneyModel:
-    """Validate decoded JSON into a journey model, or raise :class:`ModelError`."""
-    try:
-        model = JourneyModel.model_validate(data)
-    except ValidationError as exc:
-        raise ModelError([_problem(error) for error in exc.errors()]) from None
-    problems = list(model.problems())
-    if problems:
-        raise ModelError(problems)
-    return model
-
-
-def _problem(error: Mapping[str, Any]) -> tuple[str, str]:
-    place = ""
-    for part in error["loc"]:
-        place += f"[{part}]" if isinstance(part, int) else (f".{part}" if place else str(part))
-    return place or "model", error["msg"]

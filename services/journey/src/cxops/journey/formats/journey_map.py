@@ -5,12 +5,13 @@ Validation is all-or-nothing and names every problem's place the way a user woul
 the file (``stages[2].activities[0]``); nothing is mined until the whole map is valid.
 """
 
-from collections.abc import Iterator, Mapping
-from typing import Annotated, Any
+from collections.abc import Iterator
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cxops.journey.domain.journey_map import UNMAPPED, HandoffSla, JourneyMap, Stage
+from cxops.journey.formats import place
 
 Name = Annotated[str, Field(min_length=1)]
 
@@ -47,10 +48,10 @@ class JourneyMapSpec(_Spec):
             if stage.name in position:
                 yield f"stages[{index}].name", f"stage {stage.name!r} is already declared"
             position.setdefault(stage.name, index)
-            for place, activity in enumerate(stage.activities):
+            for at, activity in enumerate(stage.activities):
                 if activity in owner:
                     yield (
-                        f"stages[{index}].activities[{place}]",
+                        f"stages[{index}].activities[{at}]",
                         f"activity {activity!r} already belongs to stage {owner[activity]!r}",
                     )
                 owner.setdefault(activity, stage.name)
@@ -77,7 +78,7 @@ class JourneyMapError(ValueError):
 
     def __init__(self, problems: list[tuple[str, str]]) -> None:
         self.problems = problems
-        super().__init__("; ".join(f"{place}: {message}" for place, message in problems))
+        super().__init__("; ".join(f"{where}: {message}" for where, message in problems))
 
 
 def load_journey_map(data: object) -> JourneyMap:
@@ -85,7 +86,9 @@ def load_journey_map(data: object) -> JourneyMap:
     try:
         spec = JourneyMapSpec.model_validate(data)
     except ValidationError as exc:
-        raise JourneyMapError([_problem(error) for error in exc.errors()]) from None
+        raise JourneyMapError(
+            [(place(error["loc"], whole="map"), error["msg"]) for error in exc.errors()]
+        ) from None
     problems = list(spec.problems())
     if problems:
         raise JourneyMapError(problems)
@@ -93,10 +96,3 @@ def load_journey_map(data: object) -> JourneyMap:
         stages=tuple(Stage(s.name, tuple(s.activities), s.optional) for s in spec.stages),
         handoffs=tuple(HandoffSla(h.from_stage, h.to_stage, h.sla_seconds) for h in spec.handoffs),
     )
-
-
-def _problem(error: Mapping[str, Any]) -> tuple[str, str]:
-    place = ""
-    for part in error["loc"]:
-        place += f"[{part}]" if isinstance(part, int) else (f".{part}" if place else str(part))
-    return place or "map", error["msg"]

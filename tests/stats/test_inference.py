@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cxops.common.inference import (
+from cxops.stats.inference import (
     mean_change,
     mean_interval,
     normal_quantile,

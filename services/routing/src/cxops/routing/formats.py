@@ -1,11 +1,18 @@
-"""The scenario format of ``cxops routing replay`` (and, later, of the routing API): validated
-into the engine's own objects, and the replay's result back into plain JSON.
+"""The formats routing reads: the replay scenario (``SCENARIO.json`` of ``cxops routing replay``,
+and later the body of the routing API) and the staffing forecast (``cxops staffing plan``'s CSV).
 
-Validation is all-or-nothing and names every problem's place the way a user would find it in
-the file (``tasks[3].requires.billing``); nothing runs until the whole scenario is valid.
+A scenario is validated into the engine's own objects, and the replay's result written back as
+plain JSON. Validation is all-or-nothing and names every problem's place the way a user would
+find it in the file (``tasks[3].requires.billing``); nothing runs until the whole scenario is
+valid. The models refuse unknown fields, so one can be an API's request body as it stands.
 """
 
+import csv
+import itertools
+import math
 from collections.abc import Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -355,3 +362,65 @@ def report(result: ReplayResult) -> dict[str, Any]:
 
 def _events(events: list[Event], kind: str) -> list[dict[str, Any]]:
     return [{"task": e.task_id, "at": e.at, "detail": e.detail} for e in events if e.kind == kind]
+
+
+# --- the staffing forecast ------------------------------------------------------------------
+
+
+class ForecastError(ValueError):
+    """A forecast that cannot be planned; the message names the line and the column."""
+
+
+def read_forecast(
+    path: Path, *, default_aht_seconds: float
+) -> tuple[list[tuple[str, float, float]], float | None]:
+    """Rows of ``interval_start,volume[,aht_seconds]`` (a header row is optional) as
+    ``(start, volume, aht_seconds)``, and the interval length implied by the starts. Errors
+    (:class:`ForecastError`) name the line and the column."""
+    intervals: list[tuple[str, float, float]] = []
+    starts: list[datetime] = []
+    with path.open(newline="") as handle:
+        for line, row in enumerate(csv.reader(handle), start=1):
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if line == 1 and row[0].strip().lower() == "interval_start":
+                if [c.strip() for c in row] not in (
+                    ["interval_start", "volume"],
+                    ["interval_start", "volume", "aht_seconds"],
+                ):
+                    raise ForecastError(f"line 1: unknown columns {row}")
+                continue
+            if len(row) not in (2, 3):
+                raise ForecastError(f"line {line}: expected interval_start,volume[,aht_seconds]")
+            start = row[0].strip()
+            try:
+                starts.append(datetime.fromisoformat(start))
+            except ValueError as exc:
+                raise ForecastError(
+                    f"line {line}, interval_start: not a date-time: {start!r}"
+                ) from exc
+            values = [_number(row[1], line, "volume")]
+            values.append(
+                _number(row[2], line, "aht_seconds") if len(row) == 3 else default_aht_seconds
+            )
+            if values[0] < 0:
+                raise ForecastError(f"line {line}, volume: must not be negative")
+            if values[1] <= 0:
+                raise ForecastError(f"line {line}, aht_seconds: must be positive")
+            intervals.append((start, values[0], values[1]))
+    if not intervals:
+        raise ForecastError("the forecast has no intervals")
+    steps = {(b - a).total_seconds() for a, b in itertools.pairwise(starts)}
+    if len(steps) > 1 or any(step <= 0 for step in steps):
+        raise ForecastError("interval starts must be in order and evenly spaced")
+    return intervals, (steps.pop() if steps else None)
+
+
+def _number(cell: str, line: int, column: str) -> float:
+    try:
+        value = float(cell)
+    except ValueError as exc:
+        raise ForecastError(f"line {line}, {column}: not a number: {cell.strip()!r}") from exc
+    if not math.isfinite(value):
+        raise ForecastError(f"line {line}, {column}: not a finite number")
+    return value

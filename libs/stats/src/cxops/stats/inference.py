@@ -1,6 +1,7 @@
 """Honest error bars: confidence intervals, change tests and sample sizes for survey scores.
 
-Shared by feedback and scorecard so that both say the same thing about the same numbers.
+Shared by feedback, scorecard and the journey simulation, so that all say the same thing about
+the same numbers.
 
 Units: proportions are fractions from 0 to 1 and means are in their own unit; NPS, which is a
 difference of two shares, is in NPS points from -100 to 100 (the unit people quote). Callers that

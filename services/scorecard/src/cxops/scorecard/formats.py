@@ -1,9 +1,11 @@
-"""The scorecard file format (``SCORECARD.json`` of ``cxops scorecard evaluate``), validated into
+"""The formats scorecard reads: the scorecard file (``SCORECARD.json`` of ``cxops scorecard
+evaluate``, and later the body of the scorecard API), validated into
 :class:`cxops.scorecard.domain.scorecard.Scorecard`. The format is described in the service's
 README.
 
 Validation is all-or-nothing and names every problem's place the way a user finds it in the file
-(``weights[1].weights.fcr``); nothing is evaluated until the whole file is valid.
+(``weights[1].weights.fcr``); nothing is evaluated until the whole file is valid. The models
+refuse unknown fields, so one can be an API's request body as it stands.
 """
 
 from collections.abc import Iterator, Mapping
