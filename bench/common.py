@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
-from cxops.cli.runtime import Ports, Suite, SuiteConfig
+from cxops.cli.supervisor import Ports, Suite, SuiteConfig
 from cxops.common.embedded import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from cxops.cli.database import migrate
 from cxops.cli.main import app
-from cxops.cli.runtime import Ports, Suite, SuiteConfig
+from cxops.cli.supervisor import Ports, Suite, SuiteConfig
 from cxops.cli.up import ensure_dev_key
 
 READY_BANNER = "cxops is running."

@@ -10,7 +10,7 @@ import httpx
 import nats
 import pytest
 
-from cxops.cli.runtime import Suite
+from cxops.cli.supervisor import Suite
 from tests.support.flow import client_for, metric, wait_for_responses
 from tests.support.suite import suite  # noqa: F401 (fixture)
 

@@ -24,7 +24,7 @@ from nats.js import JetStreamContext
 from nats.js.api import StreamInfo
 
 from cxops.cli.components import COMPONENTS, GATEWAY, SERVICES, env_prefix
-from cxops.cli.runtime import ProcessSpec, Suite, SuiteConfig
+from cxops.cli.supervisor import ProcessSpec, Suite, SuiteConfig
 from cxops.common.embedded import NatsServer, free_port
 
 HOST = "127.0.0.1"

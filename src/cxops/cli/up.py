@@ -15,7 +15,7 @@ import typer
 
 from cxops.cli.components import GATEWAY
 from cxops.cli.database import run_blocking
-from cxops.cli.runtime import Ports, StartupCancelled, Suite, SuiteConfig, SuiteError
+from cxops.cli.supervisor import Ports, StartupCancelled, Suite, SuiteConfig, SuiteError
 from cxops.common.auth import Role
 from cxops.common.db import Database
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cxops.cli.components import COMPONENTS, SERVICES
-from cxops.cli.runtime import (
+from cxops.cli.supervisor import (
     Ports,
     Suite,
     SuiteConfig,
