@@ -2,8 +2,6 @@
 
 import asyncio
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -13,8 +11,8 @@ from pathlib import Path
 
 import aiohttp
 
+from cxops.cli.processes import Process, ProcessSpec, free_port
 from cxops.cli.supervisor import Ports, Suite, SuiteConfig
-from cxops.common.embedded import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Benchmarks must not be throttled by the gateway's per-key limit.
@@ -30,26 +28,31 @@ def start_suite() -> Suite:
     return Suite(config).start()
 
 
-def start_echo() -> tuple[subprocess.Popen[bytes], str]:
+def start_echo() -> tuple[Process, str]:
+    """The bare uvicorn echo app (the ratio's baseline) on a free port; ``stop()`` it after."""
     port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "echo_app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        cwd=Path(__file__).parent,
-        env={**os.environ},
+    process = Process(
+        ProcessSpec(
+            name="echo",
+            command=[
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "echo_app:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            log_file=Path(tempfile.mkdtemp(prefix="cxops-bench-echo-")) / "echo.log",
+            port=port,
+            cwd=Path(__file__).parent,
+        )
     )
-    wait_for_port("127.0.0.1", port)
+    process.start().wait_ready(30)
     return process, f"http://127.0.0.1:{port}"
 
 

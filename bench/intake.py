@@ -38,8 +38,7 @@ async def measure(seconds: float, concurrency: int) -> None:
         )
     finally:
         suite.stop()
-        echo.terminate()
-        echo.wait()
+        echo.stop()
     ratio = intake.rps / baseline.rps
     print(f"echo (bare uvicorn)          : {baseline.rps:8.1f} req/s ({baseline.errors} errors)")
     print(f"POST /v1/feedback/responses  : {intake.rps:8.1f} req/s ({intake.errors} errors)")

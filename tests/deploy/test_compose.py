@@ -24,7 +24,8 @@ import jsonschema
 import pytest
 import yaml
 
-from cxops.cli.components import COMPONENTS, GATEWAY, NATS, SERVICES, env_prefix
+from cxops.cli.components import NATS
+from cxops.common.components import COMPONENTS, GATEWAY, SERVICES, env_prefix
 from tests.support.manifests import (
     MUST_SET_ALL,
     MUST_SET_GATEWAY,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from cxops.cli.components import COMPONENTS, GATEWAY, SERVICES, env_prefix
+from cxops.common.components import COMPONENTS, GATEWAY, SERVICES, env_prefix
 from tests.support.manifests import (
     K8S,
     MUST_SET_ALL,

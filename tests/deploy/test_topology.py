@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cxops.cli.components import COMPONENTS, SERVICES, env_prefix
 from cxops.cli.supervisor import Ports, SuiteConfig
+from cxops.common.components import COMPONENTS, SERVICES, env_prefix
 from cxops.common.events.broker import DEAD_LETTER_STREAM, stream_name
 from tests.support.flow import (
     client_for,

@@ -21,8 +21,8 @@ from typing import Literal
 
 import pytest
 
-from cxops.cli.components import COMPONENTS
 from cxops.cli.supervisor import Ports, Suite, SuiteConfig
+from cxops.common.components import COMPONENTS
 from tests.support.postgres import PostgresServer
 
 Backend = Literal["sqlite", "postgres"]

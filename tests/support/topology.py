@@ -23,9 +23,10 @@ import nats
 from nats.js import JetStreamContext
 from nats.js.api import StreamInfo
 
-from cxops.cli.components import COMPONENTS, GATEWAY, SERVICES, env_prefix
-from cxops.cli.supervisor import ProcessSpec, Suite, SuiteConfig
-from cxops.common.embedded import NatsServer, free_port
+from cxops.cli.nats_server import NatsServer
+from cxops.cli.processes import ProcessSpec, free_port, http_ok
+from cxops.cli.supervisor import Suite, SuiteConfig
+from cxops.common.components import COMPONENTS, GATEWAY, SERVICES, env_prefix
 
 HOST = "127.0.0.1"
 #: Settings whose value names a place or a secret: the only ones a local run sets differently
@@ -167,7 +168,7 @@ class ProductionTopology(Suite):
             log_file=self.log_file(name),
             host=self.host,
             port=port,
-            ready_url=f"{self.url(name)}/readyz",
+            ready=http_ok(f"{self.url(name)}/readyz"),
         )
 
     def migrate(self) -> None:
