@@ -148,7 +148,7 @@ async def test_one_trace_from_the_caller_through_the_gateway_to_the_event(
         )
         assert posted.status_code == 201
         await wait_for_responses(client, 1, name="ces", timeout=10)
-    broker = await nats.connect(suite.nats_url)
+    broker = await nats.connect(**suite.nats_options("gateway"))  # the reader of every stream
     try:
         subscription = await broker.jetstream().pull_subscribe(
             "cx.feedback.response.received.v1", stream="CX_FEEDBACK"

@@ -14,9 +14,11 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cxops.cli.components import NATS, app_factory, embedded_database_url
 from cxops.cli.database import display_url, migrate, run_blocking
+from cxops.cli.nats_auth import SEED_DIR, CredentialsError, ensure_seeds, seed_file, server_config
 from cxops.cli.nats_server import NatsServer
 from cxops.cli.processes import (
     Process,
@@ -30,10 +32,12 @@ from cxops.cli.processes import (
     wait_ready,
 )
 from cxops.common.components import COMPONENTS, GATEWAY, SERVICES, default_port, env_prefix
+from cxops.common.events.broker import client_name, inbox_prefix
 
 SIGNING_SECRET_FILE = "signing-secret"
 LOG_DIR = "logs"
 NATS_STORE_DIR = "nats"
+NATS_CONFIG_FILE = "nats.conf"
 
 
 class SuiteError(ProcessError):
@@ -94,7 +98,10 @@ class SuiteConfig:
 
     ``database_urls`` maps a component (``feedback``…, ``gateway``) to its database; a component
     left out gets its embedded SQLite file ``<var>/<component>.db``. With ``nats_url`` set, the
-    suite uses that (externally started) NATS and starts none of its own. ``signing_secret`` left
+    suite uses that (externally started) NATS and starts none of its own, and
+    ``nats_credentials`` is the directory of the components' NKey seeds (``<component>.nk``) if
+    that NATS wants them; the embedded NATS always requires them, from ``<var>/nats-credentials``
+    (generated once). ``signing_secret`` left
     unset is generated once into ``<var>/signing-secret``. ``env`` is added to every process's
     environment last, so it can override anything the suite sets (e.g.
     ``CXOPS_SCORECARD_CONSUMER_MAX_DELIVER=2`` or ``CXOPS_GATEWAY_RATE_LIMIT_PER_SECOND`` for a
@@ -105,6 +112,7 @@ class SuiteConfig:
     ports: Ports = field(default_factory=Ports)
     database_urls: Mapping[str, str] = field(default_factory=dict)
     nats_url: str | None = None
+    nats_credentials: Path | None = None
     signing_secret: str | None = None
     environment: str = "development"
     host: str = "127.0.0.1"
@@ -217,6 +225,7 @@ class Suite:
                 port=self.ports.nats,
                 host=self.host,
                 log_file=self.log_file(NATS),
+                config_file=self.var_dir / NATS_CONFIG_FILE,
             )
             return nats.spec(name=NATS, env={**self._base_env(), **self.config.env})
         if name not in COMPONENTS:
@@ -255,13 +264,49 @@ class Suite:
             f"{prefix}DATABASE_URL": self.database_url(component),
             f"{prefix}SIGNING_SECRET": self.signing_secret,
         }
-        if component in SERVICES:
-            env[f"{prefix}NATS_URL"] = self.nats_url
-        else:
+        env[f"{prefix}NATS_URL"] = self.nats_url
+        if self.nats_seed_dir is not None:
+            env[f"{prefix}NATS_NKEY_SEED_FILE"] = str(seed_file(self.nats_seed_dir, component))
+        if component == GATEWAY:
             env.update(
                 {f"{prefix}{service.upper()}_URL": self.url(service) for service in SERVICES}
             )
         return env
+
+    @property
+    def nats_seed_dir(self) -> Path | None:
+        """Where the components' NKey seeds are, if NATS requires them."""
+        if self.embedded_nats:
+            return self.var_dir / SEED_DIR
+        return self.config.nats_credentials
+
+    def nats_options(self, component: str) -> dict[str, Any]:
+        """``nats.connect`` arguments to connect as ``component`` does (its name, reply inbox
+        and seed), for tests that publish or read by hand."""
+        name = client_name(component)
+        options: dict[str, Any] = {
+            "servers": [self.nats_url],
+            "name": name,
+            "inbox_prefix": inbox_prefix(name),
+            "connect_timeout": 2,
+            "allow_reconnect": False,
+        }
+        if self.nats_seed_dir is not None:
+            options["nkeys_seed"] = str(seed_file(self.nats_seed_dir, component))
+        return options
+
+    def write_nats_config(self) -> None:
+        """The embedded nats-server's authorization: every component's seed (made on first
+        start, kept afterwards) and its public key with the permissions the code derives."""
+        assert self.nats_seed_dir is not None
+        try:
+            public_keys = ensure_seeds(self.nats_seed_dir)
+        except CredentialsError as exc:
+            raise SuiteError(str(exc)) from exc
+        path = self.var_dir / NATS_CONFIG_FILE
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(server_config(public_keys))
 
     def _base_env(self) -> dict[str, str]:
         return {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -337,6 +382,7 @@ class Suite:
         """Start one process (again) and, unless ``wait=False``, wait until it is ready."""
         if name == NATS:
             (self.var_dir / NATS_STORE_DIR).mkdir(parents=True, exist_ok=True)
+            self.write_nats_config()
         self.process(name).start()
         if wait:
             self.wait_ready([name], cancel=cancel)

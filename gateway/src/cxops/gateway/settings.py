@@ -6,7 +6,7 @@ from pydantic import Field, create_model, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from cxops.common.components import SERVICES, default_port
-from cxops.common.settings import BaseCxopsSettings
+from cxops.common.settings import BaseCxopsSettings, NatsSettings
 
 __all__ = ["SERVICES", "GatewaySettings"]
 
@@ -22,8 +22,9 @@ _ServiceUrls = create_model(  # type: ignore[call-overload]
 )
 
 
-class GatewaySettings(_ServiceUrls):  # type: ignore[misc,valid-type]
-    """Where the services are, and the limits the gateway applies before any of them is called."""
+class GatewaySettings(NatsSettings, _ServiceUrls):  # type: ignore[misc,valid-type]
+    """Where the services are, how it reaches NATS (it reads every stream), and the limits the
+    gateway applies before any service is called."""
 
     model_config = SettingsConfigDict(env_prefix="CXOPS_GATEWAY_", extra="ignore", frozen=True)
 
