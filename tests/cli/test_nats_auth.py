@@ -6,7 +6,9 @@ import stat
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from cxops.cli.main import app
 from cxops.cli.nats_auth import (
     CredentialsError,
     ensure_seed,
@@ -64,3 +66,17 @@ def test_the_server_configuration_names_public_keys_only() -> None:
     assert config.startswith("authorization: {")
     assert all(f'"nkey": "{key}"' in config for key in keys.values())
     assert "password" not in config and "no_auth_user" not in config
+
+
+def test_nats_keys_makes_the_seeds_once_and_prints_what_env_and_the_chart_take(
+    tmp_path: Path,
+) -> None:
+    first = CliRunner().invoke(app, ["nats-keys", str(tmp_path / "nats"), "--seeds"])
+    assert first.exit_code == 0, first.output
+    lines = dict(line.split("=", 1) for line in first.stdout.splitlines())
+    for component in COMPONENTS:
+        seed = (tmp_path / "nats" / f"{component}.nk").read_text().strip()
+        assert lines[f"{component.upper()}_NATS_SEED"] == seed
+        assert lines[f"{component.upper()}_NATS_NKEY"] == public_key(seed.encode())
+    again = CliRunner().invoke(app, ["nats-keys", str(tmp_path / "nats")])
+    assert again.stdout.splitlines() == [f"{n}={v}" for n, v in lines.items() if "NKEY" in n]

@@ -76,5 +76,6 @@ def test_the_broker_passes_the_credentials_to_nats_py() -> None:
 
     assert credentials() == {}
     assert credentials(nats_nkey_seed_file=SEED) == {"nkeys_seed": SEED}
+    assert credentials(nats_nkey_seed="SUABC") == {"nkeys_seed_str": "SUABC"}
     assert credentials(nats_creds_file="/a.creds") == {"user_credentials": "/a.creds"}
     assert credentials(nats_user="u", nats_password="p") == {"user": "u", "password": "p"}

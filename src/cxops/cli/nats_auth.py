@@ -107,3 +107,20 @@ def server_config(public_keys: Mapping[str, str]) -> str:
     """A nats-server configuration file holding only the authorization (the command line gives
     the rest). JSON is valid NATS configuration; quoted, ``$JS`` is a subject, not a variable."""
     return f"authorization: {json.dumps(authorization(public_keys), indent=2)}\n"
+
+
+def public_key_variable(component: str) -> str:
+    """The variable a production nats-server reads a component's public key from
+    (``FEEDBACK_NATS_NKEY``): the keys belong to an installation, the permissions to the code."""
+    return f"{component.upper()}_NATS_NKEY"
+
+
+def server_config_from_environment() -> str:
+    """:func:`server_config` with each public key an unquoted variable reference
+    (``$FEEDBACK_NATS_NKEY``), which nats-server resolves from its environment: the
+    configuration docker-compose.yml mounts (``deploy/nats/nats.conf``)."""
+    config = server_config({c: f"${public_key_variable(c)}" for c in COMPONENTS})
+    for component in COMPONENTS:
+        variable = f"${public_key_variable(component)}"
+        config = config.replace(f'"{variable}"', variable)
+    return config

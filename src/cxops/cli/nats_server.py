@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,6 +40,7 @@ class NatsServer:
         cluster: tuple[int, list[int]] | None = None,
         log_file: Path | None = None,
         config_file: Path | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.store_dir = store_dir
         self.host = host
@@ -47,6 +49,7 @@ class NatsServer:
         self.cluster = cluster
         self.log_file = log_file or store_dir.with_name(f"{store_dir.name}.log")
         self.config_file = config_file
+        self.env = env
         self.process = Process(self.spec())
 
     @property
@@ -89,6 +92,7 @@ class NatsServer:
             log_file=self.log_file,
             host=self.host,
             port=self.port,
+            env=self.env,
         )
         return replace(spec, **changes)  # type: ignore[arg-type]
 

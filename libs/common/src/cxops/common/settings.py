@@ -47,16 +47,17 @@ class NatsSettings(BaseSettings):
     """How a component reaches NATS. Services and the gateway (which reads every stream for
     webhooks and the live event stream) both mix it in, so they connect the same way.
 
-    NATS is not open: a component authenticates with one of an NKey seed file (the embedded
-    runtime's way, and the recommended one: the server holds only public keys and no secret
-    crosses the wire), a ``.creds`` file (a user JWT and its seed, for NATS accounts in
-    operator mode), or a user and password. In production one of them is required.
+    NATS is not open: a component authenticates with one of an NKey seed, as a file or as the
+    value itself (the recommended way, and the embedded runtime's: the server holds only public
+    keys and no secret crosses the wire), a ``.creds`` file (a user JWT and its seed, for NATS
+    accounts in operator mode), or a user and password. In production one of them is required.
     """
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     nats_url: str = "nats://127.0.0.1:4222"
     nats_nkey_seed_file: Path | None = None
+    nats_nkey_seed: SecretStr | None = None
     nats_creds_file: Path | None = None
     nats_user: str | None = None
     nats_password: SecretStr | None = None
@@ -74,6 +75,7 @@ class NatsSettings(BaseSettings):
             name
             for name, value in (
                 ("nats_nkey_seed_file", self.nats_nkey_seed_file),
+                ("nats_nkey_seed", self.nats_nkey_seed),
                 ("nats_creds_file", self.nats_creds_file),
                 ("nats_user", self.nats_user),
             )
@@ -86,8 +88,8 @@ class NatsSettings(BaseSettings):
         if not ways and environment == "production":
             raise ValueError(
                 "NATS credentials are required in production (the server refuses anonymous "
-                "clients): set nats_nkey_seed_file, nats_creds_file or nats_user and "
-                "nats_password"
+                "clients): set nats_nkey_seed, nats_nkey_seed_file, nats_creds_file or "
+                "nats_user and nats_password"
             )
         return self
 

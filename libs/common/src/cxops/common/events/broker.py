@@ -26,6 +26,8 @@ def nats_credentials(settings: NatsSettings) -> dict[str, str]:
     Files are read by nats-py on each (re)connection, so a rotated seed is picked up."""
     if settings.nats_nkey_seed_file is not None:
         return {"nkeys_seed": str(settings.nats_nkey_seed_file)}
+    if settings.nats_nkey_seed is not None:
+        return {"nkeys_seed_str": settings.nats_nkey_seed.get_secret_value()}
     if settings.nats_creds_file is not None:
         return {"user_credentials": str(settings.nats_creds_file)}
     if settings.nats_user is not None and settings.nats_password is not None:
