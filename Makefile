@@ -89,7 +89,9 @@ bench: install
 # One image per component from the one Dockerfile (see docs/deploy.md). Needs a reachable
 # container engine: CONTAINER_ENGINE, else docker, else podman. Without one it says so and fails
 # (exit 2), so that a CI step that expects images cannot pass without them.
-IMAGE_COMPONENTS := gateway feedback routing scorecard journey
+# The components from the directory layout (tests/common/test_components.py holds it to the one
+# list in cxops.common.components).
+IMAGE_COMPONENTS := gateway $(notdir $(wildcard services/*))
 IMAGE_VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)
 IMAGE_PREFIX ?= cxops-
 CONTAINER_ENGINE ?= $(or $(shell command -v docker 2>/dev/null),$(shell command -v podman 2>/dev/null))

@@ -3,7 +3,6 @@
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -13,8 +12,8 @@ from pathlib import Path
 
 import aiohttp
 
-from cxops.cli.runtime import Ports, Suite, SuiteConfig
-from cxops.common.embedded import free_port, wait_for_port
+from cxops.cli.processes import Process, ProcessSpec, free_port
+from cxops.cli.supervisor import Ports, Suite, SuiteConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Benchmarks must not be throttled by the gateway's per-key limit.
@@ -30,27 +29,39 @@ def start_suite() -> Suite:
     return Suite(config).start()
 
 
-def start_echo() -> tuple[subprocess.Popen[bytes], str]:
+def start_app(name: str, app: str, *, env: dict[str, str] | None = None) -> tuple[Process, str]:
+    """A uvicorn app of ``bench/`` (``module:attribute``) on a free port, one process, as a
+    baseline; ``stop()`` it after. ``env`` is added to this process's environment."""
     port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "echo_app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        cwd=Path(__file__).parent,
-        env={**os.environ},
+    process = Process(
+        ProcessSpec(
+            name=name,
+            command=[
+                sys.executable,
+                "-m",
+                "uvicorn",
+                app,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            log_file=Path(tempfile.mkdtemp(prefix=f"cxops-bench-{name}-")) / f"{name}.log",
+            env={**os.environ, **(env or {})},
+            port=port,
+            cwd=Path(__file__).parent,
+        )
     )
-    wait_for_port("127.0.0.1", port)
+    process.start().wait_ready(30)
     return process, f"http://127.0.0.1:{port}"
+
+
+def start_echo() -> tuple[Process, str]:
+    """The bare uvicorn echo app: what uvicorn and the load generator alone cost."""
+    return start_app("echo", "echo_app:app")
 
 
 @dataclass

@@ -22,17 +22,14 @@ Goals: intake ≥ 100% of the textbook endpoint; POST p99 ≤ 50 ms at 70% of th
 import argparse
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
-from common import LoadResult, percentile, post_load, start_echo, start_suite
+from common import LoadResult, percentile, post_load, start_app, start_echo, start_suite
 
-from cxops.common.embedded import free_port, wait_for_port
+from cxops.cli.processes import Process
 
 TENANT = "bench"
 
@@ -47,31 +44,11 @@ def response_body(i: int) -> dict[str, object]:
     }
 
 
-def start_textbook(*, wal: bool) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
+def start_textbook(*, wal: bool) -> tuple[Process, str]:
     database = Path(tempfile.mkdtemp(prefix="cxops-textbook-")) / "textbook.db"
-    env = {**os.environ, "TEXTBOOK_DATABASE": str(database)}
-    if wal:
-        env["TEXTBOOK_WAL"] = "1"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "textbook_app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        cwd=Path(__file__).parent,
-        env=env,
-    )
-    wait_for_port("127.0.0.1", port)
-    return process, f"http://127.0.0.1:{port}/responses"
+    env = {"TEXTBOOK_DATABASE": str(database), **({"TEXTBOOK_WAL": "1"} if wal else {})}
+    process, url = start_app("textbook", "textbook_app:app", env=env)
+    return process, f"{url}/responses"
 
 
 async def closed_loop(url: str, headers: dict[str, str], seconds: float, c: int) -> LoadResult:
@@ -155,8 +132,7 @@ async def measure(seconds: float, concurrency: int) -> None:
         try:
             baselines[name] = await closed_loop(url, {}, seconds, concurrency)
         finally:
-            process.terminate()
-            process.wait()
+            process.stop()
 
     suite = start_suite()
     try:

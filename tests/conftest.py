@@ -13,7 +13,7 @@ import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 
-from cxops.common.embedded import NatsServer
+from cxops.cli.nats_server import NatsServer
 from tests.support.postgres import PostgresServer
 from tests.support.services import RunningService, running, settings_for
 

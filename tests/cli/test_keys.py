@@ -7,9 +7,10 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from cxops.cli.components import COMPONENTS, migrations_location
+from cxops.cli.components import migrations_location
 from cxops.cli.database import run_blocking
 from cxops.cli.main import app
+from cxops.common.components import COMPONENTS
 from cxops.common.db import Database, DatabaseNotMigrated
 from tests.support.postgres import PostgresServer
 

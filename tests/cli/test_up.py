@@ -6,7 +6,6 @@ import os
 import signal
 import socket
 import stat
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,46 +16,50 @@ from typer.testing import CliRunner
 
 from cxops.cli.database import migrate
 from cxops.cli.main import app
-from cxops.cli.runtime import Ports, Suite, SuiteConfig
+from cxops.cli.processes import Process, ProcessError, ProcessSpec
+from cxops.cli.supervisor import PROCESSES, Ports, Suite, SuiteConfig
 from cxops.cli.up import ensure_dev_key
 
 READY_BANNER = "cxops is running."
 
 
 class UpProcess:
-    """``python -m cxops.cli up`` with every port given, its output in a file."""
+    """``python -m cxops.cli up`` with every port given, its output in a file, run as any
+    server is (``cxops.cli.processes``): ready once it prints its banner."""
 
     def __init__(self, var_dir: Path, ports: Ports, output: Path) -> None:
         self.output = output
         command = [sys.executable, "-m", "cxops.cli", "up", "--var-dir", str(var_dir)]
-        for name in ("gateway", "feedback", "routing", "scorecard", "journey", "nats"):
+        for name in PROCESSES:
             command += [f"--{name}-port", str(ports.of(name))]
-        with output.open("wb") as sink:
-            self.popen = subprocess.Popen(
-                command, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        self.process = Process(
+            ProcessSpec(
+                name="cxops up",
+                command=command,
+                log_file=output,
+                ready=lambda: READY_BANNER in self.text(),
             )
+        ).start()
+        assert self.process.popen is not None
+        self.popen = self.process.popen
 
     def text(self) -> str:
         return self.output.read_text(errors="replace")
 
     def wait_ready(self, timeout: float = 180.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if READY_BANNER in self.text():
-                return self.text()
-            if self.popen.poll() is not None:
-                pytest.fail(f"cxops up exited with {self.popen.returncode}:\n{self.text()}")
-            time.sleep(0.2)
-        self.popen.kill()
-        pytest.fail(f"cxops up was not ready after {timeout}s:\n{self.text()}")
+        try:
+            self.process.wait_ready(timeout)
+        except ProcessError as exc:
+            self.process.kill()
+            pytest.fail(f"cxops up was not ready:\n{exc}\n{self.text()}")
+        return self.text()
 
     def stop(self, sig: signal.Signals) -> int:
-        self.popen.send_signal(sig)
-        try:
-            return self.popen.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
+        self.process.send(sig)
+        if not self.process.wait(60):
+            self.process.kill()
             pytest.fail(f"cxops up did not stop after {sig.name}:\n{self.text()}")
+        return self.popen.returncode
 
 
 def children(pid: int) -> list[int]:
@@ -120,8 +123,7 @@ def test_the_dev_key_is_kept_and_replaced_once_it_no_longer_works(tmp_path: Path
 def test_up_serves_stops_cleanly_and_keeps_its_data(tmp_path: Path) -> None:
     var = tmp_path / "var"
     ports = Ports.free()
-    all_ports = [ports.of(n) for n in ("gateway", "feedback", "routing", "scorecard", "journey")]
-    all_ports.append(ports.nats)
+    all_ports = [ports.of(name) for name in PROCESSES]
     gateway = f"http://127.0.0.1:{ports.gateway}"
 
     first = UpProcess(var, ports, tmp_path / "first.out")

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from nats.js.errors import NotFoundError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cxops.cli.nats_server import NatsServer
 from cxops.common.db import Database
-from cxops.common.embedded import NatsServer
 from cxops.common.events import Broker, ConsumerSpec, Event, OutboxRelay, add_event
 from cxops.common.events.broker import DEAD_LETTER_PREFIX, DEAD_LETTER_STREAM
 from cxops.common.events.consumer import Consumer

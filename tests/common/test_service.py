@@ -10,6 +10,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import APIRouter
 
+from cxops.cli.nats_server import NatsServer
 from cxops.common.auth import (
     INTERNAL_TOKEN_HEADER,
     Caller,
@@ -18,7 +19,6 @@ from cxops.common.auth import (
     mint_internal_token,
 )
 from cxops.common.db import DatabaseNotMigrated
-from cxops.common.embedded import NatsServer
 from cxops.common.migrations import upgrade
 from cxops.common.service import ServiceSpec, create_service_app
 from cxops.common.settings import ServiceSettings

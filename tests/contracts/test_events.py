@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import AwareDatetime, BaseModel, ValidationError
 
-from cxops.cli.components import SERVICES
+from cxops.common.components import SERVICES
 
 
 def _events_module(service: str) -> Any:

@@ -24,7 +24,9 @@ import jsonschema
 import pytest
 import yaml
 
-from cxops.cli.components import COMPONENTS, GATEWAY, NATS, SERVICES, env_prefix
+from cxops.cli.components import NATS
+from cxops.cli.nats_auth import public_key_variable, server_config_from_environment
+from cxops.common.components import COMPONENTS, GATEWAY, SERVICES, env_prefix
 from tests.support.manifests import (
     MUST_SET_ALL,
     MUST_SET_GATEWAY,
@@ -37,15 +39,16 @@ PORT = 8000
 NATS_CLIENT_PORT = 4222
 POSTGRES = "postgres"
 
-#: A service's settings need these besides MUST_SET_ALL (one NATS node: stream_replicas stays 1).
-MUST_SET_SERVICE = {"nats_url"}
+#: Every component's settings need these besides MUST_SET_ALL (one NATS node: stream_replicas
+#: stays 1): each connects to NATS with an identity of its own.
+MUST_SET_NATS = {"nats_url", "nats_nkey_seed"}
 
 #: The interpolation forms the compose file uses: ``${VAR}``, ``${VAR:-default}``,
 #: ``${VAR:?message}``. Any other ``$`` (``$VAR``, ``$$``, ``${VAR-x}``, ``${VAR:+x}``…) fails.
 VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:-|:\?)(?P<arg>[^${}]*))?\}")
 #: A required variable, the only way a secret may enter the file.
 REQUIRED_VARIABLE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*:\?[^${}]*\}")
-SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|(^|_)KEY($|_)")
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|SEED|(^|_)KEY($|_)")
 URL_PASSWORD = re.compile(r"://[^:/@\s]+:(?P<password>[^@]*)@")
 
 #: ``.env.example``'s "change-me" is 9 characters and production refuses a signing secret under
@@ -297,6 +300,24 @@ def test_nats_runs_jetstream_and_is_checked_on_it(compose: Object) -> None:
     assert "http://127.0.0.1:8222/healthz?js-enabled-only=true" in nats["healthcheck"]["test"]
 
 
+def test_nats_refuses_anyone_but_the_components(compose: Object) -> None:
+    """The mounted authorization is the one the code derives (each component its own subjects),
+    with every component's public key from the environment."""
+    nats = services_of(compose)[NATS]
+    mounts = dict(named_volumes(nats))
+    assert mounts["./deploy/nats/nats.conf"] == "/etc/nats/cxops.conf"
+    assert "--config=/etc/nats/cxops.conf" in nats["command"]
+    config = "\n".join(
+        line for line in read("deploy/nats/nats.conf").splitlines() if not line.startswith("#")
+    )
+    assert config + "\n" == server_config_from_environment(), (
+        "deploy/nats/nats.conf differs from the permissions the code derives; regenerate it from "
+        "cxops.cli.nats_auth.server_config_from_environment()"
+    )
+    env = environment(nats)
+    assert set(env) == {public_key_variable(component) for component in COMPONENTS}
+
+
 def test_postgres_is_16_and_creates_a_database_per_component(compose: Object) -> None:
     postgres = services_of(compose)[POSTGRES]
     assert re.fullmatch(r"postgres:16(\.\d+)*(-[a-z0-9.]+)?", postgres["image"])
@@ -331,8 +352,8 @@ def test_environment_is_what_the_settings_read(compose: Object) -> None:
         env = environment(services[component])
         set_fields = {name[len(prefix) :].lower() for name in env}
         required = {name for name, field in cls.model_fields.items() if field.is_required()}
-        must = required | MUST_SET_ALL
-        must |= MUST_SET_GATEWAY if component == GATEWAY else MUST_SET_SERVICE
+        must = required | MUST_SET_ALL | MUST_SET_NATS
+        must |= MUST_SET_GATEWAY if component == GATEWAY else set()
         assert must <= set_fields, f"{component}: {sorted(must - set_fields)} not set"
 
         assert env[f"{prefix}SIGNING_SECRET"] == PLACEHOLDER
@@ -344,12 +365,18 @@ def test_environment_is_what_the_settings_read(compose: Object) -> None:
         )
         assert url, f"{component}: database_url {settings.database_url!r}"
         assert url.groups() == (f"cxops_{component}", POSTGRES, f"cxops_{component}"), component
+        assert settings.nats_url == f"nats://{NATS}:{NATS_CLIENT_PORT}", component
+        seed = f"${{{component.upper()}_NATS_SEED:?"
+        assert raw_env(component)[f"{prefix}NATS_NKEY_SEED"].startswith(seed), component
         if component == GATEWAY:
             for service in SERVICES:
                 assert getattr(settings, f"{service}_url") == f"http://{service}:{PORT}"
                 assert service in services
-        else:
-            assert settings.nats_url == f"nats://{NATS}:{NATS_CLIENT_PORT}", component
+
+
+def raw_env(component: str) -> dict[str, str]:
+    """A component's environment as written, before interpolation."""
+    return environment(load_raw(read("docker-compose.yml"))["services"][component])
 
 
 def test_no_secret_is_written_in_the_file(raw: Object) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from cxops.cli.components import COMPONENTS
+from cxops.common.components import COMPONENTS
 from tests.support.manifests import ROOT
 
 pytestmark = pytest.mark.slow

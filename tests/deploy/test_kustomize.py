@@ -13,7 +13,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from cxops.cli.components import COMPONENTS, GATEWAY, SERVICES, env_prefix
+from cxops.cli.nats_auth import authorization, public_key_variable
+from cxops.common.components import COMPONENTS, GATEWAY, SERVICES, env_prefix
 from tests.support.manifests import (
     K8S,
     MUST_SET_ALL,
@@ -36,11 +37,14 @@ PORT = 8000
 
 #: A service's manifests must also set these (the chart runs three NATS nodes).
 MUST_SET_SERVICE = {"nats_url", "stream_replicas"}
+#: Every component connects to NATS, with an identity of its own.
+MUST_SET_NATS = {"nats_url", "nats_nkey_seed"}
 
 #: Placeholders for what the manifests take from Secrets, to build the settings.
 SECRET_PLACEHOLDERS = {
     "DATABASE_URL": "postgresql+asyncpg://u:p@cxops-pg-rw.cxops-data.svc:5432/cxops",
     "SIGNING_SECRET": "x" * 48,
+    "NATS_NKEY_SEED": "SU" + "A" * 56,
 }
 
 
@@ -169,7 +173,8 @@ def test_environment_is_what_the_settings_read(rendered: tuple[str, list[Object]
 
         set_fields = {name[len(prefix) :].lower() for name in env}
         required = {name for name, field in cls.model_fields.items() if field.is_required()}
-        must = required | MUST_SET_ALL | (MUST_SET_GATEWAY if component == GATEWAY else set())
+        must = required | MUST_SET_ALL | MUST_SET_NATS
+        must |= MUST_SET_GATEWAY if component == GATEWAY else set()
         if component in SERVICES:
             must |= MUST_SET_SERVICE
         assert must <= set_fields, f"{where}: {sorted(must - set_fields)} not set"
@@ -184,6 +189,12 @@ def test_environment_is_what_the_settings_read(rendered: tuple[str, list[Object]
         }
         settings = build_settings(cls, prefix, values)
         assert settings.environment == "production"
+        assert settings.nats_url.startswith("nats://nats.cxops-data.svc"), where
+        (seed,) = [v for v in ctr["env"] if v["name"] == f"{prefix}NATS_NKEY_SEED"]
+        assert seed["valueFrom"]["secretKeyRef"] == {
+            "name": f"cxops-{component}-nats",
+            "key": "nkey-seed",
+        }, f"{where}: its own NATS identity, from its own Secret"
         if component == GATEWAY:
             services = by_kind(objects, "Service")
             for service in SERVICES:
@@ -192,7 +203,6 @@ def test_environment_is_what_the_settings_read(rendered: tuple[str, list[Object]
         else:
             expected = 1 if overlay == "dev" else 3
             assert settings.stream_replicas == expected, where
-            assert settings.nats_url.startswith("nats://nats.cxops-data.svc")
 
 
 def test_network_policies_let_only_the_gateway_reach_the_services(
@@ -224,7 +234,7 @@ def test_network_policies_let_only_the_gateway_reach_the_services(
         if "namespaceSelector" not in peer
     }
     assert reached == set(SERVICES)
-    assert {53, 5432, PORT} == egress_ports(gateway)
+    assert {53, 4222, 5432, PORT} == egress_ports(gateway)
 
 
 def test_production_keeps_two_of_everything(rendered: tuple[str, list[Object]]) -> None:
@@ -247,6 +257,17 @@ def test_dependencies_are_configured_as_their_charts_expect() -> None:
     assert jetstream["enabled"] and jetstream["fileStore"]["pvc"]["enabled"]
     probe = nats["container"]["merge"]["livenessProbe"]["httpGet"]
     assert probe["path"] == "/healthz?js-enabled-only=true"
+    # NATS is not open: the users and permissions are the ones the code derives, each public key
+    # read from the ConfigMap `cxops nats-keys` fills.
+    variables = {component: public_key_variable(component) for component in COMPONENTS}
+    expected = authorization({c: f"<< ${name} >>" for c, name in variables.items()})
+    assert nats["config"]["merge"]["authorization"] == expected, (
+        "nats-values.yaml's authorization differs from cxops.common.events.permissions"
+    )
+    for name in variables.values():
+        assert nats["container"]["env"][name] == {
+            "valueFrom": {"configMapKeyRef": {"name": "cxops-nats-users", "key": name}}
+        }
 
     documents = list(
         yaml.safe_load_all((K8S / "dependencies" / "postgres-cluster.yaml").read_text())

@@ -133,7 +133,11 @@ def test_nats_container_settings_are_a_valid_container() -> None:
     values = yaml.safe_load((K8S / "dependencies" / "nats-values.yaml").read_text())
     assert isinstance(values, dict)
     merge = values["container"]["merge"]
-    env = [{"name": name, "value": value} for name, value in values["container"]["env"].items()]
+    # The chart's env map: a value is a string, or a map such as {valueFrom: ...} (as in a Pod).
+    env = [
+        {"name": name, **value} if isinstance(value, dict) else {"name": name, "value": value}
+        for name, value in values["container"]["env"].items()
+    ]
     pod: Object = {
         "apiVersion": "v1",
         "kind": "Pod",

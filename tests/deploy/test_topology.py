@@ -9,11 +9,13 @@ import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
+import nats
 import pytest
 
-from cxops.cli.components import COMPONENTS, SERVICES, env_prefix
-from cxops.cli.runtime import Ports, SuiteConfig
-from cxops.common.events.broker import DEAD_LETTER_STREAM, stream_name
+from cxops.cli.nats_auth import seed_file
+from cxops.cli.supervisor import Ports, SuiteConfig
+from cxops.common.components import COMPONENTS, SERVICES, env_prefix
+from cxops.common.events.broker import DEAD_LETTER_STREAM, client_name, inbox_prefix, stream_name
 from tests.support.flow import (
     client_for,
     metric,
@@ -55,7 +57,7 @@ def workloads() -> dict[str, Workload]:
 
 @pytest.fixture
 def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
-    cluster = NatsCluster(tmp_path / "nats").start()
+    cluster = NatsCluster(tmp_path / "nats", seed_dir=tmp_path / "nats-credentials").start()
     try:
         yield cluster
     finally:
@@ -74,6 +76,7 @@ def topology(
         ports=Ports.free(),
         database_urls=postgres_database_urls(postgres_server),
         nats_url=nats_cluster.url,
+        nats_credentials=nats_cluster.seed_dir,
         environment="production",
         ready_timeout=120,
     )
@@ -147,8 +150,7 @@ async def assert_streams_replicated(cluster: NatsCluster, *, replicas: int) -> N
     expected = {stream_name(service) for service in SERVICES} | {DEAD_LETTER_STREAM}
 
     async def replicated() -> bool:
-        streams = {stream.config.name: stream for stream in await cluster.streams_info()}
-        assert expected <= streams.keys(), f"missing {sorted(expected - streams.keys())}"
+        streams = {stream.config.name: stream for stream in await cluster.streams_info(expected)}
         for name, stream in streams.items():
             assert stream.config.num_replicas == replicas, name
             assert stream.cluster is not None, name
@@ -168,3 +170,34 @@ async def wait_until_replicas_current(cluster: NatsCluster, stream: str, *, node
         return info.leader == node or (node in peers and bool(peers[node].current))
 
     await eventually(current, what=f"{node} to catch up on {stream}", within=30)
+
+
+async def test_the_cluster_refuses_anonymous_clients_and_forged_events(
+    nats_cluster: NatsCluster,
+) -> None:
+    """The chart values' authorization, live on the cluster: no anonymous client, and no
+    component publishing another's events."""
+    await nats_cluster.wait_for_jetstream()
+    with pytest.raises(Exception, match=r"(?i)authorization|no servers"):
+        await nats.connect(servers=nats_cluster.servers, connect_timeout=2, allow_reconnect=False)
+    errors: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc).lower())
+
+    impostor = await nats.connect(
+        servers=nats_cluster.servers,
+        name=client_name("routing"),
+        inbox_prefix=inbox_prefix(client_name("routing")),
+        nkeys_seed=str(seed_file(nats_cluster.seed_dir, "routing")),
+        error_cb=on_error,
+    )
+    try:
+        await impostor.publish("cx.feedback.response.received.v1", b"{}")
+        await impostor.flush()
+        await eventually(
+            lambda: asyncio.sleep(0, result=any("permissions violation" in e for e in errors)),
+            what="the server to refuse routing's publish to cx.feedback",
+        )
+    finally:
+        await impostor.close()

@@ -10,7 +10,8 @@ import httpx
 import nats
 import pytest
 
-from cxops.cli.runtime import Suite
+from cxops.cli.supervisor import Suite
+from cxops.common.components import SERVICES
 from tests.support.flow import client_for, metric, wait_for_responses
 from tests.support.suite import suite  # noqa: F401 (fixture)
 
@@ -128,7 +129,7 @@ async def declared_oversize(running: Suite, key: str) -> bytes:
 
 async def test_services_refuse_calls_that_bypass_the_gateway(suite: Suite) -> None:  # noqa: F811
     async with httpx.AsyncClient(trust_env=False) as client:
-        for service in ("feedback", "routing", "scorecard", "journey"):
+        for service in SERVICES:
             direct = await client.get(f"{suite.url(service)}/v1/{service}/ops/dead-letters")
             assert direct.status_code == 401, service
             assert (await client.get(f"{suite.url(service)}/healthz")).status_code == 200
@@ -148,7 +149,7 @@ async def test_one_trace_from_the_caller_through_the_gateway_to_the_event(
         )
         assert posted.status_code == 201
         await wait_for_responses(client, 1, name="ces", timeout=10)
-    broker = await nats.connect(suite.nats_url)
+    broker = await nats.connect(**suite.nats_options("gateway"))  # the reader of every stream
     try:
         subscription = await broker.jetstream().pull_subscribe(
             "cx.feedback.response.received.v1", stream="CX_FEEDBACK"

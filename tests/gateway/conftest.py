@@ -9,7 +9,6 @@ migrated database.
 
 import asyncio
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,8 +24,9 @@ import uvicorn
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
+from cxops.cli.nats_server import NatsServer
+from cxops.cli.processes import Process, ProcessSpec, free_port, http_ok
 from cxops.common.auth import Role
-from cxops.common.embedded import NatsServer, free_port
 from cxops.common.migrations import upgrade
 from cxops.gateway.app import MIGRATIONS, create_app
 from cxops.gateway.keys import ApiKeyRecord, create_key
@@ -38,42 +38,33 @@ SECRET = "gateway-tests-signing-secret-0123456789abcdef"
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url} exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=0.5).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(f"{url} not healthy after {timeout}s")
-
-
-def _spawn(args: list[str], *, env: dict[str, str], health_url: str) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", *args, "--host", "127.0.0.1", "--log-level", "warning"],
+def _spawn(args: list[str], *, env: dict[str, str], health_url: str) -> Process:
+    """uvicorn serving ``args`` as a child process, ready once ``health_url`` answers 200."""
+    name = args[0].split(":")[0]
+    spec = ProcessSpec(
+        name=name,
+        command=[
+            sys.executable,
+            "-m",
+            "uvicorn",
+            *args,
+            "--host",
+            "127.0.0.1",
+            "--log-level",
+            "warning",
+        ],
+        log_file=Path(tempfile.mkdtemp(prefix="cxops-gw-")) / f"{name}.log",
         env={**os.environ, **env},
+        ready=http_ok(health_url),
         cwd=REPO,
     )
+    process = Process(spec).start()
     try:
-        _wait_healthy(health_url, process)
+        process.wait_ready(30)
     except BaseException:
         process.kill()
-        process.wait()
         raise
     return process
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +94,7 @@ def routing_service(upstream_nats: NatsServer) -> Iterator[str]:
         health_url=f"http://127.0.0.1:{port}/readyz",
     )
     yield f"http://127.0.0.1:{port}"
-    _stop(process)
+    process.stop()
 
 
 @pytest.fixture(scope="session")
@@ -115,7 +106,7 @@ def echo_upstream() -> Iterator[str]:
         health_url=f"http://127.0.0.1:{port}/openapi.json",
     )
     yield f"http://127.0.0.1:{port}"
-    _stop(process)
+    process.stop()
 
 
 @pytest.fixture(scope="session")

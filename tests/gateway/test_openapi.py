@@ -4,7 +4,7 @@ from typing import Any
 
 import httpx
 
-from cxops.common.embedded import free_port
+from cxops.cli.processes import free_port
 from cxops.gateway.openapi import SuiteOpenAPI, merge_openapi
 from tests.gateway import echo_upstream
 from tests.gateway.conftest import Gateway, serving

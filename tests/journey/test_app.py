@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from cxops.cli.nats_server import NatsServer
 from cxops.common.auth import Role
-from cxops.common.embedded import NatsServer
 from cxops.common.migrations import upgrade
 from cxops.journey.app import SPEC, create_app
 from cxops.journey.settings import JourneySettings

@@ -88,7 +88,7 @@ async def test_poison_event_is_dead_lettered_and_the_flow_goes_on(
     )
     ops = suite.create_api_key(tenant="poison", role="ops_lead", name="ops")
     other = suite.create_api_key(tenant="someone-else", role="ops_lead", name="ops")
-    broker = await nats.connect(suite.nats_url)
+    broker = await nats.connect(**suite.nats_options("feedback"))  # a poison event of its own
     event_id = str(uuid.uuid4())
     headers = {
         "ce-id": event_id,

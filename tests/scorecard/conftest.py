@@ -9,7 +9,7 @@ import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js.api import StreamConfig
 
-from cxops.common.embedded import NatsServer
+from cxops.cli.nats_server import NatsServer
 from cxops.common.migrations import upgrade
 from cxops.feedback.app import SPEC as FEEDBACK_SPEC
 from cxops.scorecard.app import SPEC as SCORECARD_SPEC

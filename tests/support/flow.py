@@ -5,7 +5,7 @@ import time
 
 import httpx
 
-from cxops.cli.runtime import Suite
+from cxops.cli.supervisor import Suite
 from tests.support.services import eventually
 
 #: Settings for suites that push hundreds of requests: the per-key rate limit out of the way.

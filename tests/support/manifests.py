@@ -21,7 +21,7 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
-from cxops.cli.components import COMPONENTS, SERVICES
+from cxops.common.components import COMPONENTS, SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"

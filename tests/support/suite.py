@@ -1,7 +1,7 @@
 """The whole suite as real processes for tests: nats-server, the four services and the gateway,
 on free ports in a temporary directory, on SQLite files or on fresh PostgreSQL databases.
 
-It is the same :class:`cxops.cli.runtime.Suite` that ``cxops up`` runs, so the tests exercise
+It is the same :class:`cxops.cli.supervisor.Suite` that ``cxops up`` runs, so the tests exercise
 the embedded runtime itself. Use the fixtures from a test module or a ``conftest.py``::
 
     from tests.support.suite import suite, suite_factory  # noqa: F401 (pytest fixtures)
@@ -21,8 +21,8 @@ from typing import Literal
 
 import pytest
 
-from cxops.cli.components import COMPONENTS
-from cxops.cli.runtime import Ports, Suite, SuiteConfig
+from cxops.cli.supervisor import Ports, Suite, SuiteConfig
+from cxops.common.components import COMPONENTS
 from tests.support.postgres import PostgresServer
 
 Backend = Literal["sqlite", "postgres"]

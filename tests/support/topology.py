@@ -10,37 +10,64 @@ the listening host and port), so a test proves the settings ops deploy, not a te
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import nats
+import yaml
 from nats.js import JetStreamContext
 from nats.js.api import StreamInfo
+from nats.js.errors import NotFoundError
 
-from cxops.cli.components import COMPONENTS, GATEWAY, SERVICES, env_prefix
-from cxops.cli.runtime import ProcessSpec, Suite, SuiteConfig
-from cxops.common.embedded import NatsServer, free_port
+from cxops.cli.nats_auth import ensure_seeds, public_key_variable, seed_file
+from cxops.cli.nats_server import NatsServer
+from cxops.cli.processes import ProcessSpec, free_port, http_ok
+from cxops.cli.supervisor import Suite, SuiteConfig
+from cxops.common.components import COMPONENTS, GATEWAY, SERVICES, env_prefix
+from cxops.common.events.broker import DEAD_LETTER_STREAM, client_name, inbox_prefix
 
 HOST = "127.0.0.1"
+NATS_VALUES = Path(__file__).resolve().parents[2] / "k8s" / "dependencies" / "nats-values.yaml"
 #: Settings whose value names a place or a secret: the only ones a local run sets differently
 #: from the manifests (by their name after ``CXOPS_<COMPONENT>_``).
-PLACES_AND_SECRETS = {"DATABASE_URL", "SIGNING_SECRET", "NATS_URL"} | {
+PLACES_AND_SECRETS = {"DATABASE_URL", "SIGNING_SECRET", "NATS_URL", "NATS_NKEY_SEED"} | {
     f"{service.upper()}_URL" for service in SERVICES
 }
 
 
+def chart_authorization(values_file: Path = NATS_VALUES) -> str:
+    """The NATS chart values' ``config.merge.authorization`` as nats-server configuration: the
+    chart writes ``<< $NAME >>`` unquoted, a variable the server reads from its environment."""
+    values = yaml.safe_load(values_file.read_text())
+    text = json.dumps(values["config"]["merge"]["authorization"], indent=2)
+    return "authorization: " + re.sub(r'"<< (\$\w+) >>"', r"\1", text) + "\n"
+
+
 class NatsCluster:
     """nats-server processes with routes to each other and JetStream clustered over them (the
-    chart's topology), each with its own store, on loopback."""
+    chart's topology), each with its own store, on loopback, and with the chart values'
+    authorization: the components' public keys from ``seed_dir`` (made there once), anonymous
+    clients refused. The cluster is inspected as the gateway, the reader of every stream."""
 
-    def __init__(self, base_dir: Path, *, size: int = 3) -> None:
+    def __init__(self, base_dir: Path, *, seed_dir: Path, size: int = 3) -> None:
         cluster_ports = [free_port(HOST) for _ in range(size)]
+        self.seed_dir = seed_dir
+        public_keys = ensure_seeds(seed_dir)
+        config = base_dir / "authorization.conf"
+        base_dir.mkdir(parents=True, exist_ok=True)
+        config.write_text(chart_authorization())
+        env = {
+            **os.environ,
+            **{public_key_variable(c): key for c, key in public_keys.items()},
+        }
         self.nodes = [
             NatsServer(
                 base_dir / f"nats-{i}",
@@ -48,6 +75,8 @@ class NatsCluster:
                 name=f"nats-{i}",
                 cluster=(cluster_ports[i], cluster_ports),
                 log_file=base_dir / f"nats-{i}.log",
+                config_file=config,
+                env=env,
             )
             for i in range(size)
         ]
@@ -76,19 +105,29 @@ class NatsCluster:
     @asynccontextmanager
     async def jetstream(self) -> AsyncIterator[JetStreamContext]:
         """A JetStream context on a connection to any node, closed afterwards."""
-        connection = await nats.connect(servers=self.servers, connect_timeout=2)
+        name = client_name(GATEWAY)
+        connection = await nats.connect(
+            servers=self.servers,
+            connect_timeout=2,
+            name=name,
+            inbox_prefix=inbox_prefix(name),
+            nkeys_seed=str(seed_file(self.seed_dir, GATEWAY)),
+        )
         try:
             yield connection.jetstream(timeout=5)
         finally:
             await connection.close()
 
     async def wait_for_jetstream(self, *, within: float = 60.0) -> None:
-        """Wait until the cluster has a JetStream meta leader and answers API requests."""
+        """Wait until the cluster has a JetStream meta leader and answers API requests (a
+        stream that does not exist yet is an answer)."""
         deadline = time.monotonic() + within
         async with self.jetstream() as js:
             while True:
                 try:
-                    await js.account_info()
+                    await js.stream_info(DEAD_LETTER_STREAM)
+                    return
+                except NotFoundError:
                     return
                 except Exception:  # no meta leader yet: try again
                     if time.monotonic() > deadline:
@@ -99,9 +138,10 @@ class NatsCluster:
         async with self.jetstream() as js:
             return await js.stream_info(stream)
 
-    async def streams_info(self) -> list[StreamInfo]:
+    async def streams_info(self, names: Iterable[str]) -> list[StreamInfo]:
+        """The named streams' info (listing every stream is no component's right)."""
         async with self.jetstream() as js:
-            return await js.streams_info()
+            return [await js.stream_info(name) for name in names]
 
 
 @dataclass(frozen=True)
@@ -140,6 +180,14 @@ class ProductionTopology(Suite):
         super().__init__(config)
         self.workloads = workloads
 
+    def component_env(self, component: str) -> dict[str, str]:
+        """This machine's places and secrets; the NKey seed as the manifests give it, the value
+        itself (from a Secret), not a file."""
+        env = super().component_env(component)
+        seed = env.pop(f"{env_prefix(component)}NATS_NKEY_SEED_FILE")
+        env[f"{env_prefix(component)}NATS_NKEY_SEED"] = Path(seed).read_text().strip()
+        return env
+
     def _localised(self, component: str, manifest: Mapping[str, str | None]) -> dict[str, str]:
         """The manifest's variables, with this machine's places and secrets."""
         prefix = env_prefix(component)
@@ -167,7 +215,7 @@ class ProductionTopology(Suite):
             log_file=self.log_file(name),
             host=self.host,
             port=port,
-            ready_url=f"{self.url(name)}/readyz",
+            ready=http_ok(f"{self.url(name)}/readyz"),
         )
 
     def migrate(self) -> None:

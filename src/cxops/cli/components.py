@@ -1,22 +1,15 @@
-"""The parts of the suite the command drives: which services exist, where each one's app factory
-and migrations live, its environment prefix and its embedded database file.
-
-One catalogue, so that ``cxops up``, ``cxops migrate`` and the tests name things the same way.
+"""What the command knows of each component beyond the list in :mod:`cxops.common.components`:
+where its app factory and migrations live and its embedded database file, so that ``cxops up``,
+``cxops migrate`` and the tests name things the same way.
 """
 
 import importlib
 from pathlib import Path
 
-SERVICES: tuple[str, ...] = ("feedback", "routing", "scorecard", "journey")
-GATEWAY = "gateway"
-#: Everything that owns a database and runs migrations, in the order they are migrated.
-COMPONENTS: tuple[str, ...] = (*SERVICES, GATEWAY)
+from cxops.common.components import COMPONENTS, GATEWAY
+
+#: The embedded runtime's broker, supervised beside the components.
 NATS = "nats"
-
-
-def env_prefix(component: str) -> str:
-    """``feedback`` → ``CXOPS_FEEDBACK_``: the prefix of that component's settings."""
-    return f"CXOPS_{component.upper()}_"
 
 
 def app_factory(component: str) -> str:

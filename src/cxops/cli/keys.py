@@ -13,9 +13,10 @@ from typing import Annotated, Any, TypeVar
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cxops.cli.components import GATEWAY, embedded_database_url
+from cxops.cli.components import embedded_database_url
 from cxops.cli.database import NotMigrated, migrated_transaction, run_blocking
 from cxops.common.auth import Role
+from cxops.common.components import GATEWAY
 
 T = TypeVar("T")
 

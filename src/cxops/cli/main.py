@@ -17,6 +17,7 @@ AREAS: dict[str, tuple[str, str]] = {
     "up": ("cxops.cli.up", "up_command"),
     "migrate": ("cxops.cli.migrate", "migrate_command"),
     "keys": ("cxops.cli.keys", "app"),
+    "nats-keys": ("cxops.cli.nats_keys", "nats_keys_command"),
     "staffing": ("cxops.cli.staffing", "app"),
     "routing": ("cxops.cli.routing", "app"),
     "journey": ("cxops.cli.journey", "app"),

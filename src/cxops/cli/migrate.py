@@ -13,17 +13,15 @@ from typing import Annotated
 
 import typer
 
-from cxops.cli.components import COMPONENTS, embedded_database_url, env_prefix
+from cxops.cli.components import embedded_database_url
 from cxops.cli.database import display_url, migrate
+from cxops.common.components import COMPONENTS, env_prefix
 
-
-class MigrationTarget(StrEnum):
-    ALL = "all"
-    FEEDBACK = "feedback"
-    ROUTING = "routing"
-    SCORECARD = "scorecard"
-    JOURNEY = "journey"
-    GATEWAY = "gateway"
+ALL = "all"
+#: ``all`` or one component, from the one list.
+MigrationTarget = StrEnum(  # type: ignore[misc]
+    "MigrationTarget", {name.upper(): name for name in (ALL, *COMPONENTS)}
+)
 
 
 def database_url_for(component: str, var_dir: Path) -> str:
@@ -36,7 +34,7 @@ def database_url_for(component: str, var_dir: Path) -> str:
 def migrate_command(
     service: Annotated[
         MigrationTarget, typer.Option("--service", help="Which database to migrate.")
-    ] = MigrationTarget.ALL,
+    ] = MigrationTarget(ALL),
     var_dir: Annotated[
         Path,
         typer.Option(
@@ -45,7 +43,7 @@ def migrate_command(
     ] = Path("var"),
 ) -> None:
     """Run the migrations of every component (or one) on its database."""
-    components = COMPONENTS if service is MigrationTarget.ALL else (service.value,)
+    components = COMPONENTS if service == ALL else (service.value,)
     for component in components:
         url = database_url_for(component, var_dir)
         try:

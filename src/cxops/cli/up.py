@@ -4,6 +4,7 @@ On first start it also creates a development admin key (tenant ``dev``) and keep
 ``<var>/dev-api-key``, so that the printed curl works at once and again after a restart.
 """
 
+import inspect
 import os
 import signal
 import threading
@@ -13,10 +14,11 @@ from typing import Annotated
 
 import typer
 
-from cxops.cli.components import GATEWAY
 from cxops.cli.database import run_blocking
-from cxops.cli.runtime import Ports, StartupCancelled, Suite, SuiteConfig, SuiteError
+from cxops.cli.processes import ProcessError, StartCancelled
+from cxops.cli.supervisor import PROCESSES, Ports, Suite, SuiteConfig, SuiteError
 from cxops.common.auth import Role
+from cxops.common.components import GATEWAY
 from cxops.common.db import Database
 
 DEV_KEY_FILE = "dev-api-key"
@@ -24,37 +26,11 @@ DEV_TENANT = "dev"
 DEV_KEY_NAME = "development key (cxops up)"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-_DEFAULTS = Ports()
 
-
-def _port(name: str) -> object:
-    return typer.Option(f"--{name}-port", help=f"Port of {name}.", min=1, max=65535)
-
-
-def up_command(
-    var_dir: Annotated[
-        Path, typer.Option("--var-dir", help="Where data, logs and the dev key are kept.")
-    ] = Path("var"),
-    gateway_port: Annotated[int, _port("gateway")] = _DEFAULTS.gateway,
-    feedback_port: Annotated[int, _port("feedback")] = _DEFAULTS.feedback,
-    routing_port: Annotated[int, _port("routing")] = _DEFAULTS.routing,
-    scorecard_port: Annotated[int, _port("scorecard")] = _DEFAULTS.scorecard,
-    journey_port: Annotated[int, _port("journey")] = _DEFAULTS.journey,
-    nats_port: Annotated[int, _port("nats")] = _DEFAULTS.nats,
-    ready_timeout: Annotated[
-        float, typer.Option(help="Seconds to wait for every process to be ready.")
-    ] = 90.0,
-) -> None:
+def up_command(*, var_dir: Path, ready_timeout: float, **ports: int) -> None:
     """Run nats-server, the four services and the gateway until Ctrl-C."""
-    ports = Ports(
-        gateway=gateway_port,
-        feedback=feedback_port,
-        routing=routing_port,
-        scorecard=scorecard_port,
-        journey=journey_port,
-        nats=nats_port,
-    )
-    suite = Suite(SuiteConfig(var_dir=var_dir, ports=ports, ready_timeout=ready_timeout))
+    ports_given = Ports(**{name.removesuffix("_port"): port for name, port in ports.items()})
+    suite = Suite(SuiteConfig(var_dir=var_dir, ports=ports_given, ready_timeout=ready_timeout))
     stop = threading.Event()
 
     def _request_stop(_signum: int, _frame: FrameType | None) -> None:
@@ -68,14 +44,48 @@ def up_command(
             signal.signal(sig, handler)
 
 
+def _port_option(name: str) -> inspect.Parameter:
+    option = typer.Option(f"--{name}-port", help=f"Port of {name}.", min=1, max=65535)
+    return inspect.Parameter(
+        f"{name}_port",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=Ports().of(name),
+        annotation=Annotated[int, option],
+    )
+
+
+# The options as typer reads them: one ``--<name>-port`` per process, from the one list.
+up_command.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [
+        inspect.Parameter(
+            "var_dir",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=Path("var"),
+            annotation=Annotated[
+                Path, typer.Option("--var-dir", help="Where data, logs and the dev key are kept.")
+            ],
+        ),
+        *(_port_option(name) for name in PROCESSES),
+        inspect.Parameter(
+            "ready_timeout",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=90.0,
+            annotation=Annotated[
+                float, typer.Option(help="Seconds to wait for every process to be ready.")
+            ],
+        ),
+    ]
+)
+
+
 def _run(suite: Suite, stop: threading.Event) -> None:
     typer.echo(f"cxops: starting in {suite.var_dir} (logs in {suite.log_dir})")
     try:
         suite.start(cancel=stop)
-    except StartupCancelled:
+    except StartCancelled:
         typer.echo("cxops: stopped before it was ready")
         return
-    except SuiteError as exc:
+    except ProcessError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     failed = False
@@ -86,7 +96,7 @@ def _run(suite: Suite, stop: threading.Event) -> None:
         if crashed is not None:
             typer.echo(f"error: {suite.failure_report(crashed)}", err=True)
             failed = True
-    except SuiteError as exc:
+    except ProcessError as exc:
         typer.echo(f"error: {exc}", err=True)
         failed = True
     finally:

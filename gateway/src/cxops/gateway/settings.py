@@ -1,27 +1,34 @@
 """The gateway's settings: the environment variables prefixed ``CXOPS_GATEWAY_``."""
 
-from pydantic import Field, field_validator
+from typing import Any
+
+from pydantic import Field, create_model, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from cxops.common.settings import BaseCxopsSettings
+from cxops.common.components import SERVICES, default_port
+from cxops.common.settings import BaseCxopsSettings, NatsSettings
 
-#: The services behind the gateway, by the first path segment after ``/v1/``.
-SERVICES: tuple[str, ...] = ("feedback", "routing", "scorecard", "journey")
+__all__ = ["SERVICES", "GatewaySettings"]
 
 MIB = 1024 * 1024
 
+#: One setting per service, ``<service>_url`` (``CXOPS_GATEWAY_FEEDBACK_URL``…), defaulting to
+#: where the embedded runtime runs it; made from the one list of services.
+SERVICE_URL_FIELDS: dict[str, Any] = {
+    f"{service}_url": (str, f"http://127.0.0.1:{default_port(service)}") for service in SERVICES
+}
+_ServiceUrls = create_model(  # type: ignore[call-overload]
+    "ServiceUrls", __base__=BaseCxopsSettings, **SERVICE_URL_FIELDS
+)
 
-class GatewaySettings(BaseCxopsSettings):
-    """Where the services are, and the limits the gateway applies before any of them is called."""
+
+class GatewaySettings(NatsSettings, _ServiceUrls):  # type: ignore[misc,valid-type]
+    """Where the services are, how it reaches NATS (it reads every stream), and the limits the
+    gateway applies before any service is called."""
 
     model_config = SettingsConfigDict(env_prefix="CXOPS_GATEWAY_", extra="ignore", frozen=True)
 
     database_url: str = "sqlite+aiosqlite:///./var/gateway.db"
-
-    feedback_url: str = "http://127.0.0.1:8101"
-    routing_url: str = "http://127.0.0.1:8102"
-    scorecard_url: str = "http://127.0.0.1:8103"
-    journey_url: str = "http://127.0.0.1:8104"
 
     #: Token bucket per API key: the sustained rate, and how many calls may come at once.
     rate_limit_per_second: float = Field(default=50.0, gt=0)
@@ -46,7 +53,7 @@ class GatewaySettings(BaseCxopsSettings):
     openapi_cache_seconds: float = Field(default=60.0, ge=0)
     openapi_fetch_timeout_seconds: float = Field(default=2.0, gt=0)
 
-    @field_validator("feedback_url", "routing_url", "scorecard_url", "journey_url")
+    @field_validator(*SERVICE_URL_FIELDS)
     @classmethod
     def _http_base_url(cls, value: str) -> str:
         value = value.strip().rstrip("/")
@@ -57,9 +64,4 @@ class GatewaySettings(BaseCxopsSettings):
     @property
     def service_urls(self) -> dict[str, str]:
         """Base URL of each service, by its name."""
-        return {
-            "feedback": self.feedback_url,
-            "routing": self.routing_url,
-            "scorecard": self.scorecard_url,
-            "journey": self.journey_url,
-        }
+        return {service: getattr(self, f"{service}_url") for service in SERVICES}

@@ -11,9 +11,10 @@ agree).
 import sys
 from importlib.resources import files
 
+from cxops.common.components import COMPONENTS, env_prefix
 from cxops.common.migrations import migrate_main
 
-USAGE = "usage: python -m cxops.common.migrate gateway|feedback|routing|scorecard|journey"
+USAGE = f"usage: python -m cxops.common.migrate {'|'.join(COMPONENTS)}"
 
 
 def main(argv: list[str]) -> int:
@@ -30,7 +31,7 @@ def main(argv: list[str]) -> int:
         return 2
     return migrate_main(
         component=component,
-        env_prefix=f"CXOPS_{component.upper()}_",
+        env_prefix=env_prefix(component),
         script_location=str(location),
     )
 

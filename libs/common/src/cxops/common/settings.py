@@ -6,9 +6,10 @@ so one process never reads another's variables by accident.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The secret used when none is configured. Good enough on a laptop, refused anywhere else.
@@ -44,16 +45,53 @@ class BaseCxopsSettings(BaseSettings):
 
 class NatsSettings(BaseSettings):
     """How a component reaches NATS. Services and the gateway (which reads every stream for
-    webhooks and the live event stream) both mix it in, so they connect the same way."""
+    webhooks and the live event stream) both mix it in, so they connect the same way.
+
+    NATS is not open: a component authenticates with one of an NKey seed, as a file or as the
+    value itself (the recommended way, and the embedded runtime's: the server holds only public
+    keys and no secret crosses the wire), a ``.creds`` file (a user JWT and its seed, for NATS
+    accounts in operator mode), or a user and password. In production one of them is required.
+    """
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     nats_url: str = "nats://127.0.0.1:4222"
+    nats_nkey_seed_file: Path | None = None
+    nats_nkey_seed: SecretStr | None = None
+    nats_creds_file: Path | None = None
+    nats_user: str | None = None
+    nats_password: SecretStr | None = None
 
     @property
     def nats_servers(self) -> list[str]:
         """``nats_url`` may list several servers, comma-separated, for a cluster."""
         return [url.strip() for url in self.nats_url.split(",") if url.strip()]
+
+    @model_validator(mode="after")
+    def _one_way_to_authenticate(self) -> NatsSettings:
+        if (self.nats_user is None) != (self.nats_password is None):
+            raise ValueError("nats_user and nats_password go together; set both or neither")
+        ways = [
+            name
+            for name, value in (
+                ("nats_nkey_seed_file", self.nats_nkey_seed_file),
+                ("nats_nkey_seed", self.nats_nkey_seed),
+                ("nats_creds_file", self.nats_creds_file),
+                ("nats_user", self.nats_user),
+            )
+            if value is not None
+        ]
+        if len(ways) > 1:
+            raise ValueError(f"choose one way to authenticate to NATS, not {' and '.join(ways)}")
+        # Mixed into a component's settings beside BaseCxopsSettings, which has the environment.
+        environment = getattr(self, "environment", "production")
+        if not ways and environment == "production":
+            raise ValueError(
+                "NATS credentials are required in production (the server refuses anonymous "
+                "clients): set nats_nkey_seed, nats_nkey_seed_file, nats_creds_file or "
+                "nats_user and nats_password"
+            )
+        return self
 
 
 class ServiceSettings(NatsSettings, BaseCxopsSettings):

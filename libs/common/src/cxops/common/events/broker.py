@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -20,6 +20,21 @@ from cxops.common.settings import NatsSettings
 
 log = logging.getLogger("cxops.events")
 
+
+def nats_credentials(settings: NatsSettings) -> dict[str, str]:
+    """nats-py's ``connect`` arguments for the credentials in ``settings`` (none: anonymous).
+    Files are read by nats-py on each (re)connection, so a rotated seed is picked up."""
+    if settings.nats_nkey_seed_file is not None:
+        return {"nkeys_seed": str(settings.nats_nkey_seed_file)}
+    if settings.nats_nkey_seed is not None:
+        return {"nkeys_seed_str": settings.nats_nkey_seed.get_secret_value()}
+    if settings.nats_creds_file is not None:
+        return {"user_credentials": str(settings.nats_creds_file)}
+    if settings.nats_user is not None and settings.nats_password is not None:
+        return {"user": settings.nats_user, "password": settings.nats_password.get_secret_value()}
+    return {}
+
+
 DEAD_LETTER_STREAM = "CX_DEADLETTER"
 DEAD_LETTER_PREFIX = "cx.deadletter"
 
@@ -29,17 +44,40 @@ def stream_name(service: str) -> str:
     return f"CX_{service.upper()}"
 
 
+def client_name(component: str) -> str:
+    """The NATS client name of a component's connections: ``cxops-feedback``."""
+    return f"cxops-{component}"
+
+
+def inbox_prefix(name: str) -> str:
+    """Where a client's replies arrive (JetStream API answers, fetched messages):
+    ``_INBOX.cxops-feedback``. One prefix per client name lets the server allow each component
+    to subscribe to its own replies only."""
+    return f"_INBOX.{name}"
+
+
 class Broker:
-    def __init__(self, servers: Sequence[str], *, name: str) -> None:
+    """``name`` is the client's name, ``cxops-<component>`` (:func:`client_name`): the NATS
+    permissions allow each component replies under its own :func:`inbox_prefix` only.
+    ``credentials`` are nats-py's ``connect`` arguments that authenticate the client."""
+
+    def __init__(
+        self,
+        servers: Sequence[str],
+        *,
+        name: str,
+        credentials: Mapping[str, str] | None = None,
+    ) -> None:
         self.servers = list(servers)
         self.name = name
+        self.credentials = dict(credentials or {})
         self._nc: NatsClient | None = None
         self._connected = asyncio.Event()
 
     @classmethod
     def from_settings(cls, settings: NatsSettings, *, name: str) -> Broker:
         """The broker a component's settings describe; ``name`` identifies the client."""
-        return cls(settings.nats_servers, name=name)
+        return cls(settings.nats_servers, name=name, credentials=nats_credentials(settings))
 
     @property
     def nc(self) -> NatsClient:
@@ -65,6 +103,7 @@ class Broker:
                 self._nc = await nats.connect(
                     servers=self.servers,
                     name=self.name,
+                    inbox_prefix=inbox_prefix(self.name),
                     connect_timeout=2,
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
@@ -74,6 +113,7 @@ class Broker:
                     error_cb=self._on_error,
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
+                    **self.credentials,
                 )
             except Exception as exc:  # noqa: BLE001 - any failure to connect means "try again"
                 log.warning("broker unreachable (%s); retrying", exc)

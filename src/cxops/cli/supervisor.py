@@ -7,70 +7,89 @@ to SIGKILL and restart one service. Nothing here is global: every path, port, UR
 comes from a :class:`SuiteConfig`, so several suites can run side by side.
 """
 
-import errno
 import os
 import secrets
-import signal
-import socket
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import httpx
-
-from cxops.cli.components import (
-    COMPONENTS,
-    GATEWAY,
-    NATS,
-    SERVICES,
-    app_factory,
-    embedded_database_url,
-    env_prefix,
-)
+from cxops.cli.components import NATS, app_factory, embedded_database_url
 from cxops.cli.database import display_url, migrate, run_blocking
-from cxops.common.embedded import NatsServer, free_port
+from cxops.cli.nats_auth import SEED_DIR, CredentialsError, ensure_seeds, seed_file, server_config
+from cxops.cli.nats_server import NatsServer
+from cxops.cli.processes import (
+    Process,
+    ProcessError,
+    ProcessSpec,
+    StartCancelled,
+    ensure_port_free,
+    free_port,
+    http_ok,
+    stop_all,
+    wait_ready,
+)
+from cxops.common.components import COMPONENTS, GATEWAY, SERVICES, default_port, env_prefix
+from cxops.common.events.broker import client_name, inbox_prefix
 
 SIGNING_SECRET_FILE = "signing-secret"
 LOG_DIR = "logs"
 NATS_STORE_DIR = "nats"
+NATS_CONFIG_FILE = "nats.conf"
 
 
-class SuiteError(RuntimeError):
-    """The suite could not start, or a process in it failed; the message carries the log tail."""
+class SuiteError(ProcessError):
+    """The suite could not start or was asked for something it cannot do."""
 
 
-class StartupCancelled(SuiteError):
-    """A stop was requested (Ctrl-C, SIGTERM) while the suite was still starting."""
+NATS_PORT = 4222
+#: Every process the embedded runtime runs, in start order.
+PROCESSES: tuple[str, ...] = (NATS, *COMPONENTS)
 
 
-@dataclass(frozen=True)
 class Ports:
-    """Where each process listens. The defaults are the embedded runtime's fixed ports."""
+    """Where each process listens: ``Ports(gateway=9000)`` moves the gateway and keeps every
+    other default (the gateway on 8000, the services from 8101, NATS on 4222)."""
 
-    gateway: int = 8000
-    feedback: int = 8101
-    routing: int = 8102
-    scorecard: int = 8103
-    journey: int = 8104
-    nats: int = 4222
+    def __init__(self, **ports: int) -> None:
+        unknown = set(ports) - set(PROCESSES)
+        if unknown:
+            raise ValueError(f"no process named {sorted(unknown)}; expected some of {PROCESSES}")
+        self._ports = {name: ports.get(name, _default_port(name)) for name in PROCESSES}
 
     def of(self, name: str) -> int:
-        port: int = getattr(self, name)
-        return port
+        return self._ports[name]
+
+    @property
+    def gateway(self) -> int:
+        return self._ports[GATEWAY]
+
+    @property
+    def nats(self) -> int:
+        return self._ports[NATS]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Ports) and other._ports == self._ports
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._ports.items()))
+
+    def __repr__(self) -> str:
+        return f"Ports({', '.join(f'{k}={v}' for k, v in self._ports.items())})"
 
     @classmethod
     def free(cls, host: str = "127.0.0.1") -> "Ports":
         """Distinct free ports for every process, for tests and benchmarks."""
-        names = [f.name for f in fields(cls)]
         chosen: set[int] = set()
-        while len(chosen) < len(names):
+        while len(chosen) < len(PROCESSES):
             chosen.add(free_port(host))
-        return cls(**dict(zip(names, sorted(chosen), strict=True)))
+        return cls(**dict(zip(PROCESSES, sorted(chosen), strict=True)))
+
+
+def _default_port(name: str) -> int:
+    return NATS_PORT if name == NATS else default_port(name)
 
 
 @dataclass(frozen=True)
@@ -79,7 +98,10 @@ class SuiteConfig:
 
     ``database_urls`` maps a component (``feedback``…, ``gateway``) to its database; a component
     left out gets its embedded SQLite file ``<var>/<component>.db``. With ``nats_url`` set, the
-    suite uses that (externally started) NATS and starts none of its own. ``signing_secret`` left
+    suite uses that (externally started) NATS and starts none of its own, and
+    ``nats_credentials`` is the directory of the components' NKey seeds (``<component>.nk``) if
+    that NATS wants them; the embedded NATS always requires them, from ``<var>/nats-credentials``
+    (generated once). ``signing_secret`` left
     unset is generated once into ``<var>/signing-secret``. ``env`` is added to every process's
     environment last, so it can override anything the suite sets (e.g.
     ``CXOPS_SCORECARD_CONSUMER_MAX_DELIVER=2`` or ``CXOPS_GATEWAY_RATE_LIMIT_PER_SECOND`` for a
@@ -90,6 +112,7 @@ class SuiteConfig:
     ports: Ports = field(default_factory=Ports)
     database_urls: Mapping[str, str] = field(default_factory=dict)
     nats_url: str | None = None
+    nats_credentials: Path | None = None
     signing_secret: str | None = None
     environment: str = "development"
     host: str = "127.0.0.1"
@@ -102,138 +125,6 @@ class SuiteConfig:
         unknown = set(self.database_urls) - set(COMPONENTS)
         if unknown:
             raise ValueError(f"database_urls has unknown components: {sorted(unknown)}")
-
-
-@dataclass(frozen=True)
-class ProcessSpec:
-    """How to run one process: its command, environment and log, and how to tell it is ready
-    (an HTTP ``ready_url`` answering 200, or without one, its port accepting connections)."""
-
-    name: str
-    command: Sequence[str]
-    env: Mapping[str, str]
-    log_file: Path
-    host: str
-    port: int
-    ready_url: str | None = None
-
-
-class SupervisedProcess:
-    """One child process, in a session of its own.
-
-    Its own session keeps a terminal's Ctrl-C away from it, so the supervisor alone decides the
-    order of shutdown; signals go to its whole process group, so nothing it spawned survives it.
-    """
-
-    def __init__(self, spec: ProcessSpec) -> None:
-        self.spec = spec
-        self.popen: subprocess.Popen[bytes] | None = None
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def pid(self) -> int | None:
-        return self.popen.pid if self.popen is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-    @property
-    def exited(self) -> bool:
-        """It was started and has ended without being stopped by us."""
-        return self.popen is not None and self.popen.poll() is not None
-
-    def start(self) -> None:
-        if self.running:
-            raise SuiteError(f"{self.name} is already running (pid {self.pid})")
-        self.reap()
-        ensure_port_free(self.spec.host, self.spec.port, owner=self.name)
-        self.spec.log_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.spec.log_file.open("ab") as log:
-            stamp = datetime.now(UTC).isoformat(timespec="seconds")
-            log.write(f"--- cxops: starting {self.name} at {stamp} ---\n".encode())
-            log.flush()
-            self.popen = subprocess.Popen(
-                list(self.spec.command),
-                env=dict(self.spec.env),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def send(self, sig: signal.Signals) -> None:
-        if self.popen is None or self.popen.poll() is not None:
-            return
-        try:
-            os.killpg(self.popen.pid, sig)
-        except ProcessLookupError:
-            pass
-
-    def wait(self, timeout: float) -> bool:
-        """Wait for the process to end; True when it has."""
-        if self.popen is None:
-            return True
-        try:
-            self.popen.wait(timeout=max(timeout, 0))
-        except subprocess.TimeoutExpired:
-            return False
-        return True
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash looks: no shutdown code runs."""
-        self.send(signal.SIGKILL)
-        self.wait(10)
-        self.reap()
-
-    def reap(self) -> None:
-        """Forget a process that has ended (its exit status was collected)."""
-        if self.popen is not None and self.popen.poll() is not None:
-            self.popen = None
-
-    def is_ready(self, client: httpx.Client) -> bool:
-        if not self.running:
-            return False
-        if self.spec.ready_url is None:
-            return port_accepts(self.spec.host, self.spec.port)
-        try:
-            return client.get(self.spec.ready_url).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.spec.log_file.read_text(errors="replace")
-        except FileNotFoundError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
-
-
-def port_accepts(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def ensure_port_free(host: str, port: int, *, owner: str) -> None:
-    """Refuse to start on a taken port: a stray server there would otherwise answer in our
-    process's place (another ``cxops up``, a nats-server started by hand)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise SuiteError(
-                    f"port {host}:{port} for {owner} is already in use "
-                    "(is another `cxops up` running?); choose another port"
-                ) from exc
-            raise
 
 
 def ensure_signing_secret(path: Path) -> str:
@@ -266,7 +157,7 @@ class Suite:
         self.var_dir = config.var_dir.resolve()
         self.log_dir = self.var_dir / LOG_DIR
         self._signing_secret = config.signing_secret
-        self.processes: dict[str, SupervisedProcess] = {}
+        self.processes: dict[str, Process] = {}
 
     # -- where things are -------------------------------------------------------------------
 
@@ -314,9 +205,9 @@ class Suite:
     def log_file(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
 
-    def process(self, name: str) -> SupervisedProcess:
+    def process(self, name: str) -> Process:
         if name not in self.processes:
-            self.processes[name] = SupervisedProcess(self.spec(name))
+            self.processes[name] = Process(self.spec(name))
         return self.processes[name]
 
     # -- what each process is ---------------------------------------------------------------
@@ -329,15 +220,14 @@ class Suite:
         if name == NATS:
             if not self.embedded_nats:
                 raise SuiteError("this suite uses an external NATS; it does not run one")
-            nats = NatsServer(self.var_dir / NATS_STORE_DIR, port=self.ports.nats, host=self.host)
-            return ProcessSpec(
-                name=NATS,
-                command=nats.command(),
-                env={**self._base_env(), **self.config.env},
-                log_file=self.log_file(NATS),
-                host=self.host,
+            nats = NatsServer(
+                self.var_dir / NATS_STORE_DIR,
                 port=self.ports.nats,
+                host=self.host,
+                log_file=self.log_file(NATS),
+                config_file=self.var_dir / NATS_CONFIG_FILE,
             )
+            return nats.spec(name=NATS, env={**self._base_env(), **self.config.env})
         if name not in COMPONENTS:
             raise ValueError(f"unknown process {name!r}; expected one of {self.names()}")
         port = self.ports.of(name)
@@ -363,7 +253,7 @@ class Suite:
             log_file=self.log_file(name),
             host=self.host,
             port=port,
-            ready_url=f"{self.url(name)}/readyz",
+            ready=http_ok(f"{self.url(name)}/readyz"),
         )
 
     def component_env(self, component: str) -> dict[str, str]:
@@ -374,13 +264,49 @@ class Suite:
             f"{prefix}DATABASE_URL": self.database_url(component),
             f"{prefix}SIGNING_SECRET": self.signing_secret,
         }
-        if component in SERVICES:
-            env[f"{prefix}NATS_URL"] = self.nats_url
-        else:
+        env[f"{prefix}NATS_URL"] = self.nats_url
+        if self.nats_seed_dir is not None:
+            env[f"{prefix}NATS_NKEY_SEED_FILE"] = str(seed_file(self.nats_seed_dir, component))
+        if component == GATEWAY:
             env.update(
                 {f"{prefix}{service.upper()}_URL": self.url(service) for service in SERVICES}
             )
         return env
+
+    @property
+    def nats_seed_dir(self) -> Path | None:
+        """Where the components' NKey seeds are, if NATS requires them."""
+        if self.embedded_nats:
+            return self.var_dir / SEED_DIR
+        return self.config.nats_credentials
+
+    def nats_options(self, component: str) -> dict[str, Any]:
+        """``nats.connect`` arguments to connect as ``component`` does (its name, reply inbox
+        and seed), for tests that publish or read by hand."""
+        name = client_name(component)
+        options: dict[str, Any] = {
+            "servers": [self.nats_url],
+            "name": name,
+            "inbox_prefix": inbox_prefix(name),
+            "connect_timeout": 2,
+            "allow_reconnect": False,
+        }
+        if self.nats_seed_dir is not None:
+            options["nkeys_seed"] = str(seed_file(self.nats_seed_dir, component))
+        return options
+
+    def write_nats_config(self) -> None:
+        """The embedded nats-server's authorization: every component's seed (made on first
+        start, kept afterwards) and its public key with the permissions the code derives."""
+        assert self.nats_seed_dir is not None
+        try:
+            public_keys = ensure_seeds(self.nats_seed_dir)
+        except CredentialsError as exc:
+            raise SuiteError(str(exc)) from exc
+        path = self.var_dir / NATS_CONFIG_FILE
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(server_config(public_keys))
 
     def _base_env(self) -> dict[str, str]:
         return {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -409,7 +335,8 @@ class Suite:
             if self.embedded_nats:
                 self.start_process(NATS, cancel=cancel)
             self.migrate()
-            _raise_if_cancelled(cancel)
+            if cancel is not None and cancel.is_set():
+                raise StartCancelled("stop requested while starting")
             for name in [*SERVICES, GATEWAY]:
                 self.process(name).start()
             self.wait_ready([*SERVICES, GATEWAY], cancel=cancel)
@@ -427,42 +354,19 @@ class Suite:
     ) -> None:
         """Wait until each named process is ready; fail at once if one exits, or at the
         timeout, with the tail of the failing process's log."""
-        waiting = list(names) if names is not None else self.names()
-        deadline = time.monotonic() + (timeout or self.config.ready_timeout)
-        with httpx.Client(timeout=2.0, trust_env=False) as client:
-            while waiting:
-                _raise_if_cancelled(cancel)
-                for name in list(waiting):
-                    process = self.process(name)
-                    if process.is_ready(client):
-                        waiting.remove(name)
-                    elif not process.running:
-                        raise SuiteError(self._failure(name, "exited while starting"))
-                if not waiting:
-                    return
-                if time.monotonic() > deadline:
-                    raise SuiteError(
-                        self._failure(
-                            waiting[0],
-                            f"is not ready after {timeout or self.config.ready_timeout:.0f}s",
-                        )
-                    )
-                time.sleep(0.1)
+        wait_ready(
+            [self.process(name) for name in (names if names is not None else self.names())],
+            timeout=timeout or self.config.ready_timeout,
+            cancel=cancel,
+        )
 
     def stop(self) -> None:
         """Stop everything: gateway, then the services, then NATS. Safe to call twice."""
         for tier in ([GATEWAY], list(reversed(SERVICES)), [NATS]):
             self._stop_all([self.processes[name] for name in tier if name in self.processes])
 
-    def _stop_all(self, group: Sequence[SupervisedProcess]) -> None:
-        for process in group:
-            process.send(signal.SIGTERM)
-        deadline = time.monotonic() + self.config.stop_grace
-        for process in group:
-            if not process.wait(deadline - time.monotonic()):
-                process.send(signal.SIGKILL)
-                process.wait(10)
-            process.reap()
+    def _stop_all(self, group: Sequence[Process]) -> None:
+        stop_all(group, grace=self.config.stop_grace)
 
     def __enter__(self) -> "Suite":
         return self.start()
@@ -478,6 +382,7 @@ class Suite:
         """Start one process (again) and, unless ``wait=False``, wait until it is ready."""
         if name == NATS:
             (self.var_dir / NATS_STORE_DIR).mkdir(parents=True, exist_ok=True)
+            self.write_nats_config()
         self.process(name).start()
         if wait:
             self.wait_ready([name], cancel=cancel)
@@ -517,15 +422,7 @@ class Suite:
         return [name for name, process in self.processes.items() if process.exited]
 
     def failure_report(self, name: str) -> str:
-        return self._failure(name, "has stopped")
-
-    def _failure(self, name: str, what: str) -> str:
-        process = self.process(name)
-        code = process.popen.poll() if process.popen is not None else None
-        status = f" (exit code {code})" if code is not None else ""
-        return (
-            f"{name} {what}{status}; last lines of {process.spec.log_file}:\n{process.log_tail()}"
-        )
+        return self.process(name).failure("has stopped")
 
     # -- keys -------------------------------------------------------------------------------
 
@@ -543,8 +440,3 @@ class Suite:
             return plaintext
 
         return run_blocking(_create)
-
-
-def _raise_if_cancelled(cancel: threading.Event | None) -> None:
-    if cancel is not None and cancel.is_set():
-        raise StartupCancelled("stop requested while starting")

@@ -7,21 +7,30 @@ from pathlib import Path
 
 import pytest
 
-from cxops.cli.components import COMPONENTS, SERVICES
-from cxops.cli.runtime import (
+from cxops.cli.processes import ProcessError
+from cxops.cli.supervisor import (
+    PROCESSES,
     Ports,
     Suite,
     SuiteConfig,
     SuiteError,
     ensure_signing_secret,
 )
+from cxops.common.components import COMPONENTS, SERVICES
 from tests.support.suite import SuiteFactory, suite_factory  # noqa: F401 (pytest fixture)
 
 
 def test_free_ports_are_distinct() -> None:
     ports = Ports.free()
-    values = [ports.gateway, ports.feedback, ports.routing, ports.scorecard, ports.journey]
-    assert len({*values, ports.nats}) == 6
+    assert len({ports.of(name) for name in PROCESSES}) == len(PROCESSES) == len(COMPONENTS) + 1
+
+
+def test_default_ports_are_the_embedded_runtimes() -> None:
+    ports = Ports(routing=9102)
+    assert (ports.gateway, ports.nats) == (8000, 4222)
+    assert [ports.of(service) for service in SERVICES] == [8101, 9102, 8103, 8104]
+    with pytest.raises(ValueError, match="billing"):
+        Ports(billing=1)
 
 
 def test_signing_secret_is_generated_once_and_private(tmp_path: Path) -> None:
@@ -73,7 +82,7 @@ def test_a_taken_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
         squatter.bind(("127.0.0.1", ports.gateway))
         squatter.listen()
         suite = Suite(SuiteConfig(var_dir=tmp_path, ports=ports))
-        with pytest.raises(SuiteError, match=f"port 127.0.0.1:{ports.gateway} for gateway"):
+        with pytest.raises(ProcessError, match=f"port 127.0.0.1:{ports.gateway} for gateway"):
             suite.start()
     assert suite.processes == {}
 
@@ -83,7 +92,7 @@ def test_a_process_failing_at_start_is_reported_and_everything_stops(
     suite_factory: SuiteFactory,  # noqa: F811
 ) -> None:
     suite = suite_factory.create(env={"CXOPS_ROUTING_OUTBOX_BATCH_SIZE": "0"})
-    with pytest.raises(SuiteError) as failure:
+    with pytest.raises(ProcessError) as failure:
         suite.start()
     message = str(failure.value)
     assert "routing exited while starting" in message
