@@ -183,3 +183,28 @@ async def test_the_key_cache_shares_cold_lookups_and_forgets_on_invalidate(
         assert len(lookups) == 2
     finally:
         await db.dispose()
+
+
+async def last_used_at(db: Database, key_id: uuid.UUID) -> Any:
+    async with db.transaction() as session:
+        return await session.scalar(select(ApiKey.last_used_at).where(ApiKey.id == key_id))
+
+
+async def test_only_a_matching_secret_moves_last_used_at(
+    start_gateway: StartGateway, database_url: str
+) -> None:
+    """The prefix is public (it is in every key listing): a wrong secret with it proves nothing,
+    cached or not, and must leave no trace on the key."""
+    async with start_gateway(database_url) as gateway:
+        record, key = await gateway.create_key(role=Role.AGENT)
+        wrong = {"X-API-Key": f"cxk_{record.prefix}_{'A' * 43}"}
+        for _ in range(2):  # a cold lookup, then from the cache
+            assert_problem(await gateway.client.get("/v1/journey/echo", headers=wrong), 401)
+        assert await last_used_at(gateway.runtime.db, record.id) is None
+
+        response = await gateway.client.get("/v1/journey/echo", headers={"X-API-Key": key})
+        assert response.status_code == 200
+        first_use = await last_used_at(gateway.runtime.db, record.id)
+        assert first_use is not None
+        assert_problem(await gateway.client.get("/v1/journey/echo", headers=wrong), 401)
+        assert await last_used_at(gateway.runtime.db, record.id) == first_use

@@ -17,6 +17,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import time
@@ -26,13 +27,16 @@ from datetime import UTC, datetime, timedelta
 
 import uuid6
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from cxops.common.auth import CallerContext, Role
 from cxops.common.db import Database
 from cxops.gateway.models import ApiKey
+
+log = logging.getLogger("cxops.gateway.keys")
 
 KEY_SCHEME = "cxk"
 PREFIX_LENGTH = 8
@@ -174,12 +178,15 @@ class VerifiedKey:
         return CallerContext(tenant=self.tenant, role=self.role, subject=str(self.id))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _CachedKey:
     key_hash: str
     key: VerifiedKey
     revoked: bool
     expires_at: float
+    #: As this process last wrote or read it; moved forward before the write, so that
+    #: concurrent requests with the same key do not all write it.
+    last_used_at: datetime | None
 
 
 class KeyRejected(Exception):
@@ -220,6 +227,7 @@ class KeyVerifier:
             raise KeyRejected("The API key is not valid.")
         if entry.revoked:
             raise KeyRejected("The API key has been revoked.")
+        await self._record_use(entry)
         return entry.key
 
     def invalidate(self, prefix: str | None = None) -> None:
@@ -257,19 +265,13 @@ class KeyVerifier:
         return entry
 
     async def _fetch(self, prefix: str) -> _CachedKey | None:
+        """Reads only: the prefix is public, so a lookup proves nothing about the caller."""
         if self.db is None:
             raise RuntimeError("the key verifier has no database yet (gateway not started)")
-        now = datetime.now(UTC)
         async with self.db.transaction() as session:
             row = await session.scalar(select(ApiKey).where(col(ApiKey.prefix) == prefix))
             if row is None:
                 return None
-            if row.revoked_at is None and (
-                row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION
-            ):
-                await session.execute(
-                    update(ApiKey).where(col(ApiKey.id) == row.id).values(last_used_at=now)
-                )
             return _CachedKey(
                 key_hash=row.key_hash,
                 key=VerifiedKey(
@@ -277,4 +279,34 @@ class KeyVerifier:
                 ),
                 revoked=row.revoked_at is not None,
                 expires_at=time.monotonic() + self.ttl_seconds,
+                last_used_at=row.last_used_at,
             )
+
+    async def _record_use(self, entry: _CachedKey) -> None:
+        """Move ``last_used_at`` of a key whose hash matched, at most once a resolution.
+
+        A failure is logged, not raised: the key is valid, and the time is for humans.
+        """
+        now = datetime.now(UTC)
+        last = entry.last_used_at
+        if last is not None and now - last < LAST_USED_RESOLUTION:
+            return
+        entry.last_used_at = now
+        if self.db is None:
+            return
+        columns = ApiKey.__table__.c  # type: ignore[attr-defined]
+        try:
+            async with self.db.transaction() as session:
+                await session.execute(
+                    update(ApiKey)
+                    .where(columns.id == entry.key.id)
+                    .where(
+                        or_(
+                            columns.last_used_at.is_(None),
+                            columns.last_used_at <= now - LAST_USED_RESOLUTION,
+                        )
+                    )
+                    .values(last_used_at=now)
+                )
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("last_used_at of key %s not written (%r)", entry.key.prefix, exc)
