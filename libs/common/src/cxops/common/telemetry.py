@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 import time
 import uuid
@@ -24,6 +25,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cxops.common.errors import problem_response
 
 REQUEST_ID_HEADER = "X-Request-Id"
 
@@ -118,9 +121,18 @@ def extract_trace_context(headers: Mapping[str, str]) -> Any:
     return propagate.extract(dict(headers))
 
 
+#: C0, DEL and C1 control characters.
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 class RequestContextMiddleware:
     """Gives every request an id (the caller's ``X-Request-Id`` or a new one), echoes it on the
-    response, binds it for logs, and records the request in Prometheus."""
+    response, binds it for logs, and records the request in Prometheus.
+
+    It is the outermost layer, so it is also where a path holding a control character once
+    percent-decoded (``/v1/feedback/x%00y``) is refused with 400: no route has such a path, and
+    nothing behind (logs, traces, the audit log, a database that refuses NUL) has to carry it.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -146,7 +158,16 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            if CONTROL_CHARACTERS.search(scope["path"]):
+                refusal = problem_response(
+                    400,
+                    "The path must not contain control characters, encoded or not.",
+                    slug="control-characters-in-path",
+                    title="Control characters in the path",
+                )
+                await refusal(scope, receive, send_with_id)
+            else:
+                await self.app(scope, receive, send_with_id)
         finally:
             route = scope.get("route")
             route_path = getattr(route, "path", None) or "unmatched"
