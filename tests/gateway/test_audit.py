@@ -117,10 +117,22 @@ async def test_filters_and_pages(start_gateway: StartGateway, database_url: str)
         assert [len(p) for p in pages] == [2, 2, 1]
         assert [i for p in pages for i in p] == [item["id"] for item in everything]
 
-        naive = await gateway.client.get(
-            "/v1/audit", headers=admin, params={"since": "2026-01-01T00:00:00"}
-        )
-        assert_problem(naive, 422)
+        # Without an offset a time is UTC, as everywhere in cxops.
+        naive = (datetime.now(UTC) + timedelta(minutes=1)).replace(tzinfo=None).isoformat()
+        assert (await audit(gateway, admin, since=naive))["items"] == []
+        assert len((await audit(gateway, admin, until=naive))["items"]) == 5
+        # The whole range in UTC is a valid window; past its edges (issue 12, defect 2: a 500
+        # before) and numbers are 422 naming the parameter.
+        everything = {"since": "0001-01-01T00:00:00Z", "until": "9999-12-31T23:59:59Z"}
+        assert len((await audit(gateway, admin, **everything))["items"]) == 5
+        for name, value in [
+            ("until", "9999-12-31T23:59:59-01:00"),
+            ("since", "0001-01-01T00:00:00+01:00"),
+            ("since", "1767225600"),
+            ("until", "2026-13-01T00:00:00Z"),
+        ]:
+            refused = await gateway.client.get("/v1/audit", headers=admin, params={name: value})
+            assert [e["field"] for e in assert_problem(refused, 422)["errors"]] == [name], value
         assert_problem(
             await gateway.client.get("/v1/audit", headers=admin, params={"method": "GET"}), 422
         )

@@ -16,6 +16,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from cxops.common.validation import UtcDateTime
 from cxops.feedback.domain.scales import SCALES, ResponseKind
 
 #: How far in the future ``occurred_at`` may be: the caller's clock may run a little ahead.
@@ -79,7 +80,7 @@ class ResponseCreate(BaseModel):
         description="The caller's reference for the customer (an id, not personal data)."
     )
     channel: Channel = Field(description="Where the answer was given: `email`, `web`, `sms`…")
-    occurred_at: datetime | None = Field(
+    occurred_at: UtcDateTime | None = Field(
         default=None,
         description=(
             "When the customer answered; without an offset it is taken as UTC. "
@@ -104,10 +105,9 @@ class ResponseCreate(BaseModel):
 
     @field_validator("occurred_at")
     @classmethod
-    def _utc_and_not_in_the_future(cls, value: datetime | None) -> datetime | None:
+    def _not_in_the_future(cls, value: datetime | None) -> datetime | None:
         if value is None:
             return None
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         if value > datetime.now(UTC) + CLOCK_SKEW:
             raise PydanticCustomError("datetime_in_future", "must not be in the future")
         return value

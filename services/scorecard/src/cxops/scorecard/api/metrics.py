@@ -1,6 +1,5 @@
 """``/v1/scorecard/metrics``: the tenant's survey metrics, computed when asked."""
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -8,18 +7,12 @@ from fastapi.exceptions import RequestValidationError
 
 from cxops.common.auth import Caller
 from cxops.common.db import SessionDep
+from cxops.common.validation import UtcDateTime
 from cxops.scorecard import service
 from cxops.scorecard.domain.metrics import Metric
 from cxops.scorecard.schemas import MetricPublic
 
 router = APIRouter(prefix="/metrics", tags=["metrics"])
-
-
-def _as_utc(value: datetime | None) -> datetime | None:
-    """A bound without an offset is taken as UTC, like every time in cxops."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @router.get("/{metric}", response_model=MetricPublic, summary="One survey metric")
@@ -28,16 +21,15 @@ async def get_metric(
     caller: Caller,
     session: SessionDep,
     occurred_from: Annotated[
-        datetime | None,
+        UtcDateTime | None,
         Query(alias="from", description="Only answers given at or after this time."),
     ] = None,
     occurred_to: Annotated[
-        datetime | None,
+        UtcDateTime | None,
         Query(alias="to", description="Only answers given before this time."),
     ] = None,
 ) -> MetricPublic:
     """NPS, CSAT or CES over the caller's tenant's answers, optionally within ``[from, to)``."""
-    occurred_from, occurred_to = _as_utc(occurred_from), _as_utc(occurred_to)
     if occurred_from is not None and occurred_to is not None and occurred_to <= occurred_from:
         raise RequestValidationError(
             [
