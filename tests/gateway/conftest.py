@@ -38,7 +38,7 @@ SECRET = "gateway-tests-signing-secret-0123456789abcdef"
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if process.poll() is not None:
@@ -122,6 +122,16 @@ def echo_upstream() -> Iterator[str]:
 def dead_upstream() -> str:
     """A loopback port where nothing listens: connections are refused at once."""
     return f"http://127.0.0.1:{free_port()}"
+
+
+class Clock:
+    """A monotonic clock the test moves (``clock.now += ttl``) instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @dataclass
