@@ -213,6 +213,18 @@ async def test_a_metric_can_be_limited_to_a_window_of_answer_times(
 
     assert since_february == {"metric": "nps", "value": 0.0, "responses": 2}
     assert before_february == {"metric": "nps", "value": 100.0, "responses": 1}
+    # A window that ends at or before its start is empty, not refused: JSON Schema cannot
+    # compare two parameters, so the OpenAPI document could not state such a rule (issue 12,
+    # defect 6); [from, to) with to <= from holds nothing.
+    for empty in (
+        {"from": "2026-03-01T12:00:00Z", "to": "2026-01-01T00:00:00Z"},
+        {"from": "2026-01-01T12:00:00Z", "to": "2026-01-01T12:00:00Z"},
+    ):
+        assert await metric(scorecard, "nps", **empty) == {
+            "metric": "nps",
+            "value": None,
+            "responses": 0,
+        }
     assert february_with_offset == {"metric": "nps", "value": -100.0, "responses": 1}
     assert (await metric(scorecard, "nps"))["responses"] == 3
 
@@ -228,12 +240,6 @@ async def test_a_metric_can_be_limited_to_a_window_of_answer_times(
         ("/v1/scorecard/metrics/nps", {"to": "9999-12-31T23:59:59-01:00"}, "to", "query"),
         ("/v1/scorecard/metrics/nps", {"from": "1767225600"}, "from", "query"),
         ("/v1/scorecard/metrics/nps", {"to": "0"}, "to", "query"),
-        (
-            "/v1/scorecard/metrics/nps",
-            {"from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
-            "to",
-            "query",
-        ),
     ],
 )
 async def test_a_bad_metric_request_is_refused_naming_the_field(

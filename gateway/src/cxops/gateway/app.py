@@ -78,6 +78,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             yield
         finally:
             await audit.close()  # after the last request: everything queued gets written
+            await runtime.suite_openapi.close()
             runtime.detach()
             await http.aclose()
             await db.dispose()
@@ -90,6 +91,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         openapi_url=None,  # served by api.docs: the whole suite, not just the gateway
         docs_url=None,
         redoc_url=None,
+        # /v1/keys/ is a 404, not a redirect to a location built from the client's Host header.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.runtime = runtime

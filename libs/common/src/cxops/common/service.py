@@ -85,6 +85,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         lifespan=lifespan,
         openapi_tags=list(spec.tags) or None,
         responses=PROBLEM_RESPONSES,
+        redirect_slashes=False,  # a redirect would name the host it was reached at
     )
     app.state.settings = settings
     app.state.service = spec.name

@@ -123,6 +123,9 @@ def extract_trace_context(headers: Mapping[str, str]) -> Any:
 
 #: C0, DEL and C1 control characters.
 CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
+#: Where an app that routes by itself (the gateway's proxy) leaves the route label of a request,
+#: in the ASGI scope; otherwise the matched route's path is the label.
+ROUTE_LABEL = "cxops.route_label"
 
 
 class RequestContextMiddleware:
@@ -132,6 +135,9 @@ class RequestContextMiddleware:
     It is the outermost layer, so it is also where a path holding a control character once
     percent-decoded (``/v1/feedback/x%00y``) is refused with 400: no route has such a path, and
     nothing behind (logs, traces, the audit log, a database that refuses NUL) has to carry it.
+
+    And where ``HEAD`` is answered as ``GET`` without the body (RFC 9110 §9.3.2), for every
+    route: FastAPI's routes answer only the methods they declare.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -147,6 +153,9 @@ class RequestContextMiddleware:
         tenant_token = tenant_var.set(None)
         started = time.perf_counter()
         status = 500
+        head = scope["method"] == "HEAD"
+        # A copy: the server reads its own scope's method to know it must send no body.
+        inner = {**scope, "method": "GET"} if head else scope
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -155,6 +164,8 @@ class RequestContextMiddleware:
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
             await send(message)
 
         try:
@@ -165,15 +176,15 @@ class RequestContextMiddleware:
                     slug="control-characters-in-path",
                     title="Control characters in the path",
                 )
-                await refusal(scope, receive, send_with_id)
+                await refusal(inner, receive, send_with_id)
             else:
-                await self.app(scope, receive, send_with_id)
+                await self.app(inner, receive, send_with_id)
         finally:
-            route = scope.get("route")
-            route_path = getattr(route, "path", None) or "unmatched"
-            method = scope.get("method", "GET")
-            HTTP_REQUESTS.labels(method, route_path, str(status)).inc()
-            HTTP_LATENCY.labels(method, route_path).observe(time.perf_counter() - started)
+            route_path = (
+                inner.get(ROUTE_LABEL) or getattr(inner.get("route"), "path", None) or "unmatched"
+            )
+            HTTP_REQUESTS.labels(scope["method"], route_path, str(status)).inc()
+            HTTP_LATENCY.labels(scope["method"], route_path).observe(time.perf_counter() - started)
             request_id_var.reset(token)
             tenant_var.reset(tenant_token)
 

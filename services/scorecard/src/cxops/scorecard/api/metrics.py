@@ -3,7 +3,6 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.exceptions import RequestValidationError
 
 from cxops.common.auth import Caller
 from cxops.common.db import SessionDep
@@ -26,20 +25,21 @@ async def get_metric(
     ] = None,
     occurred_to: Annotated[
         UtcDateTime | None,
-        Query(alias="to", description="Only answers given before this time."),
+        Query(
+            alias="to",
+            description=(
+                "Only answers given before this time. A window that ends at or before its "
+                "`from` holds no answer: the value is null and `responses` 0."
+            ),
+        ),
     ] = None,
 ) -> MetricPublic:
-    """NPS, CSAT or CES over the caller's tenant's answers, optionally within ``[from, to)``."""
-    if occurred_from is not None and occurred_to is not None and occurred_to <= occurred_from:
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("query", "to"),
-                    "msg": "must be later than 'from'",
-                    "type": "range_empty",
-                }
-            ]
-        )
+    """NPS, CSAT or CES over the caller's tenant's answers, optionally within ``[from, to)``.
+
+    An empty window (``to`` at or before ``from``) is answered, not refused: JSON Schema cannot
+    compare two parameters, so a rule against it could not be in the OpenAPI document, and the
+    answer for a window with nothing in it is well defined.
+    """
     value = await service.metric_value(
         session=session,
         caller=caller,
