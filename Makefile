@@ -54,10 +54,14 @@ $(CURDIR)/bin/uv:
 	export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1; \
 	if $(PYTHON) -m pip --version >/dev/null 2>&1; then \
 	  pip=($(PYTHON) -m pip); \
+	elif $(PYTHON) -m venv --without-pip "$$work/venv" >/dev/null 2>&1 \
+	    && "$$work/venv/bin/python" -m ensurepip >/dev/null 2>&1; then \
+	  echo "$(PYTHON) has no pip: using the pip it bundles (ensurepip), in a temporary venv"; \
+	  pip=("$$work/venv/bin/python" -m pip); \
 	else \
-	  echo "$(PYTHON) has no pip: fetching pip's wheel from PyPI to run it once"; \
-	  $(PYTHON) -c 'import json, sys, urllib.parse as p, urllib.request as r; page = r.urlopen("https://pypi.org/pypi/pip/json"); wheel = next(f["url"] for f in json.load(page)["urls"] if f["filename"].endswith(".whl")); r.urlretrieve(p.urljoin(page.geturl(), wheel), sys.argv[1])' "$$work/pip.whl"; \
-	  pip=($(PYTHON) "$$work/pip.whl/pip"); \
+	  echo "Cannot install uv: $(PYTHON) has neither pip nor ensurepip." >&2; \
+	  echo "Install uv, or pip for $(PYTHON) (Debian, Ubuntu: apt-get install python3-pip), then run make again." >&2; \
+	  exit 1; \
 	fi; \
 	"$${pip[@]}" install --quiet --target "$$work/uv" uv; \
 	cp "$$work/uv/bin/uv" $@

@@ -174,6 +174,12 @@ INVALID_REQUESTS: list[tuple[str, dict[str, Any] | bytes, dict[str, str], str, s
      answer(occurred_at=(datetime.now(UTC) + timedelta(hours=1)).isoformat()), {},
      "occurred_at", "body"),
     ("not a time", answer(occurred_at="yesterday"), {}, "occurred_at", "body"),
+    # Issue 12, defect 2: before the first instant once in UTC (it was a 500).
+    ("before year 1 in UTC", answer(occurred_at="0001-01-01T00:00:00+01:00"), {}, "occurred_at",
+     "body"),
+    ("a time as a number", answer(occurred_at=1767225600), {}, "occurred_at", "body"),
+    ("a time as digits", answer(occurred_at="1767225600"), {}, "occurred_at", "body"),
+    ("a date without a time", answer(occurred_at="2026-01-15"), {}, "occurred_at", "body"),
     ("overlong Idempotency-Key", answer(), {"Idempotency-Key": "k" * 256}, "Idempotency-Key",
      "header"),
     ("Idempotency-Key with a space", answer(), {"Idempotency-Key": "a b"}, "Idempotency-Key",
@@ -196,6 +202,17 @@ async def test_invalid_requests_are_refused_naming_the_field_and_store_nothing(
             {"field": e["field"], "in": e["in"]} for e in problem["errors"]
         ], (case, problem)
         assert await stored(feedback) == (0, 0), case
+
+
+async def test_the_first_instant_is_accepted_in_utc(feedback: RunningService) -> None:
+    posted = await feedback.client.post(
+        RESPONSES,
+        json=answer(occurred_at="0001-01-01T00:00:00-00:00"),
+        headers=auth(TENANT, Role.INTEGRATION),
+    )
+    assert posted.status_code == 201, posted.text
+    assert posted.json()["occurred_at"] == "0001-01-01T00:00:00Z"
+    await feedback.outbox_drained()
 
 
 async def test_a_score_out_of_range_says_what_the_range_is(feedback: RunningService) -> None:

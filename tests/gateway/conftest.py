@@ -60,7 +60,7 @@ def _spawn(args: list[str], *, env: dict[str, str], health_url: str) -> Process:
     )
     process = Process(spec).start()
     try:
-        process.wait_ready(30)
+        process.wait_ready(120)
     except BaseException:
         process.kill()
         raise
@@ -113,6 +113,16 @@ def echo_upstream() -> Iterator[str]:
 def dead_upstream() -> str:
     """A loopback port where nothing listens: connections are refused at once."""
     return f"http://127.0.0.1:{free_port()}"
+
+
+class Clock:
+    """A monotonic clock the test moves (``clock.now += ttl``) instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @dataclass

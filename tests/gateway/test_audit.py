@@ -1,6 +1,7 @@
 """The audit log: every authenticated mutation, readable by the admins of its tenant only."""
 
 import asyncio
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -116,10 +117,22 @@ async def test_filters_and_pages(start_gateway: StartGateway, database_url: str)
         assert [len(p) for p in pages] == [2, 2, 1]
         assert [i for p in pages for i in p] == [item["id"] for item in everything]
 
-        naive = await gateway.client.get(
-            "/v1/audit", headers=admin, params={"since": "2026-01-01T00:00:00"}
-        )
-        assert_problem(naive, 422)
+        # Without an offset a time is UTC, as everywhere in cxops.
+        naive = (datetime.now(UTC) + timedelta(minutes=1)).replace(tzinfo=None).isoformat()
+        assert (await audit(gateway, admin, since=naive))["items"] == []
+        assert len((await audit(gateway, admin, until=naive))["items"]) == 5
+        # The whole range in UTC is a valid window; past its edges (issue 12, defect 2: a 500
+        # before) and numbers are 422 naming the parameter.
+        everything = {"since": "0001-01-01T00:00:00Z", "until": "9999-12-31T23:59:59Z"}
+        assert len((await audit(gateway, admin, **everything))["items"]) == 5
+        for name, value in [
+            ("until", "9999-12-31T23:59:59-01:00"),
+            ("since", "0001-01-01T00:00:00+01:00"),
+            ("since", "1767225600"),
+            ("until", "2026-13-01T00:00:00Z"),
+        ]:
+            refused = await gateway.client.get("/v1/audit", headers=admin, params={name: value})
+            assert [e["field"] for e in assert_problem(refused, 422)["errors"]] == [name], value
         assert_problem(
             await gateway.client.get("/v1/audit", headers=admin, params={"method": "GET"}), 422
         )
@@ -172,6 +185,101 @@ async def test_the_writer_commits_a_burst_in_a_few_transactions(database_url: st
     await db.dispose()
     assert len(rows) == 301
     assert {row.request_id for row in rows} == {f"r{n}" for n in range(301)}
+
+
+async def test_a_bad_path_never_costs_another_tenants_records(
+    start_gateway: StartGateway, database_url: str
+) -> None:
+    """Issue 12, defect 1: 30 ``POST /v1/feedback/x%00y`` from one tenant's viewer key, mixed
+    with another tenant's 95 mutations, left that tenant 1 record on PostgreSQL (which refuses
+    NUL in text: the batch carrying the row was retried, then dropped)."""
+    async with start_gateway(database_url) as gateway:
+        viewer = await gateway.key(tenant="mallory", role=Role.VIEWER)
+        admin = await gateway.key(tenant="acme")
+        mallory_admin = await gateway.key(tenant="mallory")
+        calls = [gateway.client.post("/v1/journey/echo", headers=admin) for _ in range(95)]
+        for n in range(30):
+            calls.insert(n * 3, gateway.client.post("/v1/feedback/x%00y", headers=viewer))
+        responses = await asyncio.gather(*calls)
+        await gateway.runtime.audit.flush()
+        assert len(await audit_count(gateway, admin, 95)) == 95
+
+        refused = [r for r in responses if r.request.url.raw_path == b"/v1/feedback/x%00y"]
+        assert len(refused) == 30
+        for response in refused:
+            assert_problem(response, 400)
+        assert all(r.status_code == 200 for r in responses if r not in refused)
+        # Refused before the key was looked at, like a 401: nothing of it is stored.
+        assert (await audit(gateway, mallory_admin))["items"] == []
+
+
+async def test_a_row_the_database_refuses_costs_no_other_row(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    await upgrade(database_url, MIGRATIONS)
+    db = Database(database_url)
+    writer = AuditWriter(db, retry_delays=(0.01,))
+    writer.start()
+    first = event(0)
+    await writer.record(first)
+    await writer.flush()
+    failures_before = AUDIT_FAILURES._value.get()
+    refused = dataclasses.replace(event(13), id=first.id)  # the primary key is taken
+    batch = [event(n) for n in range(1, 13)] + [refused] + [event(n) for n in range(14, 40)]
+    try:
+        for item in batch:  # queued before the writer runs again: one batch
+            await writer.record(item)
+        await writer.flush()
+    finally:
+        await writer.close()
+    async with db.transaction() as session:
+        rows, _ = await query_audit(session, tenant="acme", limit=1000)
+    await db.dispose()
+    assert {row.request_id for row in rows} == {f"r{n}" for n in range(40)} - {"r13"}
+    assert AUDIT_FAILURES._value.get() - failures_before == 1
+    [lost] = [r.getMessage() for r in caplog.records if "audit record lost" in r.getMessage()]
+    assert "request_id=r13" in lost and "refused" in lost
+
+
+async def test_control_characters_are_stored_escaped(database_url: str) -> None:
+    await upgrade(database_url, MIGRATIONS)
+    db = Database(database_url)
+    writer = AuditWriter(db, retry_delays=())
+    writer.start()
+    failures_before = AUDIT_FAILURES._value.get()
+    try:
+        await writer.record(
+            dataclasses.replace(event(1), path="/v1/feedback/x\x00y\n\x85é", request_id="r\x001")
+        )
+        await writer.flush()
+    finally:
+        await writer.close()
+    async with db.transaction() as session:
+        [row], _ = await query_audit(session, tenant="acme")
+    await db.dispose()
+    assert AUDIT_FAILURES._value.get() == failures_before
+    assert (row.path, row.request_id) == ("/v1/feedback/x%00y%0A%C2%85é", "r%001")
+
+
+async def test_an_unreachable_database_is_retried_then_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}")  # a directory: it never opens
+    writer = AuditWriter(db, retry_delays=(0.01, 0.01))
+    writer.start()
+    failures_before = AUDIT_FAILURES._value.get()
+    try:
+        for n in range(3):
+            await writer.record(event(n))
+        await writer.flush()
+    finally:
+        await writer.close()
+        await db.dispose()
+    assert AUDIT_FAILURES._value.get() - failures_before == 3
+    retries = [r for r in caplog.records if "retrying" in r.getMessage()]
+    assert len(retries) == 2
+    lost = [r.getMessage() for r in caplog.records if "audit record lost" in r.getMessage()]
+    assert sorted(m.split("request_id=")[1].split()[0] for m in lost) == ["r0", "r1", "r2"]
 
 
 async def test_records_that_cannot_be_written_are_logged_and_counted(

@@ -5,6 +5,7 @@ import hashlib
 import re
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,14 @@ from cxops.gateway.keys import (
     KeyRejected,
     KeyVerifier,
     create_key,
+    generate_key,
+    hash_key,
     list_keys,
     parse_key,
     revoke_key,
 )
 from cxops.gateway.models import ApiKey
-from tests.gateway.conftest import StartGateway
+from tests.gateway.conftest import Clock, StartGateway
 from tests.gateway.test_auth import assert_problem
 
 KEY_FORMAT = re.compile(r"cxk_[a-z2-7]{8}_[A-Za-z0-9_-]{43}")
@@ -181,5 +184,93 @@ async def test_the_key_cache_shares_cold_lookups_and_forgets_on_invalidate(
         with pytest.raises(KeyRejected, match="revoked"):
             await verifier.verify(key)
         assert len(lookups) == 2
+    finally:
+        await db.dispose()
+
+
+async def last_used_at(db: Database, key_id: uuid.UUID) -> Any:
+    async with db.transaction() as session:
+        return await session.scalar(select(ApiKey.last_used_at).where(ApiKey.id == key_id))
+
+
+async def test_only_a_matching_secret_moves_last_used_at(
+    start_gateway: StartGateway, database_url: str
+) -> None:
+    """The prefix is public (it is in every key listing): a wrong secret with it proves nothing,
+    cached or not, and must leave no trace on the key."""
+    async with start_gateway(database_url) as gateway:
+        record, key = await gateway.create_key(role=Role.AGENT)
+        wrong = {"X-API-Key": f"cxk_{record.prefix}_{'A' * 43}"}
+        for _ in range(2):  # a cold lookup, then from the cache
+            assert_problem(await gateway.client.get("/v1/journey/echo", headers=wrong), 401)
+        assert await last_used_at(gateway.runtime.db, record.id) is None
+
+        response = await gateway.client.get("/v1/journey/echo", headers={"X-API-Key": key})
+        assert response.status_code == 200
+        first_use = await last_used_at(gateway.runtime.db, record.id)
+        assert first_use is not None
+        assert_problem(await gateway.client.get("/v1/journey/echo", headers=wrong), 401)
+        assert await last_used_at(gateway.runtime.db, record.id) == first_use
+
+
+async def test_unknown_prefixes_are_remembered_briefly(tmp_path: Path) -> None:
+    """Issue 12, defect 4: a stream of requests with one unknown key costs one query; a key
+    created elsewhere meanwhile works within ``negative_ttl_seconds``, one created through this
+    process (which invalidates its prefix) at once."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'negative.db'}"
+    await upgrade(url, MIGRATIONS)
+    db = Database(url)
+    lookups: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "api_keys.prefix =" in statement:
+            lookups.append(statement)
+
+    async def store(plaintext: str, prefix: str) -> None:
+        async with db.transaction() as session:
+            session.add(
+                ApiKey(
+                    id=uuid.uuid4(),
+                    prefix=prefix,
+                    key_hash=hash_key(plaintext),
+                    tenant="acme",
+                    role="agent",
+                    name="elsewhere",
+                    created_at=datetime.now(UTC),
+                )
+            )
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    clock = Clock()
+    verifier = KeyVerifier(ttl_seconds=60, max_entries=3, negative_ttl_seconds=2, clock=clock)
+    verifier.db = db
+    try:
+        plaintext, prefix = generate_key()
+        for _ in range(5):
+            with pytest.raises(KeyRejected):
+                await verifier.verify(plaintext)
+        assert len(lookups) == 1
+
+        await store(plaintext, prefix)  # by the CLI or another replica
+        clock.now += 1.5
+        with pytest.raises(KeyRejected):
+            await verifier.verify(plaintext)
+        clock.now += 0.5
+        assert (await verifier.verify(plaintext)).prefix == prefix
+        assert len(lookups) == 2
+
+        fresh, fresh_prefix = generate_key()
+        with pytest.raises(KeyRejected):
+            await verifier.verify(fresh)
+        await store(fresh, fresh_prefix)
+        verifier.invalidate(fresh_prefix)  # what creating it through this gateway does
+        assert (await verifier.verify(fresh)).prefix == fresh_prefix
+        assert len(lookups) == 4
+
+        made_up = [generate_key()[0] for _ in range(4)]  # one more than the cache holds
+        for key in [*made_up, made_up[0], made_up[-1]]:
+            with pytest.raises(KeyRejected):
+                await verifier.verify(key)
+        assert len(lookups) == 4 + 4 + 1  # the oldest was forgotten, the newest was not
     finally:
         await db.dispose()

@@ -7,7 +7,7 @@ import httpx
 from cxops.cli.processes import free_port
 from cxops.gateway.openapi import SuiteOpenAPI, merge_openapi
 from tests.gateway import echo_upstream
-from tests.gateway.conftest import Gateway, serving
+from tests.gateway.conftest import Gateway, eventually, serving
 
 
 def refs(node: Any) -> set[str]:
@@ -112,6 +112,16 @@ async def test_the_suite_document_is_public_and_holds_every_answering_service(
     bearer = doc["components"]["securitySchemes"]["ApiKeyHeader"]
     assert (bearer["in"], bearer["name"]) == ("header", "X-API-Key")
 
+    # What the gateway itself may answer is documented on every operation it serves or forwards.
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            documented = set(operation["responses"])
+            assert {"400", "401", "413", "429", "503"} <= documented, (method, path)
+            forwarded = not path.startswith(("/v1/keys", "/v1/audit"))
+            assert ("504" in documented) == forwarded, (method, path)
+    feedback_echo = doc["paths"]["/v1/feedback/echo"]
+    assert any("429" in op["responses"] for op in feedback_echo.values())
+
     docs = await gateway.client.get("/docs")
     assert docs.status_code == 200
     assert "/openapi.json" in docs.text and "swagger" in docs.text.lower()
@@ -135,3 +145,32 @@ async def test_a_service_that_was_down_is_included_once_it_answers() -> None:
         # Cached: the service being gone again does not remove it before the TTL.
         cached = await suite.document(http=http, gateway=gateway)
         assert "/v1/journey/echo" in cached["paths"]
+
+
+def test_merge_documents_the_gateways_own_answers_without_hiding_the_services() -> None:
+    spec = service_spec("Thing")
+    spec["paths"]["/v1/alpha/things"]["post"]["responses"]["429"] = {"description": "mine"}
+    gateway = {"openapi": "3.1.0", "info": {"title": "gw", "version": "1"}, "paths": {}}
+    doc = merge_openapi(gateway, {"alpha": spec})
+    responses = doc["paths"]["/v1/alpha/things"]["post"]["responses"]
+    assert set(responses) == {"201", "400", "401", "413", "429", "503", "504"}
+    assert responses["429"] == {"description": "mine"}  # the service's own word is kept
+    assert "Retry-After" in responses["503"]["headers"]
+
+
+async def test_forwarded_requests_are_labelled_with_the_services_route(gateway: Gateway) -> None:
+    """Issue 12, defect 6: the ``route`` label of a forwarded request was ``unmatched``. It is
+    the route in the service's own document, or ``/v1/<service>/{path}``: never a raw path."""
+    admin = await gateway.key()
+
+    async def labelled() -> bool:
+        await gateway.client.get("/v1/routing/ops/dead-letters", headers=admin)
+        return 'route="/v1/routing/ops/dead-letters"' in (await gateway.client.get("/metrics")).text
+
+    assert await eventually(labelled)  # the service's document is fetched in the background
+    for path in ("/v1/journey/echo", "/v1/journey/no/such/thing", "/v1/journey/echo/42"):
+        await gateway.client.get(path, headers=admin)
+    metrics = (await gateway.client.get("/metrics")).text
+    assert 'method="GET",route="/v1/journey/echo",status="200"' in metrics
+    assert 'route="/v1/journey/{path}"' in metrics
+    assert "/no/such/thing" not in metrics and "/echo/42" not in metrics

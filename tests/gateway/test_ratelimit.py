@@ -3,14 +3,7 @@
 import pytest
 
 from cxops.gateway.ratelimit import TokenBucketLimiter
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.gateway.conftest import Clock
 
 
 def test_burst_then_the_sustained_rate() -> None:
@@ -25,6 +18,18 @@ def test_burst_then_the_sustained_rate() -> None:
     clock.now += 10  # refills to the burst, not beyond
     assert [limiter.acquire("k") for _ in range(4)][:3] == [0.0, 0.0, 0.0]
     assert limiter.acquire("k") > 0
+
+
+def test_delay_looks_without_taking() -> None:
+    clock = Clock()
+    limiter = TokenBucketLimiter(rate=2.0, burst=1, clock=clock)
+    assert limiter.delay("k") == 0.0  # no bucket yet: a full one
+    assert limiter.acquire("k") == 0.0
+    assert limiter.delay("k") == pytest.approx(0.5)
+    assert limiter.delay("k") == pytest.approx(0.5)  # looking took nothing
+    clock.now += 0.5
+    assert limiter.delay("k") == 0.0
+    assert limiter.acquire("k") == 0.0
 
 
 def test_keys_have_their_own_buckets() -> None:

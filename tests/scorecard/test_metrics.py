@@ -213,6 +213,18 @@ async def test_a_metric_can_be_limited_to_a_window_of_answer_times(
 
     assert since_february == {"metric": "nps", "value": 0.0, "responses": 2}
     assert before_february == {"metric": "nps", "value": 100.0, "responses": 1}
+    # A window that ends at or before its start is empty, not refused: JSON Schema cannot
+    # compare two parameters, so the OpenAPI document could not state such a rule (issue 12,
+    # defect 6); [from, to) with to <= from holds nothing.
+    for empty in (
+        {"from": "2026-03-01T12:00:00Z", "to": "2026-01-01T00:00:00Z"},
+        {"from": "2026-01-01T12:00:00Z", "to": "2026-01-01T12:00:00Z"},
+    ):
+        assert await metric(scorecard, "nps", **empty) == {
+            "metric": "nps",
+            "value": None,
+            "responses": 0,
+        }
     assert february_with_offset == {"metric": "nps", "value": -100.0, "responses": 1}
     assert (await metric(scorecard, "nps"))["responses"] == 3
 
@@ -223,12 +235,11 @@ async def test_a_metric_can_be_limited_to_a_window_of_answer_times(
         ("/v1/scorecard/metrics/loyalty", {}, "metric", "path"),
         ("/v1/scorecard/metrics/NPS", {}, "metric", "path"),
         ("/v1/scorecard/metrics/nps", {"from": "last week"}, "from", "query"),
-        (
-            "/v1/scorecard/metrics/nps",
-            {"from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
-            "to",
-            "query",
-        ),
+        # Issue 12, defect 2: past the edges of the range once in UTC (they were 500s).
+        ("/v1/scorecard/metrics/nps", {"from": "0001-01-01T00:00:00+01:00"}, "from", "query"),
+        ("/v1/scorecard/metrics/nps", {"to": "9999-12-31T23:59:59-01:00"}, "to", "query"),
+        ("/v1/scorecard/metrics/nps", {"from": "1767225600"}, "from", "query"),
+        ("/v1/scorecard/metrics/nps", {"to": "0"}, "to", "query"),
     ],
 )
 async def test_a_bad_metric_request_is_refused_naming_the_field(
@@ -239,6 +250,15 @@ async def test_a_bad_metric_request_is_refused_naming_the_field(
     assert refused.status_code == 422
     assert refused.headers["content-type"] == PROBLEM_MEDIA_TYPE
     assert [(e["field"], e["in"]) for e in refused.json()["errors"]] == [(field, where)]
+
+
+async def test_the_whole_range_in_utc_is_a_valid_window(scorecard: RunningService) -> None:
+    everything = {"from": "0001-01-01T00:00:00Z", "to": "9999-12-31T23:59:59.999999+00:00"}
+    response = await scorecard.client.get(
+        "/v1/scorecard/metrics/csat", params=everything, headers=auth(TENANT)
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["metric"] == "csat"
 
 
 async def test_metrics_need_an_authenticated_caller(scorecard: RunningService) -> None:

@@ -77,6 +77,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             yield
         finally:
             await audit.close()  # after the last request: everything queued gets written
+            await runtime.suite_openapi.close()
             runtime.detach()
             await http.aclose()
             await db.dispose()
@@ -89,6 +90,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         openapi_url=None,  # served by api.docs: the whole suite, not just the gateway
         docs_url=None,
         redoc_url=None,
+        # /v1/keys/ is a 404, not a redirect to a location built from the client's Host header.
+        redirect_slashes=False,
     )
     app.state.cxops = runtime
     install_problem_handlers(app)

@@ -15,11 +15,18 @@ a few dozen µs batched). The record cannot be atomic with the service's change 
 database), so holding the response for it would only add latency.
 
 Bounds: the queue holds at most ``max_pending`` records; when full, a request waits up to
-``ENQUEUE_TIMEOUT_SECONDS`` for room (backpressure, not growth). A batch that cannot be written is
-retried with backoff; a record that is finally lost, or still queued when a shutdown times out,
-is logged in full (so it can be recovered from the logs) and counted in
-``cxops_gateway_audit_failures_total``. A normal shutdown writes everything queued first; a
-crash loses what was queued, which is milliseconds of records.
+``ENQUEUE_TIMEOUT_SECONDS`` for room (backpressure, not growth). A normal shutdown writes
+everything queued first; a crash loses what was queued, which is milliseconds of records.
+
+A bad row never costs another row. Text is stored safely: control characters in the path and
+the request id are percent-encoded here (the outermost middleware already refuses a path with
+them, this is the defence behind it; PostgreSQL refuses NUL in text outright). When a batch
+fails anyway, the writer asks whether the database answers: if not (an outage), it waits and
+retries with backoff; if it does, the database refused something in this batch, so the batch is
+split in halves and each written on its own, down to the single rows it refuses. Nothing is lost
+silently: a record refused alone, still failing after the retries, left when the queue stayed
+full or when a shutdown timed out, is logged in full with its request id (so it can be recovered
+from the logs) and counted in ``cxops_gateway_audit_failures_total``.
 """
 
 import asyncio
@@ -28,7 +35,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import anyio
 import uuid6
@@ -38,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cxops.common.db import Database
+from cxops.common.telemetry import CONTROL_CHARACTERS
 from cxops.gateway.auth import STATE_KEY
 from cxops.gateway.keys import VerifiedKey
 from cxops.gateway.models import AuditEntry
@@ -49,7 +58,9 @@ log = logging.getLogger("cxops.gateway.audit")
 
 MUTATIONS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_PATH = 2048
+MAX_REQUEST_ID = 200
 ENQUEUE_TIMEOUT_SECONDS = 5.0
+PING_TIMEOUT_SECONDS = 5.0
 
 AUDIT_FAILURES = Counter(
     "cxops_gateway_audit_failures_total", "Audit records that could not be written"
@@ -71,6 +82,20 @@ class AuditEvent:
     status: int
     request_id: str | None
     occurred_at: datetime
+
+
+def escape_control_characters(text: str) -> str:
+    """``text`` with each control character percent-encoded as its UTF-8 bytes (NUL → ``%00``)."""
+    return CONTROL_CHARACTERS.sub(lambda match: quote(match.group(), safe=""), text)
+
+
+def _row(event: AuditEvent) -> dict[str, Any]:
+    """The ``audit_log`` row of ``event``, its text made safe to store and cut to its column."""
+    row = asdict(event)
+    row["path"] = escape_control_characters(event.path)[:MAX_PATH]
+    if event.request_id is not None:
+        row["request_id"] = escape_control_characters(event.request_id)[:MAX_REQUEST_ID]
+    return row
 
 
 class AuditWriter:
@@ -138,19 +163,45 @@ class AuditWriter:
                     self._pending.task_done()
 
     async def _write(self, batch: list[AuditEvent]) -> None:
-        rows = [asdict(event) for event in batch]
-        for delay in (*self.retry_delays, None):
-            try:
-                async with self.db.engine.begin() as conn:
-                    await conn.execute(insert(_audit_table), rows)
-                AUDIT_BATCH.inc()
-                return
-            except Exception as exc:  # noqa: BLE001 - retried, then logged record by record
+        """Write ``batch``, isolating the rows the database refuses (see the module's doc)."""
+        delays = iter(self.retry_delays)
+        chunks = [batch]
+        while chunks:
+            chunk = chunks.pop()
+            error = await self._insert(chunk)
+            if error is None:
+                continue
+            if not await self._database_answers():
+                delay = next(delays, None)
                 if delay is None:
-                    self._lost(batch, repr(exc))
+                    self._lost([event for part in (chunk, *chunks) for event in part], error)
                     return
-                log.warning("audit batch of %d not written (%r); retrying", len(batch), exc)
+                log.warning("audit database unavailable (%s); retrying in %gs", error, delay)
                 await asyncio.sleep(delay)
+                chunks.append(chunk)
+            elif len(chunk) == 1:
+                self._lost(chunk, f"the database refused it: {error}")
+            else:
+                half = len(chunk) // 2
+                chunks += [chunk[half:], chunk[:half]]  # the first half is written first
+
+    async def _insert(self, chunk: list[AuditEvent]) -> str | None:
+        """One transaction for ``chunk``; the error when it failed, None when it was written."""
+        try:
+            async with self.db.engine.begin() as conn:
+                await conn.execute(insert(_audit_table), [_row(event) for event in chunk])
+        except Exception as exc:  # noqa: BLE001 - the caller isolates, retries or reports it
+            return repr(exc)
+        AUDIT_BATCH.inc()
+        return None
+
+    async def _database_answers(self) -> bool:
+        try:
+            with anyio.fail_after(PING_TIMEOUT_SECONDS):
+                await self.db.ping()
+        except Exception:  # noqa: BLE001 - any failure means it does not answer
+            return False
+        return True
 
     @staticmethod
     def _lost(events: list[AuditEvent], reason: str) -> None:
@@ -200,7 +251,7 @@ class AuditMiddleware:
                     key_id=key.id,
                     tenant=key.tenant,
                     method=scope["method"],
-                    path=scope["path"][:MAX_PATH],
+                    path=scope["path"],
                     status=status if status is not None else 500,
                     request_id=scope.get("state", {}).get("request_id"),
                     occurred_at=occurred_at,

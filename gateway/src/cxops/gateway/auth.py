@@ -62,9 +62,17 @@ def presented_key(headers: list[tuple[bytes, bytes]]) -> str | None:
     return bearer or header_key
 
 
+def client_address(scope: Scope) -> str:
+    """The client's address as the server resolved it (uvicorn believes ``X-Forwarded-For``
+    only from ``--forwarded-allow-ips``)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
 class ApiKeyMiddleware:
-    """401 without a valid key, 429 over the key's rate; otherwise the caller goes into the
-    scope state and the tenant into the log context."""
+    """401 without a valid key, 429 over the key's rate or after too many failed
+    authentications from the client's address; otherwise the caller goes into the scope state
+    and the tenant into the log context."""
 
     def __init__(self, app: ASGIApp, *, runtime: "GatewayRuntime") -> None:
         self.app = app
@@ -75,10 +83,28 @@ class ApiKeyMiddleware:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
+        address = client_address(scope)
+        # Before the key is even parsed: past its budget, an address costs no lookup at all.
+        wait = self.runtime.auth_failures.delay(address)
+        if wait > 0:
+            AUTH_REJECTIONS.labels("too_many_failures").inc()
+            retry_after = self.runtime.auth_failures.retry_after(wait)
+            response = problem_response(
+                429,
+                "Too many failed authentications from this address; "
+                f"retry in {retry_after} s with a valid API key.",
+                instance=path,
+                slug="too-many-failed-authentications",
+                headers={"Retry-After": str(retry_after)},
+                retry_after=retry_after,
+            )
+            await response(scope, receive, send)
+            return
         try:
             key = presented_key(scope["headers"])
             if key is None:
                 AUTH_REJECTIONS.labels("missing").inc()
+                self.runtime.auth_failures.acquire(address)
                 await _unauthenticated(
                     "An API key is required: 'Authorization: Bearer <key>' or 'X-API-Key: <key>'.",
                     path,
@@ -88,6 +114,7 @@ class ApiKeyMiddleware:
             verified = await self.runtime.keys.verify(key)
         except KeyRejected as rejected:
             AUTH_REJECTIONS.labels("invalid").inc()
+            self.runtime.auth_failures.acquire(address)
             await _unauthenticated(rejected.reason, path, _INVALID_CHALLENGE)(scope, receive, send)
             return
         except (SQLAlchemyError, OSError):

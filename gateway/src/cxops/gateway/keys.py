@@ -17,22 +17,29 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import uuid6
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from cxops.common.auth import CallerContext, Role
 from cxops.common.db import Database
 from cxops.gateway.models import ApiKey
+
+log = logging.getLogger("cxops.gateway.keys")
+_T = TypeVar("_T")
 
 KEY_SCHEME = "cxk"
 PREFIX_LENGTH = 8
@@ -174,12 +181,15 @@ class VerifiedKey:
         return CallerContext(tenant=self.tenant, role=self.role, subject=str(self.id))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _CachedKey:
     key_hash: str
     key: VerifiedKey
     revoked: bool
     expires_at: float
+    #: As this process last wrote or read it; moved forward before the write, so that
+    #: concurrent requests with the same key do not all write it.
+    last_used_at: datetime | None
 
 
 class KeyRejected(Exception):
@@ -197,13 +207,29 @@ class KeyVerifier:
     known prefix is refused without a query, and revoked keys are cached as revoked. Bounds:
     an entry lives ``ttl_seconds``; :meth:`invalidate` (called after a revocation commits) drops it
     and makes any lookup already in flight discard its now possibly stale result.
+
+    Prefixes the database does not know are remembered too, for ``negative_ttl_seconds``, so a
+    stream of requests with one unknown key costs one query, not one each. A key created
+    through this process is never refused because of it (creating one invalidates its prefix);
+    one created elsewhere whose prefix had just been tried (by chance: prefixes are random)
+    works within that bound. Both caches hold at most ``max_entries``, the oldest going first.
     """
 
-    def __init__(self, *, ttl_seconds: float, max_entries: int) -> None:
+    def __init__(
+        self,
+        *,
+        ttl_seconds: float,
+        max_entries: int,
+        negative_ttl_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.ttl_seconds = ttl_seconds
         self.max_entries = max_entries
+        self.negative_ttl_seconds = negative_ttl_seconds
+        self.clock = clock
         self.db: Database | None = None
         self._cache: dict[str, _CachedKey] = {}
+        self._unknown: dict[str, float] = {}  # prefix -> until when it is taken as unknown
         self._inflight: dict[str, asyncio.Future[_CachedKey | None]] = {}
         self._epoch = 0
 
@@ -213,22 +239,29 @@ class KeyVerifier:
         if prefix is None:
             raise KeyRejected("The API key is malformed.")
         digest = hash_key(key)
+        now = self.clock()
         entry = self._cache.get(prefix)
-        if entry is None or entry.expires_at <= time.monotonic():
+        if entry is None or entry.expires_at <= now:
+            if self._unknown.get(prefix, now) > now:
+                raise KeyRejected("The API key is not valid.")
             entry = await self._load(prefix)
         if entry is None or not hmac.compare_digest(entry.key_hash, digest):
             raise KeyRejected("The API key is not valid.")
         if entry.revoked:
             raise KeyRejected("The API key has been revoked.")
+        await self._record_use(entry)
         return entry.key
 
     def invalidate(self, prefix: str | None = None) -> None:
-        """Forget one key (or all): the next request with it asks the database."""
+        """Forget one key (or all), known or unknown: the next request with it asks the
+        database."""
         self._epoch += 1
         if prefix is None:
             self._cache.clear()
+            self._unknown.clear()
         else:
             self._cache.pop(prefix, None)
+            self._unknown.pop(prefix, None)
 
     async def _load(self, prefix: str) -> _CachedKey | None:
         """One query per prefix at a time: concurrent requests with a cold key share it."""
@@ -250,31 +283,65 @@ class KeyVerifier:
         finally:
             del self._inflight[prefix]
         future.set_result(entry)
-        if entry is not None and epoch == self._epoch and self.ttl_seconds > 0:
-            if len(self._cache) >= self.max_entries:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[prefix] = entry
+        if epoch != self._epoch:
+            return entry
+        if entry is None:
+            if self.negative_ttl_seconds > 0:
+                self._remember(self._unknown, prefix, self.clock() + self.negative_ttl_seconds)
+        elif self.ttl_seconds > 0:
+            self._remember(self._cache, prefix, entry)
         return entry
 
+    def _remember(self, cache: dict[str, _T], prefix: str, value: _T) -> None:
+        """Store at the end (entries expire in insertion order); evict the oldest when full."""
+        cache.pop(prefix, None)
+        if len(cache) >= self.max_entries:
+            cache.pop(next(iter(cache)))
+        cache[prefix] = value
+
     async def _fetch(self, prefix: str) -> _CachedKey | None:
+        """Reads only: the prefix is public, so a lookup proves nothing about the caller."""
         if self.db is None:
             raise RuntimeError("the key verifier has no database yet (gateway not started)")
-        now = datetime.now(UTC)
         async with self.db.transaction() as session:
             row = await session.scalar(select(ApiKey).where(col(ApiKey.prefix) == prefix))
             if row is None:
                 return None
-            if row.revoked_at is None and (
-                row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION
-            ):
-                await session.execute(
-                    update(ApiKey).where(col(ApiKey.id) == row.id).values(last_used_at=now)
-                )
             return _CachedKey(
                 key_hash=row.key_hash,
                 key=VerifiedKey(
                     id=row.id, prefix=row.prefix, tenant=row.tenant, role=Role(row.role)
                 ),
                 revoked=row.revoked_at is not None,
-                expires_at=time.monotonic() + self.ttl_seconds,
+                expires_at=self.clock() + self.ttl_seconds,
+                last_used_at=row.last_used_at,
             )
+
+    async def _record_use(self, entry: _CachedKey) -> None:
+        """Move ``last_used_at`` of a key whose hash matched, at most once a resolution.
+
+        A failure is logged, not raised: the key is valid, and the time is for humans.
+        """
+        now = datetime.now(UTC)
+        last = entry.last_used_at
+        if last is not None and now - last < LAST_USED_RESOLUTION:
+            return
+        entry.last_used_at = now
+        if self.db is None:
+            return
+        columns = ApiKey.__table__.c  # type: ignore[attr-defined]
+        try:
+            async with self.db.transaction() as session:
+                await session.execute(
+                    update(ApiKey)
+                    .where(columns.id == entry.key.id)
+                    .where(
+                        or_(
+                            columns.last_used_at.is_(None),
+                            columns.last_used_at <= now - LAST_USED_RESOLUTION,
+                        )
+                    )
+                    .values(last_used_at=now)
+                )
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("last_used_at of key %s not written (%r)", entry.key.prefix, exc)

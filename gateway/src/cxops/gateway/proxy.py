@@ -33,7 +33,7 @@ from starlette.types import Receive, Scope, Send
 
 from cxops.common.auth import INTERNAL_TOKEN_HEADER
 from cxops.common.errors import Problem
-from cxops.common.telemetry import inject_trace_headers
+from cxops.common.telemetry import ROUTE_LABEL, inject_trace_headers
 from cxops.gateway.auth import STATE_KEY
 from cxops.gateway.keys import VerifiedKey
 from cxops.gateway.runtime import GatewayRuntime
@@ -222,6 +222,9 @@ async def forward(request: Request) -> Response:
     runtime: GatewayRuntime = request.app.state.cxops
     service: str = request.path_params["service"]
     key: VerifiedKey = request.scope["state"][STATE_KEY]
+    request.scope[ROUTE_LABEL] = runtime.suite_openapi.route(
+        service, request.scope["path"], http=runtime.http
+    )
     url = upstream_url(runtime.upstreams[service], request.scope, service)
     token = runtime.internal_token(key)
     with tracer.start_as_current_span(

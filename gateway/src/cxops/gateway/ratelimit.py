@@ -53,6 +53,14 @@ class TokenBucketLimiter:
             return 0.0
         return (1.0 - bucket.tokens) / self.rate
 
+    def delay(self, key: Hashable) -> float:
+        """Seconds until ``key`` could take a token (0.0: it can now); takes none."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return 0.0
+        tokens = min(self.burst, bucket.tokens + (self.clock() - bucket.updated) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
     @staticmethod
     def retry_after(wait_seconds: float) -> int:
         """``Retry-After`` is whole seconds; never 0, or clients retry in a tight loop."""

@@ -28,6 +28,8 @@ class GatewayRuntime:
     settings: GatewaySettings
     keys: KeyVerifier
     limiter: TokenBucketLimiter
+    #: Failed authentications per client address.
+    auth_failures: TokenBucketLimiter
     suite_openapi: SuiteOpenAPI
     upstreams: dict[str, httpx.URL] = field(default_factory=dict)
     #: httpx's per-request timeout extension: reads bounded, connecting and pooling short.
@@ -44,9 +46,13 @@ class GatewayRuntime:
             keys=KeyVerifier(
                 ttl_seconds=settings.key_cache_ttl_seconds,
                 max_entries=settings.key_cache_max_entries,
+                negative_ttl_seconds=settings.key_negative_cache_ttl_seconds,
             ),
             limiter=TokenBucketLimiter(
                 rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
+            ),
+            auth_failures=TokenBucketLimiter(
+                rate=settings.auth_failure_rate_per_second, burst=settings.auth_failure_burst
             ),
             suite_openapi=SuiteOpenAPI(
                 services=settings.service_urls,

@@ -48,6 +48,17 @@ class GatewaySettings(NatsSettings, _ServiceUrls):  # type: ignore[misc,valid-ty
     #: takes effect within this bound. 0 turns the cache off.
     key_cache_ttl_seconds: float = Field(default=5.0, ge=0, le=300)
     key_cache_max_entries: int = Field(default=10_000, ge=1)
+    #: How long a prefix the database does not know is refused without asking again. A key
+    #: created through this gateway works at once; one created elsewhere whose prefix was tried
+    #: just before (prefixes are random, so by chance only) works within this bound. 0: off.
+    key_negative_cache_ttl_seconds: float = Field(default=2.0, ge=0, le=60)
+
+    #: Failed authentications (401) allowed per client address: a token bucket, as for keys.
+    #: Past it, every request from the address is 429 before its key is looked at, so a flood
+    #: of made-up keys cannot reach the database. The address is the one uvicorn resolved
+    #: (behind a load balancer, set ``--forwarded-allow-ips`` or all clients share one).
+    auth_failure_rate_per_second: float = Field(default=1.0, gt=0)
+    auth_failure_burst: int = Field(default=20, ge=1)
 
     #: How long a service's ``/openapi.json`` is reused in the suite's merged document.
     openapi_cache_seconds: float = Field(default=60.0, ge=0)

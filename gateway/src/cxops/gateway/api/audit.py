@@ -4,10 +4,10 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from cxops.common.db import SessionDep
 from cxops.common.errors import PROBLEM_RESPONSES
+from cxops.common.validation import UtcDateTime
 from cxops.gateway.audit import query_audit
 from cxops.gateway.auth import Admin
 from cxops.gateway.schemas import AuditPage, AuditRecord
@@ -19,8 +19,8 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=PROBLEM_RESPONS
 async def read_audit(
     caller: Admin,
     session: SessionDep,
-    since: Annotated[AwareDatetime | None, Query(description="Arrived at or after")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Arrived before")] = None,
+    since: Annotated[UtcDateTime | None, Query(description="Arrived at or after")] = None,
+    until: Annotated[UtcDateTime | None, Query(description="Arrived before")] = None,
     method: Literal["POST", "PUT", "PATCH", "DELETE"] | None = None,
     status: Annotated[int | None, Query(ge=100, le=599)] = None,
     key_id: uuid.UUID | None = None,

@@ -16,12 +16,15 @@ router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=PROBLEM_RESPONSES
 
 @router.post("", status_code=201, summary="Create an API key")
 async def create_key(
-    body: KeyCreate, caller: Admin, session: SessionDep, response: Response
+    body: KeyCreate, caller: Admin, runtime: Runtime, response: Response
 ) -> CreatedKey:
-    """The key is in the response once; only its hash is kept."""
-    record, plaintext = await keys.create_key(
-        session, tenant=caller.tenant, role=body.role, name=body.name
-    )
+    """The key is in the response once; only its hash is kept. It works from the next request
+    on, even if its prefix had just been tried as unknown."""
+    async with runtime.db.transaction() as session:
+        record, plaintext = await keys.create_key(
+            session, tenant=caller.tenant, role=body.role, name=body.name
+        )
+    runtime.keys.invalidate(record.prefix)  # after the commit, as for a revocation
     response.headers["Cache-Control"] = "no-store"
     return CreatedKey(**record.model_dump(), key=plaintext)
 

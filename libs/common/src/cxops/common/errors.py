@@ -12,8 +12,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://cxops.dev/problems/"
@@ -151,13 +152,37 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _on_http(request: Request, exc: Exception) -> JSONResponse:
+#: The methods a route may declare; HEAD and OPTIONS are answered for every path (below).
+_DECLARABLE_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the app answers at the request's path, across all its routes.
+
+    A router answers 405 from the first route whose path matched, whose ``Allow`` names only
+    that route's methods (``POST`` for ``/v1/keys``, which also has a ``GET``); asking every
+    route with every method gives the whole set. ``HEAD`` comes with ``GET`` (the request
+    middleware answers it), ``OPTIONS`` always (answered here).
+    """
+    found = {"OPTIONS"}
+    for method in _DECLARABLE_METHODS:
+        probe = {**request.scope, "method": method}
+        if any(route.matches(probe)[0] == Match.FULL for route in request.app.router.routes):
+            found.add(method)
+    if "GET" in found:
+        found.add("HEAD")
+    return sorted(found)
+
+
+async def _on_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+        if request.method == "OPTIONS":  # RFC 9110 §9.3.7: what may be done here
+            return Response(status_code=204, headers=headers)
     return problem_response(
-        exc.status_code,
-        str(exc.detail),
-        instance=request.url.path,
-        headers=dict(exc.headers or {}),
+        exc.status_code, str(exc.detail), instance=request.url.path, headers=headers
     )
 
 
@@ -175,8 +200,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _on_unexpected)
 
 
-#: For ``responses=`` in route declarations, so the OpenAPI shows problem+json errors.
+#: For ``responses=`` in route declarations, so the OpenAPI shows problem+json errors: 400 for a
+#: path with control characters or a body that cannot be read, 401 and 403, 422 for invalid input.
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"description": HTTPStatus(status).phrase, "content": {PROBLEM_MEDIA_TYPE: {}}}
-    for status in (401, 403, 422)
+    for status in (400, 401, 403, 422)
 }

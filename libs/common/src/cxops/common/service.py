@@ -166,6 +166,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         # Traces come from OpenTelemetry's ASGI middleware below; FastAPI's own telemetry would
         # only re-check that on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        redirect_slashes=False,  # a redirect would name the host it was reached at
     )
     app.state.cxops = state
     install_problem_handlers(app)

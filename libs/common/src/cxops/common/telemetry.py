@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 import time
 import uuid
@@ -25,6 +26,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cxops.common.errors import problem_response
 
 REQUEST_ID_HEADER = "X-Request-Id"
 
@@ -127,9 +130,24 @@ def extract_trace_context(headers: Mapping[str, str]) -> Any:
     return propagate.extract(dict(headers))
 
 
+#: C0, DEL and C1 control characters.
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
+#: Where an app that routes by itself (the gateway's proxy) leaves the route label of a request,
+#: in the ASGI scope; otherwise the matched route's path is the label.
+ROUTE_LABEL = "cxops.route_label"
+
+
 class RequestContextMiddleware:
     """Gives every request an id (the caller's ``X-Request-Id`` or a new one), echoes it on the
-    response, binds it for logs, and records the request in Prometheus."""
+    response, binds it for logs, and records the request in Prometheus.
+
+    It is the outermost layer, so it is also where a path holding a control character once
+    percent-decoded (``/v1/feedback/x%00y``) is refused with 400: no route has such a path, and
+    nothing behind (logs, traces, the audit log, a database that refuses NUL) has to carry it.
+
+    And where ``HEAD`` is answered as ``GET`` without the body (RFC 9110 §9.3.2), for every
+    route: FastAPI's routes answer only the methods they declare.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -144,6 +162,9 @@ class RequestContextMiddleware:
         tenant_token = tenant_var.set(None)
         started = time.perf_counter()
         status = 500
+        head = scope["method"] == "HEAD"
+        # A copy: the server reads its own scope's method to know it must send no body.
+        inner = {**scope, "method": "GET"} if head else scope
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -152,16 +173,27 @@ class RequestContextMiddleware:
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            if CONTROL_CHARACTERS.search(scope["path"]):
+                refusal = problem_response(
+                    400,
+                    "The path must not contain control characters, encoded or not.",
+                    slug="control-characters-in-path",
+                    title="Control characters in the path",
+                )
+                await refusal(inner, receive, send_with_id)
+            else:
+                await self.app(inner, receive, send_with_id)
         finally:
-            route = scope.get("route")
-            route_path = getattr(route, "path", None) or "unmatched"
-            method = scope.get("method", "GET")
-            HTTP_REQUESTS.labels(method, route_path, str(status)).inc()
-            HTTP_LATENCY.labels(method, route_path).observe(time.perf_counter() - started)
+            route_path = (
+                inner.get(ROUTE_LABEL) or getattr(inner.get("route"), "path", None) or "unmatched"
+            )
+            HTTP_REQUESTS.labels(scope["method"], route_path, str(status)).inc()
+            HTTP_LATENCY.labels(scope["method"], route_path).observe(time.perf_counter() - started)
             request_id_var.reset(token)
             tenant_var.reset(tenant_token)
 

@@ -3,19 +3,22 @@ never exposed as they are."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from cxops.common.validation import UtcDateTime
 from cxops.stats.scales import SCALES, SurveyKind
 
 #: How far in the future ``occurred_at`` may be: the caller's clock may run a little ahead.
@@ -26,6 +29,29 @@ CUSTOMER_REF_MAX_LENGTH = 128
 CHANNEL_MAX_LENGTH = 64
 
 _LINE_BREAKS = frozenset("\t\n\r")
+
+# What the validators below accept, stated as JSON Schema patterns for the OpenAPI document,
+# so that the schema admits exactly what is accepted (a property test holds the two together).
+# Stripping removes Unicode White_Space at both ends (some of it control characters, which are
+# therefore allowed there); the length limits apply to what is left, so they are in the
+# patterns too, not in maxLength.
+_STRIPPED = r"[\x09-\x0d\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+_VISIBLE = r"[^\x00-\x20\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+_SINGLE_LINE = r"[^\x00-\x1f\x7f]"
+_FREE_TEXT = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+
+
+def _text_pattern(inner: str, max_length: int, *, blank: bool) -> str:
+    """Text whose stripped content is 1 to ``max_length`` characters of ``inner`` that starts
+    and ends visibly (or, with ``blank``, nothing at all)."""
+    content = f"{_VISIBLE}(?:{inner}{{0,{max_length - 2}}}{_VISIBLE})?"
+    if blank:
+        content = f"(?:{content})?"
+    return f"^{_STRIPPED}*{content}{_STRIPPED}*$"
+
+
+def _text_schema(pattern: str, description: str) -> WithJsonSchema:
+    return WithJsonSchema({"type": "string", "pattern": pattern, "description": description})
 
 
 def _no_control_characters(value: str) -> str:
@@ -51,39 +77,84 @@ CustomerRef = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=CUSTOMER_REF_MAX_LENGTH),
     AfterValidator(_no_control_characters),
+    _text_schema(
+        _text_pattern(_SINGLE_LINE, CUSTOMER_REF_MAX_LENGTH, blank=False),
+        f"One line, 1 to {CUSTOMER_REF_MAX_LENGTH} characters once stripped of whitespace.",
+    ),
 ]
 Channel = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=CHANNEL_MAX_LENGTH),
     AfterValidator(_no_control_characters),
+    _text_schema(
+        _text_pattern(_SINGLE_LINE, CHANNEL_MAX_LENGTH, blank=False),
+        f"One line, 1 to {CHANNEL_MAX_LENGTH} characters once stripped of whitespace.",
+    ),
 ]
 Comment = Annotated[
     str | None,
     StringConstraints(strip_whitespace=True, max_length=COMMENT_MAX_LENGTH),
     AfterValidator(_free_text),
 ]
+_COMMENT_SCHEMA = _text_schema(
+    _text_pattern(_FREE_TEXT, COMMENT_MAX_LENGTH, blank=True),
+    f"Up to {COMMENT_MAX_LENGTH} characters once stripped of whitespace, line breaks "
+    "allowed; blank means no comment.",
+)
+
+
+def _whole_number(value: Any) -> Any:
+    """``7.0`` is the integer 7, as in JSON Schema; ``7.5``, ``"7"`` and ``true`` stay what
+    they are, for the strict integer check to refuse."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _score_scale_by_kind(schema: dict[str, Any]) -> None:
+    """Each kind's scale in the schema itself (JSON Schema's ``if``/``then``), so that a client
+    or a test generator built from the OpenAPI document knows exactly what is accepted."""
+    schema["allOf"] = [
+        {
+            "if": {"properties": {"kind": {"const": kind.value}}, "required": ["kind"]},
+            "then": {"properties": {"score": {"minimum": scale.lowest, "maximum": scale.highest}}},
+        }
+        for kind, scale in SCALES.items()
+    ]
 
 
 class ResponseCreate(BaseModel):
     """A survey answer as a platform reports it. Unknown fields are refused, so a misspelt
     ``comment`` is an error rather than a silently lost remark."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_score_scale_by_kind)
 
     kind: SurveyKind = Field(
         description="The question asked: `nps` (0-10), `csat` (1-5) or `ces` (1-7)."
     )
-    score: int = Field(strict=True, description="The answer, on the kind's scale.")
-    comment: Comment = Field(default=None, description="The customer's own words, if any.")
+    score: Annotated[int, BeforeValidator(_whole_number)] = Field(
+        strict=True,
+        description="The answer, on the kind's scale.",
+        json_schema_extra={
+            "minimum": min(scale.lowest for scale in SCALES.values()),
+            "maximum": max(scale.highest for scale in SCALES.values()),
+        },
+    )
+    comment: Comment = Field(
+        default=None,
+        description="The customer's own words, if any.",
+        json_schema_extra={"anyOf": [_COMMENT_SCHEMA.json_schema, {"type": "null"}]},
+    )
     customer_ref: CustomerRef = Field(
         description="The caller's reference for the customer (an id, not personal data)."
     )
     channel: Channel = Field(description="Where the answer was given: `email`, `web`, `sms`…")
-    occurred_at: datetime | None = Field(
+    occurred_at: UtcDateTime | None = Field(
         default=None,
         description=(
-            "When the customer answered; without an offset it is taken as UTC. "
-            "Defaults to the time of receipt."
+            "When the customer answered; without an offset it is taken as UTC. Not in the "
+            "future (up to 5 minutes ahead is taken as clock skew). Defaults to the time of "
+            "receipt."
         ),
     )
 
@@ -104,10 +175,9 @@ class ResponseCreate(BaseModel):
 
     @field_validator("occurred_at")
     @classmethod
-    def _utc_and_not_in_the_future(cls, value: datetime | None) -> datetime | None:
+    def _not_in_the_future(cls, value: datetime | None) -> datetime | None:
         if value is None:
             return None
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         if value > datetime.now(UTC) + CLOCK_SKEW:
             raise PydanticCustomError("datetime_in_future", "must not be in the future")
         return value

@@ -1,25 +1,17 @@
 """``/v1/scorecard/metrics``: the tenant's survey metrics, computed when asked."""
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.exceptions import RequestValidationError
 
 from cxops.common.auth import Caller
 from cxops.common.db import SessionDep
+from cxops.common.validation import UtcDateTime
 from cxops.scorecard import service
 from cxops.scorecard.schemas import MetricPublic
 from cxops.stats.scales import SurveyKind
 
 router = APIRouter(prefix="/metrics", tags=["metrics"])
-
-
-def _as_utc(value: datetime | None) -> datetime | None:
-    """A bound without an offset is taken as UTC, like every time in cxops."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @router.get("/{metric}", response_model=MetricPublic, summary="One survey metric")
@@ -28,26 +20,26 @@ async def get_metric(
     caller: Caller,
     session: SessionDep,
     occurred_from: Annotated[
-        datetime | None,
+        UtcDateTime | None,
         Query(alias="from", description="Only answers given at or after this time."),
     ] = None,
     occurred_to: Annotated[
-        datetime | None,
-        Query(alias="to", description="Only answers given before this time."),
+        UtcDateTime | None,
+        Query(
+            alias="to",
+            description=(
+                "Only answers given before this time. A window that ends at or before its "
+                "`from` holds no answer: the value is null and `responses` 0."
+            ),
+        ),
     ] = None,
 ) -> MetricPublic:
-    """NPS, CSAT or CES over the caller's tenant's answers, optionally within ``[from, to)``."""
-    occurred_from, occurred_to = _as_utc(occurred_from), _as_utc(occurred_to)
-    if occurred_from is not None and occurred_to is not None and occurred_to <= occurred_from:
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("query", "to"),
-                    "msg": "must be later than 'from'",
-                    "type": "range_empty",
-                }
-            ]
-        )
+    """NPS, CSAT or CES over the caller's tenant's answers, optionally within ``[from, to)``.
+
+    An empty window (``to`` at or before ``from``) is answered, not refused: JSON Schema cannot
+    compare two parameters, so a rule against it could not be in the OpenAPI document, and the
+    answer for a window with nothing in it is well defined.
+    """
     value = await service.metric_value(
         session=session,
         caller=caller,
