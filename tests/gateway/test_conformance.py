@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from cxops.cli.runtime import Suite
+from cxops.cli.supervisor import Suite
 from tests.support.suite import SuiteFactory
 
 #: Examples per operation and generation mode in the fuzzing phase.
