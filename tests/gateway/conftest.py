@@ -30,8 +30,8 @@ from cxops.common.embedded import NatsServer, free_port
 from cxops.common.migrations import upgrade
 from cxops.gateway.app import MIGRATIONS, create_app
 from cxops.gateway.keys import ApiKeyRecord, create_key
-from cxops.gateway.runtime import GatewayRuntime
 from cxops.gateway.settings import GatewaySettings
+from cxops.gateway.state import GatewayState
 from cxops.routing.app import SPEC as ROUTING
 
 SECRET = "gateway-tests-signing-secret-0123456789abcdef"
@@ -132,8 +132,8 @@ class Gateway:
     client: httpx.AsyncClient
 
     @property
-    def runtime(self) -> GatewayRuntime:
-        runtime: GatewayRuntime = self.app.state.runtime
+    def runtime(self) -> GatewayState:
+        runtime: GatewayState = self.app.state.runtime
         return runtime
 
     async def create_key(

@@ -22,8 +22,8 @@ from cxops.gateway.audit import AuditMiddleware, AuditWriter
 from cxops.gateway.auth import ApiKeyMiddleware
 from cxops.gateway.bodylimit import BodyLimitMiddleware
 from cxops.gateway.proxy import METHODS, PROXY_PATHS, forward
-from cxops.gateway.runtime import GatewayRuntime
 from cxops.gateway.settings import GatewaySettings
+from cxops.gateway.state import GatewayState
 
 #: The gateway's Alembic script directory (``cxops migrate`` runs it; serving never does).
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -58,7 +58,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     configure_logging("gateway", level=settings.log_level, as_json=settings.log_json)
     configure_tracing("gateway", otlp_endpoint=settings.otlp_endpoint)
-    runtime = GatewayRuntime.from_settings(settings)
+    runtime = GatewayState.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -22,7 +22,7 @@ from cxops.gateway.settings import GatewaySettings
 
 
 @dataclass
-class GatewayRuntime:
+class GatewayState:
     """The gateway's state; ``app.state.runtime``."""
 
     settings: GatewaySettings
@@ -38,7 +38,7 @@ class GatewayRuntime:
     _tokens: dict[uuid.UUID, tuple[str, float]] = field(default_factory=dict)
 
     @classmethod
-    def from_settings(cls, settings: GatewaySettings) -> "GatewayRuntime":
+    def from_settings(cls, settings: GatewaySettings) -> "GatewayState":
         return cls(
             settings=settings,
             keys=KeyVerifier(
