@@ -373,10 +373,9 @@ class Suite:
             f"{prefix}ENVIRONMENT": self.config.environment,
             f"{prefix}DATABASE_URL": self.database_url(component),
             f"{prefix}SIGNING_SECRET": self.signing_secret,
+            f"{prefix}NATS_URL": self.nats_url,
         }
-        if component in SERVICES:
-            env[f"{prefix}NATS_URL"] = self.nats_url
-        else:
+        if component not in SERVICES:
             env.update(
                 {f"{prefix}{service.upper()}_URL": self.url(service) for service in SERVICES}
             )
