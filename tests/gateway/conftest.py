@@ -182,32 +182,42 @@ async def serving(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
         await task
 
 
+@asynccontextmanager
+async def running_gateway(
+    tmp_path: Path, database_url: str | None = None, **settings: Any
+) -> AsyncIterator[Gateway]:
+    """A gateway served on a free port, on a freshly migrated database (a SQLite file in
+    ``tmp_path`` unless ``database_url`` is given)."""
+    url = database_url or f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+    await upgrade(url, MIGRATIONS)
+    values: dict[str, Any] = {
+        "environment": "test",
+        "database_url": url,
+        "signing_secret": SECRET,
+        "log_json": False,
+        "log_level": "WARNING",
+    }
+    gateway_settings = GatewaySettings(**(values | settings))
+    app = create_app(gateway_settings)
+    async with serving(app) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=15, trust_env=False) as client:
+            yield Gateway(url=base, app=app, settings=gateway_settings, client=client)
+
+
 @pytest.fixture
 def start_gateway(
     routing_service: str, echo_upstream: str, dead_upstream: str, tmp_path: Path
 ) -> StartGateway:
     """``async with start_gateway(database_url=..., **settings) as gateway``."""
 
-    @asynccontextmanager
-    async def start(database_url: str | None = None, **overrides: Any) -> AsyncIterator[Gateway]:
-        url = database_url or f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
-        await upgrade(url, MIGRATIONS)
-        values: dict[str, Any] = {
-            "environment": "test",
-            "database_url": url,
-            "signing_secret": SECRET,
+    def start(database_url: str | None = None, **overrides: Any) -> Any:
+        upstreams = {
             "routing_url": routing_service,
             "feedback_url": echo_upstream,
             "journey_url": echo_upstream,
             "scorecard_url": dead_upstream,
-            "log_json": False,
-            "log_level": "WARNING",
         }
-        settings = GatewaySettings(**(values | overrides))
-        app = create_app(settings)
-        async with serving(app) as base:
-            async with httpx.AsyncClient(base_url=base, timeout=15, trust_env=False) as client:
-                yield Gateway(url=base, app=app, settings=settings, client=client)
+        return running_gateway(tmp_path, database_url, **(upstreams | overrides))
 
     return start
 

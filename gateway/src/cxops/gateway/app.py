@@ -97,7 +97,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             settings=settings,
             sealer=runtime.sealer,
             http=webhook_http,
-            resolver=runtime.resolver,
         )
         runtime.attach(db=db, http=http, audit=audit)
         runtime.attach_events(broker=broker, webhooks=worker)

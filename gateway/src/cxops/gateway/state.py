@@ -23,7 +23,6 @@ from cxops.gateway.ratelimit import TokenBucketLimiter
 from cxops.gateway.settings import GatewaySettings
 from cxops.gateway.stream.slots import StreamSlots
 from cxops.gateway.webhooks.delivery import DeliveryWorker
-from cxops.gateway.webhooks.destinations import Resolver, system_resolver
 from cxops.gateway.webhooks.sealing import SecretSealer
 
 
@@ -45,8 +44,6 @@ class GatewayState:
     _audit: AuditWriter | None = None
     _tokens: dict[uuid.UUID, tuple[str, float]] = field(default_factory=dict)
     stream_slots: StreamSlots = field(default_factory=lambda: StreamSlots(max_per_key=5))
-    #: How webhook hosts are resolved (tests give names of their own).
-    resolver: Resolver = system_resolver
     _broker: Broker | None = None
     _webhooks: DeliveryWorker | None = None
 

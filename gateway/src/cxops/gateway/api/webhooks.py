@@ -64,7 +64,7 @@ async def create_endpoint(
             body=body,
             sealer=state.sealer,
             checked=state.settings.webhook_urls_checked,
-            resolver=state.resolver,
+            resolver=state.webhooks.resolver,
             now=_now(),
         )
     except service.InvalidField as exc:
@@ -110,7 +110,7 @@ async def update_endpoint(
             endpoint_id=endpoint_id,
             body=body,
             checked=state.settings.webhook_urls_checked,
-            resolver=state.resolver,
+            resolver=state.webhooks.resolver,
             now=_now(),
         )
     except service.EndpointNotFound as exc:

@@ -108,6 +108,7 @@ class DeliveryWorker:
         self.settings = settings
         self.sealer = sealer
         self.http = http
+        #: How webhook hosts are resolved, when an endpoint is written and at every attempt.
         self.resolver = resolver
         self.clock = clock
         self.lease = timedelta(seconds=settings.webhook_lease_seconds)
@@ -298,6 +299,7 @@ class DeliveryWorker:
                 )
                 .values(
                     status=decision.status.value,
+                    last_attempt_at=now,  # when it ended: the schedule counts from there
                     next_attempt_at=decision.next_attempt_at,
                     last_response_code=result.status_code,
                     last_error=result.error,
