@@ -59,13 +59,21 @@ def upstream_client(settings: GatewaySettings) -> httpx.AsyncClient:
     )
 
 
-async def consume_events(db: Database, broker: Broker, webhooks: DeliveryWorker) -> None:
+async def consume_events(
+    settings: GatewaySettings, db: Database, broker: Broker, webhooks: DeliveryWorker
+) -> None:
     """Connect to NATS (retrying: the gateway serves meanwhile), then run the consumers that turn
     every service's events into webhook deliveries. A stream that does not exist yet is waited
     for; the gateway never creates or publishes into a service's stream."""
     await broker.connect()
     consumers = [
-        Consumer(spec, service=CONSUMER_OWNER, db=db, broker=broker).run()
+        Consumer(
+            spec,
+            service=CONSUMER_OWNER,
+            db=db,
+            broker=broker,
+            ack_wait_seconds=settings.webhook_consumer_ack_wait_seconds,
+        ).run()
         for spec in webhook_consumers(on_new_deliveries=webhooks.wake)
     ]
     await asyncio.gather(*consumers)
@@ -103,7 +111,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.db = db
         background = [
             asyncio.create_task(worker.run()),
-            asyncio.create_task(consume_events(db, broker, worker)),
+            asyncio.create_task(consume_events(settings, db, broker, worker)),
         ]
         log.info("gateway started; services: %s", settings.service_urls)
         try:

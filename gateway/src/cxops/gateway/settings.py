@@ -78,6 +78,9 @@ class GatewaySettings(NatsSettings, BaseCxopsSettings):
     #: The key material that encrypts endpoint secrets at rest; unset, the signing secret is
     #: used (see gateway/README.md, "Webhook secrets at rest").
     webhook_secrets_key: str | None = Field(default=None, min_length=32)
+    #: An event the webhook consumers fetched but did not commit (the gateway died) comes
+    #: back after this.
+    webhook_consumer_ack_wait_seconds: float = Field(default=30.0, gt=0)
     #: Finished deliveries, and the webhook consumers' inbox, are purged after this.
     webhook_retention_days: float = Field(default=30.0, gt=0)
 
