@@ -75,7 +75,7 @@ async def test_each_tenant_sees_its_own_events_only(gateway: Gateway, publisher:
         assert first.data == {
             "id": a1.id,
             "type": CASE_OPENED,
-            "time": a1.time.isoformat(),
+            "time": a1.time.isoformat().replace("+00:00", "Z"),
             "data": {"case_id": "a1"},
         }
 

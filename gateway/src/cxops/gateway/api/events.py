@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC
 from typing import Annotated, Any
 
 import anyio
@@ -133,7 +134,8 @@ async def stream_events(
     return EventSourceResponse(
         _events(reader, positions, slot),
         ping=state.settings.stream_heartbeat_seconds,
-        ping_message_factory=lambda: ServerSentEvent(comment="heartbeat"),
+        ping_message_factory=lambda: ServerSentEvent(comment="heartbeat", sep="\n"),
+        sep="\n",  # plain LF lines: friendlier to shell tools than CRLF
         send_timeout=state.settings.stream_send_timeout_seconds,
         background=BackgroundTask(slot.release),
     )
@@ -148,13 +150,14 @@ async def _events(
         async for service, sequence, event in reader:
             positions[service] = sequence
             yield ServerSentEvent(
+                sep="\n",
                 id=position.encode(positions),
                 event=event.type,
                 data=json.dumps(
                     {
                         "id": event.id,
                         "type": event.type,
-                        "time": event.time.isoformat(),
+                        "time": event.time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
                         "data": event.data,
                     },
                     separators=(",", ":"),
