@@ -221,3 +221,32 @@ async def test_streams_end_when_the_gateway_shuts_down(
     # the client saw the stream end cleanly, not a broken connection.
     await asyncio.wait_for(reader, timeout=30)
     assert [item.data["id"] for item in items if isinstance(item, SseEvent)] == [event.id]
+
+
+async def test_a_client_that_stops_reading_holds_back_the_stream_not_the_gateways_memory(
+    stream_gateway: StartGateway, publisher: Publisher
+) -> None:
+    """The gateway pulls from JetStream only as fast as the client takes events: with a client
+    that reads nothing, what it did not take stays in the stream, not in the gateway."""
+    count, padding = 6000, "x" * 4096  # ~24 MB: far more than the sockets' buffers hold
+    async with stream_gateway(stream_send_timeout_seconds=120) as gateway:
+        await eventually(lambda: _connected(gateway))
+        key = await gateway.key(tenant="acme")
+        async with gateway.client.stream(
+            "GET", "/v1/events/stream", headers=key, params={"types": "cx.feedback.*"}
+        ) as response:
+            assert response.status_code == 200
+            for i in range(count):
+                await publisher.publish(CASE_OPENED, tenant="acme", n=i, padding=padding)
+            js = publisher.broker.js
+
+            async def stream_consumer() -> Any:
+                infos = await js.consumers_info("CX_FEEDBACK")
+                ours = [i for i in infos if not (i.config.durable_name or "").startswith("gateway")]
+                return ours[0] if ours else None
+
+            info = await eventually(stream_consumer)
+            assert info is not None
+            await asyncio.sleep(1)  # let the gateway pull all it would
+            info = await stream_consumer()
+            assert info.num_pending > count // 2, (info.delivered, info.num_pending)
