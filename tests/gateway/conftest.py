@@ -194,6 +194,8 @@ async def running_gateway(
         "environment": "test",
         "database_url": url,
         "signing_secret": SECRET,
+        # Never the default 4222: a suite someone runs on this machine must not be consumed.
+        "nats_url": f"nats://127.0.0.1:{free_port()}",
         "log_json": False,
         "log_level": "WARNING",
     }
