@@ -227,14 +227,21 @@ def test_network_policies_let_only_the_gateway_reach_the_services(
         assert {53, 4222, 5432} == egress_ports(policy), service
 
     gateway = policies[GATEWAY]
+    peers = [peer for rule in gateway["spec"]["egress"] for peer in rule["to"]]
     reached = {
         peer["podSelector"]["matchLabels"].get("app.kubernetes.io/name")
-        for rule in gateway["spec"]["egress"]
-        for peer in rule["to"]
-        if "namespaceSelector" not in peer
+        for peer in peers
+        if "podSelector" in peer and "namespaceSelector" not in peer
     }
     assert reached == set(SERVICES)
-    assert {53, 4222, 5432, PORT} == egress_ports(gateway)
+    # NATS for webhooks and the event stream; HTTPS out to webhook receivers.
+    assert {53, 4222, 5432, 443, PORT} == egress_ports(gateway)
+    internet = [peer["ipBlock"] for peer in peers if "ipBlock" in peer]
+    assert {block["cidr"] for block in internet} == {"0.0.0.0/0", "::/0"}
+    for block in internet:
+        assert {"10.0.0.0/8", "169.254.0.0/16", "fc00::/7"} & set(block["except"]), block
+    (https,) = [rule for rule in gateway["spec"]["egress"] if "ipBlock" in rule["to"][0]]
+    assert https["ports"] == [{"protocol": "TCP", "port": 443}]
 
 
 def test_production_keeps_two_of_everything(rendered: tuple[str, list[Object]]) -> None:

@@ -98,9 +98,9 @@ def test_only_places_and_secrets_differ_from_the_manifests(
         differing = {name for name in manifest if running[name] != manifest[name]}
         assert {name.removeprefix(prefix) for name in differing} <= PLACES_AND_SECRETS
         assert running[f"{prefix}ENVIRONMENT"] == "production"
+        assert running[f"{prefix}NATS_URL"] == topology.nats_url
         if component != "gateway":
             assert running[f"{prefix}STREAM_REPLICAS"] == "3"
-            assert running[f"{prefix}NATS_URL"] == topology.nats_url
 
 
 async def test_flow_survives_a_nats_node_and_a_service_killed_and_restarted(

@@ -30,8 +30,8 @@ from cxops.common.auth import Role
 from cxops.common.migrations import upgrade
 from cxops.gateway.app import MIGRATIONS, create_app
 from cxops.gateway.keys import ApiKeyRecord, create_key
-from cxops.gateway.runtime import GatewayRuntime
 from cxops.gateway.settings import GatewaySettings
+from cxops.gateway.state import GatewayState
 from cxops.routing.app import SPEC as ROUTING
 
 SECRET = "gateway-tests-signing-secret-0123456789abcdef"
@@ -133,15 +133,15 @@ class Gateway:
     client: httpx.AsyncClient
 
     @property
-    def runtime(self) -> GatewayRuntime:
-        runtime: GatewayRuntime = self.app.state.cxops
-        return runtime
+    def state(self) -> GatewayState:
+        state: GatewayState = self.app.state.cxops
+        return state
 
     async def create_key(
         self, *, tenant: str = "acme", role: Role = Role.ADMIN, name: str = "test"
     ) -> tuple[ApiKeyRecord, str]:
         """As ``cxops keys create`` does it: straight into the gateway's database."""
-        async with self.runtime.db.transaction() as session:
+        async with self.state.db.transaction() as session:
             return await create_key(session, tenant=tenant, role=role, name=name)
 
     async def key(self, *, tenant: str = "acme", role: Role = Role.ADMIN) -> dict[str, str]:
@@ -183,32 +183,44 @@ async def serving(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
         await task
 
 
+@asynccontextmanager
+async def running_gateway(
+    tmp_path: Path, database_url: str | None = None, **settings: Any
+) -> AsyncIterator[Gateway]:
+    """A gateway served on a free port, on a freshly migrated database (a SQLite file in
+    ``tmp_path`` unless ``database_url`` is given)."""
+    url = database_url or f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+    await upgrade(url, MIGRATIONS)
+    values: dict[str, Any] = {
+        "environment": "test",
+        "database_url": url,
+        "signing_secret": SECRET,
+        # Never the default 4222: a suite someone runs on this machine must not be consumed.
+        "nats_url": f"nats://127.0.0.1:{free_port()}",
+        "log_json": False,
+        "log_level": "WARNING",
+    }
+    gateway_settings = GatewaySettings(**(values | settings))
+    app = create_app(gateway_settings)
+    async with serving(app) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=15, trust_env=False) as client:
+            yield Gateway(url=base, app=app, settings=gateway_settings, client=client)
+
+
 @pytest.fixture
 def start_gateway(
     routing_service: str, echo_upstream: str, dead_upstream: str, tmp_path: Path
 ) -> StartGateway:
     """``async with start_gateway(database_url=..., **settings) as gateway``."""
 
-    @asynccontextmanager
-    async def start(database_url: str | None = None, **overrides: Any) -> AsyncIterator[Gateway]:
-        url = database_url or f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
-        await upgrade(url, MIGRATIONS)
-        values: dict[str, Any] = {
-            "environment": "test",
-            "database_url": url,
-            "signing_secret": SECRET,
+    def start(database_url: str | None = None, **overrides: Any) -> Any:
+        upstreams = {
             "routing_url": routing_service,
             "feedback_url": echo_upstream,
             "journey_url": echo_upstream,
             "scorecard_url": dead_upstream,
-            "log_json": False,
-            "log_level": "WARNING",
         }
-        settings = GatewaySettings(**(values | overrides))
-        app = create_app(settings)
-        async with serving(app) as base:
-            async with httpx.AsyncClient(base_url=base, timeout=15, trust_env=False) as client:
-                yield Gateway(url=base, app=app, settings=settings, client=client)
+        return running_gateway(tmp_path, database_url, **(upstreams | overrides))
 
     return start
 

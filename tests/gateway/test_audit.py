@@ -201,7 +201,7 @@ async def test_a_bad_path_never_costs_another_tenants_records(
         for n in range(30):
             calls.insert(n * 3, gateway.client.post("/v1/feedback/x%00y", headers=viewer))
         responses = await asyncio.gather(*calls)
-        await gateway.runtime.audit.flush()
+        await gateway.state.audit.flush()
         assert len(await audit_count(gateway, admin, 95)) == 95
 
         refused = [r for r in responses if r.request.url.raw_path == b"/v1/feedback/x%00y"]

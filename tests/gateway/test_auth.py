@@ -96,11 +96,11 @@ async def test_a_revocation_made_elsewhere_applies_within_the_cache_ttl(
     """Another replica or ``cxops keys revoke`` cannot reach this process's cache: the bound is
     ``key_cache_ttl_seconds``."""
     async with start_gateway(key_cache_ttl_seconds=30) as gateway:
-        gateway.runtime.keys.clock = clock = Clock()
+        gateway.state.keys.clock = clock = Clock()
         record, key = await gateway.create_key(role=Role.AGENT)
         headers = {"X-API-Key": key}
         assert (await gateway.client.get("/v1/journey/echo", headers=headers)).status_code == 200
-        async with gateway.runtime.db.transaction() as session:
+        async with gateway.state.db.transaction() as session:
             await revoke_key(session, key_id=record.id)
         clock.now += 29.5
         assert (await gateway.client.get("/v1/journey/echo", headers=headers)).status_code == 200
@@ -138,7 +138,7 @@ def key_lookups(gateway: Gateway) -> list[str]:
         if statement.lstrip().upper().startswith("SELECT") and "api_keys.prefix =" in statement:
             lookups.append(statement)
 
-    event.listen(gateway.runtime.db.engine.sync_engine, "before_cursor_execute", count)
+    event.listen(gateway.state.db.engine.sync_engine, "before_cursor_execute", count)
     return lookups
 
 
@@ -148,7 +148,7 @@ async def test_failed_authentications_are_limited_per_client_address(
     """Issue 12, defect 4: well-formed random keys each cost a query, with no limit before
     authentication. Past its budget of failures an address is refused before any lookup."""
     async with start_gateway(auth_failure_burst=3, auth_failure_rate_per_second=0.5) as gateway:
-        gateway.runtime.auth_failures.clock = clock = Clock()
+        gateway.state.auth_failures.clock = clock = Clock()
         _, key = await gateway.create_key(role=Role.AGENT)
         valid = {"X-API-Key": key}
         lookups = key_lookups(gateway)

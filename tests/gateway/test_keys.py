@@ -203,14 +203,14 @@ async def test_only_a_matching_secret_moves_last_used_at(
         wrong = {"X-API-Key": f"cxk_{record.prefix}_{'A' * 43}"}
         for _ in range(2):  # a cold lookup, then from the cache
             assert_problem(await gateway.client.get("/v1/journey/echo", headers=wrong), 401)
-        assert await last_used_at(gateway.runtime.db, record.id) is None
+        assert await last_used_at(gateway.state.db, record.id) is None
 
         response = await gateway.client.get("/v1/journey/echo", headers={"X-API-Key": key})
         assert response.status_code == 200
-        first_use = await last_used_at(gateway.runtime.db, record.id)
+        first_use = await last_used_at(gateway.state.db, record.id)
         assert first_use is not None
         assert_problem(await gateway.client.get("/v1/journey/echo", headers=wrong), 401)
-        assert await last_used_at(gateway.runtime.db, record.id) == first_use
+        assert await last_used_at(gateway.state.db, record.id) == first_use
 
 
 async def test_unknown_prefixes_are_remembered_briefly(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ OVERLAYS = ("dev", "production")
 
 #: Settings whose defaults only suit a laptop: every deployment must set them.
 MUST_SET_ALL = {"environment", "database_url", "signing_secret"}
-MUST_SET_GATEWAY = {f"{service}_url" for service in SERVICES}
+MUST_SET_GATEWAY = {f"{service}_url" for service in SERVICES} | {"nats_url"}
 
 Object = dict[str, Any]
 

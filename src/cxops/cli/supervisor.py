@@ -263,8 +263,8 @@ class Suite:
             f"{prefix}ENVIRONMENT": self.config.environment,
             f"{prefix}DATABASE_URL": self.database_url(component),
             f"{prefix}SIGNING_SECRET": self.signing_secret,
+            f"{prefix}NATS_URL": self.nats_url,
         }
-        env[f"{prefix}NATS_URL"] = self.nats_url
         if self.nats_seed_dir is not None:
             env[f"{prefix}NATS_NKEY_SEED_FILE"] = str(seed_file(self.nats_seed_dir, component))
         if component == GATEWAY:

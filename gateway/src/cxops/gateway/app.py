@@ -2,9 +2,11 @@
 
 Every request passes, outermost first: request id and metrics → tracing → audit (mutations) →
 API key and rate limit → body size limit → the routes (the gateway's own, or the proxy to
-``/v1/<service>/...``). See ``gateway/README.md`` for the decisions and their bounds.
+``/v1/<service>/...``). In the background it reads every service's stream from NATS for
+webhooks, and delivers them. See ``gateway/README.md`` for the decisions and their bounds.
 """
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,14 +18,19 @@ from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
 from cxops.common.db import Database
 from cxops.common.errors import install_problem_handlers
+from cxops.common.events import Broker
+from cxops.common.events.consumer import Consumer
+from cxops.common.service import cancel_and_wait
 from cxops.common.telemetry import RequestContextMiddleware, configure_logging, configure_tracing
-from cxops.gateway.api import audit, docs, health, keys
+from cxops.gateway.api import audit, docs, events, health, keys, webhooks
 from cxops.gateway.audit import AuditMiddleware, AuditWriter
 from cxops.gateway.auth import ApiKeyMiddleware
 from cxops.gateway.bodylimit import BodyLimitMiddleware
 from cxops.gateway.proxy import METHODS, PROXY_PATHS, forward
-from cxops.gateway.runtime import GatewayRuntime
 from cxops.gateway.settings import GatewaySettings
+from cxops.gateway.state import GatewayState
+from cxops.gateway.webhooks.consumers import CONSUMER_OWNER, webhook_consumers
+from cxops.gateway.webhooks.delivery import DeliveryWorker, webhook_client
 
 #: The gateway's Alembic script directory (``cxops migrate`` runs it; serving never does).
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -52,13 +59,33 @@ def upstream_client(settings: GatewaySettings) -> httpx.AsyncClient:
     )
 
 
+async def consume_events(
+    settings: GatewaySettings, db: Database, broker: Broker, webhooks: DeliveryWorker
+) -> None:
+    """Connect to NATS (retrying: the gateway serves meanwhile), then run the consumers that turn
+    every service's events into webhook deliveries. A stream that does not exist yet is waited
+    for; the gateway never creates or publishes into a service's stream."""
+    await broker.connect()
+    consumers = [
+        Consumer(
+            spec,
+            service=CONSUMER_OWNER,
+            db=db,
+            broker=broker,
+            ack_wait_seconds=settings.webhook_consumer_ack_wait_seconds,
+        ).run()
+        for spec in webhook_consumers(on_new_deliveries=webhooks.wake)
+    ]
+    await asyncio.gather(*consumers)
+
+
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     """The ASGI app; a uvicorn factory (``cxops.gateway.app:create_app --factory``) that reads
     ``CXOPS_GATEWAY_*`` from the environment when no settings are given."""
     settings = settings or GatewaySettings()
     configure_logging("gateway", level=settings.log_level, as_json=settings.log_json)
     configure_tracing("gateway", otlp_endpoint=settings.otlp_endpoint)
-    runtime = GatewayRuntime.from_settings(settings)
+    runtime = GatewayState.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,11 +98,27 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         http = upstream_client(settings)
         audit = AuditWriter(db)
         audit.start()
+        broker = Broker.from_settings(settings, name=client_name(GATEWAY))
+        webhook_http = webhook_client(timeout=settings.webhook_timeout_seconds)
+        worker = DeliveryWorker(
+            db=db,
+            settings=settings,
+            sealer=runtime.sealer,
+            http=webhook_http,
+        )
         runtime.attach(db=db, http=http, audit=audit)
+        runtime.attach_events(broker=broker, webhooks=worker)
+        background = [
+            asyncio.create_task(worker.run()),
+            asyncio.create_task(consume_events(settings, db, broker, worker)),
+        ]
         log.info("gateway started; services: %s", settings.service_urls)
         try:
             yield
         finally:
+            await cancel_and_wait(background, deadline_seconds=10)
+            await broker.close()
+            await webhook_http.aclose()
             await audit.close()  # after the last request: everything queued gets written
             await runtime.suite_openapi.close()
             runtime.detach()
@@ -96,7 +139,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.cxops = runtime
     install_problem_handlers(app)
 
-    for router in (health.router, docs.router, keys.router, audit.router):
+    for router in (
+        health.router,
+        docs.router,
+        keys.router,
+        audit.router,
+        webhooks.router,
+        events.router,
+    ):
         app.include_router(router)
     for path in PROXY_PATHS:
         app.add_route(path, forward, methods=METHODS, include_in_schema=False)

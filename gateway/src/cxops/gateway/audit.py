@@ -52,7 +52,7 @@ from cxops.gateway.keys import VerifiedKey
 from cxops.gateway.models import AuditEntry
 
 if TYPE_CHECKING:
-    from cxops.gateway.runtime import GatewayRuntime
+    from cxops.gateway.state import GatewayState
 
 log = logging.getLogger("cxops.gateway.audit")
 
@@ -224,7 +224,7 @@ class AuditWriter:
 class AuditMiddleware:
     """Sits outside authentication so that it sees the final status of every mutation."""
 
-    def __init__(self, app: ASGIApp, *, runtime: "GatewayRuntime") -> None:
+    def __init__(self, app: ASGIApp, *, runtime: "GatewayState") -> None:
         self.app = app
         self.runtime = runtime
 

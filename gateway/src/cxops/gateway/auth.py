@@ -22,7 +22,7 @@ from cxops.common.telemetry import bind_tenant
 from cxops.gateway.keys import KeyRejected, VerifiedKey
 
 if TYPE_CHECKING:
-    from cxops.gateway.runtime import GatewayRuntime
+    from cxops.gateway.state import GatewayState
 
 log = logging.getLogger("cxops.gateway.auth")
 
@@ -74,7 +74,7 @@ class ApiKeyMiddleware:
     authentications from the client's address; otherwise the caller goes into the scope state
     and the tenant into the log context."""
 
-    def __init__(self, app: ASGIApp, *, runtime: "GatewayRuntime") -> None:
+    def __init__(self, app: ASGIApp, *, runtime: "GatewayState") -> None:
         self.app = app
         self.runtime = runtime
 

@@ -36,8 +36,8 @@ from cxops.common.errors import Problem
 from cxops.common.telemetry import ROUTE_LABEL, inject_trace_headers
 from cxops.gateway.auth import STATE_KEY
 from cxops.gateway.keys import VerifiedKey
-from cxops.gateway.runtime import GatewayRuntime
 from cxops.gateway.settings import SERVICES
+from cxops.gateway.state import GatewayState
 
 log = logging.getLogger("cxops.gateway.proxy")
 tracer = trace.get_tracer("cxops.gateway")
@@ -219,7 +219,7 @@ def _declared_length(response: httpx.Response) -> int:
 
 async def forward(request: Request) -> Response:
     """The proxy endpoint for every method under ``/v1/<service>``."""
-    runtime: GatewayRuntime = request.app.state.cxops
+    runtime: GatewayState = request.app.state.cxops
     service: str = request.path_params["service"]
     key: VerifiedKey = request.scope["state"][STATE_KEY]
     request.scope[ROUTE_LABEL] = runtime.suite_openapi.route(

@@ -1,8 +1,8 @@
 """The gateway's settings: the environment variables prefixed ``CXOPS_GATEWAY_``."""
 
-from typing import Any
+from typing import Any, Self
 
-from pydantic import Field, create_model, field_validator
+from pydantic import Field, create_model, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from cxops.common.components import SERVICES, default_port
@@ -11,6 +11,20 @@ from cxops.common.settings import BaseCxopsSettings, NatsSettings
 __all__ = ["SERVICES", "GatewaySettings"]
 
 MIB = 1024 * 1024
+
+#: Standard Webhooks' retry schedule: the delays after the first attempt, then the delivery fails.
+WEBHOOK_RETRY_SCHEDULE: tuple[float, ...] = (
+    5,
+    5 * 60,
+    30 * 60,
+    2 * 3600,
+    5 * 3600,
+    10 * 3600,
+    14 * 3600,
+    20 * 3600,
+    24 * 3600,
+)
+
 
 #: One setting per service, ``<service>_url`` (``CXOPS_GATEWAY_FEEDBACK_URL``…), defaulting to
 #: where the embedded runtime runs it; made from the one list of services.
@@ -23,8 +37,8 @@ _ServiceUrls = create_model(  # type: ignore[call-overload]
 
 
 class GatewaySettings(NatsSettings, _ServiceUrls):  # type: ignore[misc,valid-type]
-    """Where the services are, how it reaches NATS (it reads every stream), and the limits the
-    gateway applies before any service is called."""
+    """Where the services are, the limits the gateway applies before any of them is called, and
+    how it delivers webhooks and streams events (it reads every service's stream from NATS)."""
 
     model_config = SettingsConfigDict(env_prefix="CXOPS_GATEWAY_", extra="ignore", frozen=True)
 
@@ -64,6 +78,35 @@ class GatewaySettings(NatsSettings, _ServiceUrls):  # type: ignore[misc,valid-ty
     openapi_cache_seconds: float = Field(default=60.0, ge=0)
     openapi_fetch_timeout_seconds: float = Field(default=2.0, gt=0)
 
+    #: Delays between a webhook's attempts (the first is immediate); shortened in tests.
+    webhook_retry_schedule_seconds: tuple[float, ...] = Field(
+        default=WEBHOOK_RETRY_SCHEDULE, min_length=1
+    )
+    #: One attempt, from connecting to the status line, ends after this.
+    webhook_timeout_seconds: float = Field(default=15.0, gt=0)
+    #: A claimed delivery is another worker's to retry after this (its worker died mid-send).
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
+    webhook_max_concurrent_deliveries: int = Field(default=32, ge=1)
+    #: How often the delivery worker looks for due deliveries when nothing woke it.
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    #: After a rotation, the previous secret signs too for this long.
+    webhook_secret_overlap_seconds: float = Field(default=24 * 3600.0, ge=0)
+    #: The key material that encrypts endpoint secrets at rest; unset, the signing secret is
+    #: used (see gateway/README.md, "Webhook secrets at rest").
+    webhook_secrets_key: str | None = Field(default=None, min_length=32)
+    #: An event the webhook consumers fetched but did not commit (the gateway died) comes
+    #: back after this.
+    webhook_consumer_ack_wait_seconds: float = Field(default=30.0, gt=0)
+    #: Finished deliveries, and the webhook consumers' inbox, are purged after this.
+    webhook_retention_days: float = Field(default=30.0, gt=0)
+
+    #: A comment line is sent on every event stream this often, so proxies keep it open.
+    stream_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    #: Concurrent event streams one API key may hold on one gateway process.
+    stream_max_per_key: int = Field(default=5, ge=1)
+    #: A client that has not taken an event (or heartbeat) for this long is disconnected.
+    stream_send_timeout_seconds: float = Field(default=30.0, gt=0)
+
     @field_validator(*SERVICE_URL_FIELDS)
     @classmethod
     def _http_base_url(cls, value: str) -> str:
@@ -71,6 +114,17 @@ class GatewaySettings(NatsSettings, _ServiceUrls):  # type: ignore[misc,valid-ty
         if not value.startswith(("http://", "https://")):
             raise ValueError("a service URL starts with http:// or https://")
         return value
+
+    @model_validator(mode="after")
+    def _lease_outlives_an_attempt(self) -> Self:
+        if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
+            raise ValueError("webhook_lease_seconds must exceed webhook_timeout_seconds")
+        return self
+
+    @property
+    def webhook_urls_checked(self) -> bool:
+        """Outside development, webhook URLs must be https to public addresses (SSRF)."""
+        return self.environment != "development"
 
     @property
     def service_urls(self) -> dict[str, str]:

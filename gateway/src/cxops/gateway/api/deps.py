@@ -4,12 +4,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from cxops.gateway.runtime import GatewayRuntime
+from cxops.gateway.state import GatewayState
 
 
-def get_runtime(request: Request) -> GatewayRuntime:
-    runtime: GatewayRuntime = request.app.state.cxops
+async def get_runtime(request: Request) -> GatewayState:
+    runtime: GatewayState = request.app.state.cxops
     return runtime
 
 
-Runtime = Annotated[GatewayRuntime, Depends(get_runtime)]
+Runtime = Annotated[GatewayState, Depends(get_runtime)]

@@ -1,8 +1,9 @@
 """What one gateway process holds while it runs, shared by the middlewares and the endpoints.
 
-The pieces without I/O (limiter, key cache, OpenAPI cache) exist from ``create_app`` on, so the
-middlewares can hold them; the database, the HTTP client and the audit writer are attached by
-the lifespan and detached when it ends.
+The pieces without I/O (limiter, key cache, OpenAPI cache, stream slots, the secret sealer)
+exist from ``create_app`` on, so the middlewares can hold them; the database, the HTTP client,
+the audit writer, the broker and the webhook worker are attached by the lifespan and detached
+when it ends.
 """
 
 import time
@@ -14,15 +15,19 @@ import httpx
 
 from cxops.common.auth import mint_internal_token
 from cxops.common.db import Database
+from cxops.common.events import Broker
 from cxops.gateway.audit import AuditWriter
 from cxops.gateway.keys import KeyVerifier, VerifiedKey
 from cxops.gateway.openapi import SuiteOpenAPI
 from cxops.gateway.ratelimit import TokenBucketLimiter
 from cxops.gateway.settings import GatewaySettings
+from cxops.gateway.stream.slots import StreamSlots
+from cxops.gateway.webhooks.delivery import DeliveryWorker
+from cxops.gateway.webhooks.sealing import SecretSealer
 
 
 @dataclass
-class GatewayRuntime:
+class GatewayState:
     """The gateway's state; ``app.state.cxops``."""
 
     settings: GatewaySettings
@@ -31,6 +36,8 @@ class GatewayRuntime:
     #: Failed authentications per client address.
     auth_failures: TokenBucketLimiter
     suite_openapi: SuiteOpenAPI
+    #: Seals webhook endpoint secrets at rest, and opens them to sign.
+    sealer: SecretSealer
     upstreams: dict[str, httpx.URL] = field(default_factory=dict)
     #: httpx's per-request timeout extension: reads bounded, connecting and pooling short.
     upstream_timeouts: dict[str, Any] = field(default_factory=dict)
@@ -38,9 +45,12 @@ class GatewayRuntime:
     _http: httpx.AsyncClient | None = None
     _audit: AuditWriter | None = None
     _tokens: dict[uuid.UUID, tuple[str, float]] = field(default_factory=dict)
+    stream_slots: StreamSlots = field(default_factory=lambda: StreamSlots(max_per_key=5))
+    _broker: Broker | None = None
+    _webhooks: DeliveryWorker | None = None
 
     @classmethod
-    def from_settings(cls, settings: GatewaySettings) -> "GatewayRuntime":
+    def from_settings(cls, settings: GatewaySettings) -> "GatewayState":
         return cls(
             settings=settings,
             keys=KeyVerifier(
@@ -65,6 +75,8 @@ class GatewayRuntime:
                 connect=settings.upstream_connect_timeout_seconds,
                 pool=settings.upstream_connect_timeout_seconds,
             ).as_dict(),
+            stream_slots=StreamSlots(max_per_key=settings.stream_max_per_key),
+            sealer=SecretSealer(settings.webhook_secrets_key or settings.signing_secret),
         )
 
     def attach(self, *, db: Database, http: httpx.AsyncClient, audit: AuditWriter) -> None:
@@ -73,7 +85,13 @@ class GatewayRuntime:
         self._audit = audit
         self.keys.db = db
 
+    def attach_events(self, *, broker: Broker, webhooks: DeliveryWorker) -> None:
+        self._broker = broker
+        self._webhooks = webhooks
+
     def detach(self) -> None:
+        self._broker = None
+        self._webhooks = None
         self._db = None
         self._http = None
         self._audit = None
@@ -118,3 +136,15 @@ class GatewayRuntime:
         if self._http is None:
             raise RuntimeError("the gateway is not started: no HTTP client")
         return self._http
+
+    @property
+    def broker(self) -> Broker:
+        if self._broker is None:
+            raise RuntimeError("the gateway is not started: no broker")
+        return self._broker
+
+    @property
+    def webhooks(self) -> DeliveryWorker:
+        if self._webhooks is None:
+            raise RuntimeError("the gateway is not started: no webhook worker")
+        return self._webhooks
