@@ -3,6 +3,7 @@ signatures (checked against the ``standardwebhooks`` package), the retry schedul
 webhook may go (SSRF), sealed secrets and stream positions."""
 
 import ipaddress
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from cxops.common.auth import Role
 from cxops.gateway.event_types import (
+    PATTERN_SCHEMA,
     InvalidPattern,
     Pattern,
     intersect,
@@ -260,3 +262,23 @@ def test_positions_round_trip(where: dict[str, int]) -> None:
 def test_foreign_positions_are_refused(text: str) -> None:
     with pytest.raises(position.InvalidPosition):
         position.decode(text)
+
+
+@given(
+    text=st.one_of(
+        st.from_regex(r"cx(\.[a-z]{1,9}){0,4}(\.\*|\.v[0-9])?", fullmatch=True),
+        st.sampled_from(
+            [f"cx.{service}.*" for service in SERVICES]
+            + [f"cx.{service}.case.opened.v1" for service in SERVICES]
+        ),
+        st.text(max_size=30),
+    )
+)
+def test_the_schema_pattern_accepts_exactly_what_the_rules_accept(text: str) -> None:
+    """The API's schema states the subscription rules, so a client can tell before sending."""
+    try:
+        parse_patterns([text])
+        accepted = True
+    except InvalidPattern:
+        accepted = False
+    assert bool(re.fullmatch(PATTERN_SCHEMA, text)) == accepted, text

@@ -16,9 +16,11 @@ import httpx
 from fastapi import FastAPI
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
+from cxops.common.components import GATEWAY
 from cxops.common.db import Database
 from cxops.common.errors import install_problem_handlers
 from cxops.common.events import Broker
+from cxops.common.events.broker import client_name
 from cxops.common.events.consumer import Consumer
 from cxops.common.service import cancel_and_wait
 from cxops.common.telemetry import RequestContextMiddleware, configure_logging, configure_tracing

@@ -19,6 +19,11 @@ _SEGMENT = r"[a-z][a-z0-9_]*"
 _EXACT = re.compile(rf"^cx\.{_SEGMENT}(\.{_SEGMENT})+\.v[0-9]+$")
 _WILDCARD = re.compile(rf"^cx(\.{_SEGMENT})*\.\*$")
 MAX_PATTERN_LENGTH = 200
+_SERVICE = "(" + "|".join(SERVICES) + ")"
+#: The same rules as :meth:`Pattern.parse`, as one regular expression for the API's schema
+#: (an exact type or a wildcard, naming a known service), so that a client can tell before
+#: sending.
+PATTERN_SCHEMA = rf"^(cx\.{_SERVICE}(\.{_SEGMENT})+\.v[0-9]+|cx(\.{_SERVICE}(\.{_SEGMENT})*)?\.\*)$"
 
 
 class InvalidPattern(ValueError):

@@ -4,9 +4,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
-from cxops.gateway.event_types import InvalidPattern, parse_patterns
+from cxops.gateway.event_types import (
+    MAX_PATTERN_LENGTH,
+    PATTERN_SCHEMA,
+    InvalidPattern,
+    parse_patterns,
+)
 from cxops.gateway.webhooks.retries import DeliveryStatus
 
 URL_MAX_LENGTH = 2048
@@ -26,7 +31,13 @@ def _without_duplicates(values: list[str]) -> list[str]:
 
 
 EventTypes = Annotated[
-    list[Annotated[str, AfterValidator(_valid_pattern)]],
+    list[
+        Annotated[
+            str,
+            Field(pattern=PATTERN_SCHEMA, max_length=MAX_PATTERN_LENGTH),
+            AfterValidator(_valid_pattern),
+        ]
+    ],
     Field(
         min_length=1,
         max_length=100,
@@ -40,7 +51,11 @@ Url = Annotated[
     Field(
         min_length=1,
         max_length=URL_MAX_LENGTH,
-        description="Outside development: https, and a public address.",
+        pattern=r"^https?://[^/?#\s]+",
+        description=(
+            "An http(s) URL; outside development, https to a public address (checked when it "
+            "is saved and again at every delivery, after DNS resolution)."
+        ),
         examples=["https://hooks.example.com/cxops"],
     ),
 ]
@@ -62,7 +77,7 @@ class EndpointUpdate(BaseModel):
     url: Url | None = None
     event_types: EventTypes | None = None
     description: str | None = Field(default=None, max_length=500)
-    enabled: bool | None = Field(
+    enabled: StrictBool | None = Field(
         default=None, description="false pauses deliveries; true resumes (also after a 410)."
     )
 
