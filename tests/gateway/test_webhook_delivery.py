@@ -28,6 +28,9 @@ from tests.gateway.conftest import SECRET, eventually, running_gateway
 from tests.gateway.test_auth import assert_problem
 from tests.gateway.webhook_receiver import Receiver, receiving
 
+#: Production refuses to start without NATS credentials; these gateways never reach NATS.
+PRODUCTION_NATS = {"nats_user": "gateway", "nats_password": "not-used-in-these-tests"}
+
 TYPE = "cx.feedback.case.opened.v1"
 
 
@@ -166,7 +169,7 @@ def resolver_of(answers: dict[str, list[list[str]]]) -> Any:
 
 
 async def test_outside_development_only_https_to_public_addresses(tmp_path: Path) -> None:
-    async with running_gateway(tmp_path, environment="production") as gateway:
+    async with running_gateway(tmp_path, environment="production", **PRODUCTION_NATS) as gateway:
         gateway.state.webhooks.resolver = resolver_of(
             {
                 "hooks.example.com": [["93.184.216.34"]],
@@ -210,7 +213,7 @@ async def test_outside_development_only_https_to_public_addresses(tmp_path: Path
 async def test_a_name_that_turns_internal_after_creation_is_refused_at_delivery(
     tmp_path: Path,
 ) -> None:
-    async with running_gateway(tmp_path, environment="production") as gateway:
+    async with running_gateway(tmp_path, environment="production", **PRODUCTION_NATS) as gateway:
         # Public when the endpoint is written, loopback when the delivery is attempted.
         gateway.state.webhooks.resolver = resolver_of(
             {"rebind.example.com": [["93.184.216.34"], ["127.0.0.1"]]}
