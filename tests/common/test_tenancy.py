@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase
 
 from cxops.common.db import Database
 from cxops.common.tenancy import TenantRepository, TenantScopeMissing, install_tenant_guard
@@ -90,3 +91,34 @@ async def test_the_guard_lets_scoped_and_declared_cross_tenant_work_through(
         assert await session.scalar(everyone.execution_options(all_tenants=True)) == 3
         # The outbox and inbox carry tenants but are read across tenants by design.
         assert await session.scalar(sa.text("SELECT count(*) FROM cx_outbox")) == 0
+
+
+async def test_the_unit_of_work_writes_back_what_a_scoped_query_loaded(
+    guarded_db: Database,
+) -> None:
+    """An ORM object loaded through the repository is updated and deleted by its primary key;
+    that is the unit of work's own statement, not a query that forgot the tenant."""
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Tally(Base):
+        __table__ = tally
+
+    async with guarded_db.transaction() as session:
+        acme = TenantRepository(session, tenant="acme")
+        row = await session.scalar(acme.select(Tally).where(tally.c.key == "a"))
+        assert row is not None
+        row.count = 7
+        await session.flush()
+        gone = await session.scalar(acme.select(Tally).where(tally.c.key == "b"))
+        await session.delete(gone)
+    async with guarded_db.transaction() as session:
+        rows = (
+            await session.execute(
+                sa.select(tally.c.tenant, tally.c.key, tally.c.count)
+                .order_by(tally.c.tenant)
+                .execution_options(all_tenants=True)
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [("acme", "a", 7), ("globex", "a", 40)]

@@ -190,7 +190,8 @@ async def test_the_key_cache_shares_cold_lookups_and_forgets_on_invalidate(
 
 async def last_used_at(db: Database, key_id: uuid.UUID) -> Any:
     async with db.transaction() as session:
-        return await session.scalar(select(ApiKey.last_used_at).where(ApiKey.id == key_id))
+        query = select(ApiKey.last_used_at).where(ApiKey.id == key_id)
+        return await session.scalar(query.execution_options(all_tenants=True))
 
 
 async def test_only_a_matching_secret_moves_last_used_at(

@@ -97,7 +97,7 @@ async def pending(workers: Workers, receiver: Receiver, count: int) -> list[str]
             for i in range(count)
         ]
         for event in events:
-            await service.deliveries_for_event(session, event=event, now=datetime.now(UTC))
+            await service.deliveries_for_events(session, events=[event], now=datetime.now(UTC))
     return [event.id for event in events]
 
 

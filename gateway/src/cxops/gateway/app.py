@@ -24,6 +24,7 @@ from cxops.common.events.broker import client_name
 from cxops.common.events.consumer import Consumer
 from cxops.common.service import cancel_and_wait
 from cxops.common.telemetry import RequestContextMiddleware, configure_logging, configure_tracing
+from cxops.common.tenancy import install_tenant_guard
 from cxops.gateway.api import audit, docs, events, health, keys, webhooks
 from cxops.gateway.audit import AuditMiddleware, AuditWriter
 from cxops.gateway.auth import ApiKeyMiddleware
@@ -92,6 +93,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.database_url)
+        install_tenant_guard(db.engine)
         try:
             await db.ensure_migrated(MIGRATIONS)
         except BaseException:

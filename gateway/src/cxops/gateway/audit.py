@@ -41,12 +41,13 @@ from urllib.parse import quote
 import anyio
 import uuid6
 from prometheus_client import Counter
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cxops.common.db import Database
 from cxops.common.telemetry import CONTROL_CHARACTERS
+from cxops.common.tenancy import TenantRepository
 from cxops.gateway.auth import STATE_KEY
 from cxops.gateway.keys import VerifiedKey
 from cxops.gateway.models import AuditEntry
@@ -279,7 +280,7 @@ async def query_audit(
     page never repeats or skips a record that existed when the first page was read.
     """
     columns = _audit_table.c
-    query = select(AuditEntry).where(columns.tenant == tenant)
+    query = TenantRepository(session, tenant=tenant).select(AuditEntry)
     if since is not None:
         query = query.where(columns.occurred_at >= since)
     if until is not None:

@@ -29,13 +29,14 @@ from typing import TypeVar
 
 import uuid6
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from cxops.common.auth import CallerContext, Role
 from cxops.common.db import Database
+from cxops.common.tenancy import TenantRepository
 from cxops.gateway.models import ApiKey
 
 log = logging.getLogger("cxops.gateway.keys")
@@ -118,7 +119,12 @@ async def create_key(
         raise ValueError("a key's name has 1 to 200 characters")
     for _ in range(5):
         plaintext, prefix = generate_key()
-        taken = await session.scalar(select(col(ApiKey.id)).where(col(ApiKey.prefix) == prefix))
+        # Prefixes are unique across tenants: the prefix is how a presented key is found.
+        taken = await session.scalar(
+            select(col(ApiKey.id))
+            .where(col(ApiKey.prefix) == prefix)
+            .execution_options(all_tenants=True)
+        )
         if taken is None:
             break
     else:  # 40 random bits colliding five times: something is wrong with the RNG
@@ -138,11 +144,13 @@ async def create_key(
 
 
 async def list_keys(session: AsyncSession, *, tenant: str | None = None) -> list[ApiKeyRecord]:
-    """Every key (of one tenant when given), revoked ones included, oldest first."""
-    query = select(ApiKey).order_by(col(ApiKey.created_at), col(ApiKey.id))
-    if tenant is not None:
-        query = query.where(col(ApiKey.tenant) == tenant)
-    rows = (await session.scalars(query)).all()
+    """Every key (of one tenant when given), revoked ones included, oldest first. Without a
+    tenant (``cxops keys list``, an operator's command), every tenant's."""
+    if tenant is None:
+        query = select(ApiKey).execution_options(all_tenants=True)
+    else:
+        query = TenantRepository(session, tenant=tenant).select(ApiKey)
+    rows = (await session.scalars(query.order_by(col(ApiKey.created_at), col(ApiKey.id)))).all()
     return [ApiKeyRecord.model_validate(row) for row in rows]
 
 
@@ -159,8 +167,12 @@ async def revoke_key(
         key_uuid = key_id if isinstance(key_id, uuid.UUID) else uuid.UUID(str(key_id))
     except ValueError as exc:
         raise KeyNotFound(f"no key {key_id!r}") from exc
-    row = await session.get(ApiKey, key_uuid)
-    if row is None or (tenant is not None and row.tenant != tenant):
+    if tenant is None:  # ``cxops keys revoke``, an operator's command: any tenant's key
+        query = select(ApiKey).execution_options(all_tenants=True)
+    else:
+        query = TenantRepository(session, tenant=tenant).select(ApiKey)
+    row = await session.scalar(query.where(col(ApiKey.id) == key_uuid))
+    if row is None:
         raise KeyNotFound(f"no key {key_uuid}")
     if row.revoked_at is None:
         row.revoked_at = datetime.now(UTC)
@@ -304,7 +316,12 @@ class KeyVerifier:
         if self.db is None:
             raise RuntimeError("the key verifier has no database yet (gateway not started)")
         async with self.db.transaction() as session:
-            row = await session.scalar(select(ApiKey).where(col(ApiKey.prefix) == prefix))
+            # Across tenants by design: the key, found by its prefix, is what names the tenant.
+            row = await session.scalar(
+                select(ApiKey)
+                .where(col(ApiKey.prefix) == prefix)
+                .execution_options(all_tenants=True)
+            )
             if row is None:
                 return None
             return _CachedKey(
@@ -333,7 +350,8 @@ class KeyVerifier:
         try:
             async with self.db.transaction() as session:
                 await session.execute(
-                    update(ApiKey)
+                    TenantRepository(session, tenant=entry.key.tenant)
+                    .update(ApiKey)
                     .where(columns.id == entry.key.id)
                     .where(
                         or_(

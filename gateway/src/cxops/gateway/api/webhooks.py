@@ -12,7 +12,8 @@ from cxops.common.db import SessionDep
 from cxops.common.errors import PROBLEM_RESPONSES, Problem
 from cxops.gateway.api.deps import Runtime
 from cxops.gateway.auth import require_gateway_role
-from cxops.gateway.webhooks import repository, service
+from cxops.gateway.webhooks import service
+from cxops.gateway.webhooks.repository import WebhookRepository
 from cxops.gateway.webhooks.retries import DeliveryStatus
 from cxops.gateway.webhooks.schemas import (
     CreatedEndpoint,
@@ -75,7 +76,7 @@ async def create_endpoint(
 
 @router.get("/endpoints", summary="List the tenant's webhook endpoints")
 async def list_endpoints(caller: WebhookManager, session: SessionDep) -> EndpointList:
-    rows = await repository.endpoints(session, tenant=caller.tenant)
+    rows = await WebhookRepository(session, tenant=caller.tenant).endpoints()
     return EndpointList(items=[Endpoint.model_validate(row) for row in rows])
 
 
@@ -180,7 +181,7 @@ async def send_test(endpoint_id: uuid.UUID, caller: WebhookManager, state: Runti
         raise Problem(404, str(exc)) from exc
     await state.webhooks.deliver_now(row.id)
     async with state.db.sessionmaker() as session:
-        sent = await repository.delivery(session, tenant=caller.tenant, delivery_id=row.id)
+        sent = await WebhookRepository(session, tenant=caller.tenant).delivery(row.id)
     return Delivery.model_validate(sent or row)
 
 
@@ -197,9 +198,7 @@ async def list_deliveries(
 ) -> DeliveryPage:
     """Newest first; ``status=failed`` for the ones that gave up."""
     await _endpoint(session, caller, endpoint_id)
-    rows, next_cursor = await repository.deliveries(
-        session,
-        tenant=caller.tenant,
+    rows, next_cursor = await WebhookRepository(session, tenant=caller.tenant).deliveries(
         endpoint_id=endpoint_id,
         status=status,
         cursor=cursor,

@@ -5,7 +5,7 @@ A gateway killed at any point loses no delivery: an event not yet committed is r
 committed is not doubled.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cxops.common.events import ConsumerSpec, Event
 from cxops.common.events.broker import stream_name
 from cxops.gateway.settings import SERVICES
-from cxops.gateway.webhooks.service import deliveries_for_event
+from cxops.gateway.webhooks.service import deliveries_for_events
 
 #: The service the consumers are named for: their durables read ``gateway-webhooks-<service>``.
 CONSUMER_OWNER = "gateway"
@@ -23,10 +23,13 @@ def webhook_consumers(*, on_new_deliveries: Callable[[], None]) -> list[Consumer
     """One consumer spec per service stream; ``on_new_deliveries`` runs after a commit that
     stored deliveries."""
 
-    async def handle(session: AsyncSession, event: Event) -> None:
-        await deliveries_for_event(
-            session, event=event, now=datetime.now(UTC), on_commit=on_new_deliveries
+    async def handle_batch(session: AsyncSession, events: Sequence[Event]) -> None:
+        await deliveries_for_events(
+            session, events=events, now=datetime.now(UTC), on_commit=on_new_deliveries
         )
+
+    async def handle(session: AsyncSession, event: Event) -> None:
+        await handle_batch(session, [event])
 
     return [
         ConsumerSpec(
@@ -34,6 +37,7 @@ def webhook_consumers(*, on_new_deliveries: Callable[[], None]) -> list[Consumer
             stream=stream_name(service),
             subjects=[f"cx.{service}.>"],
             handler=handle,
+            batch_handler=handle_batch,
         )
         for service in SERVICES
     ]

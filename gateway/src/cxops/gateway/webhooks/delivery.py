@@ -178,6 +178,7 @@ class DeliveryWorker:
             .order_by(col(delivery.next_attempt_at))
             .limit(limit)
             .with_for_update(of=delivery.__table__, skip_locked=True)  # type: ignore[attr-defined]
+            .execution_options(all_tenants=True)  # the worker serves every tenant
         )
         if delivery_id is None:
             query = query.where(col(endpoint.enabled).is_(True))
@@ -190,6 +191,7 @@ class DeliveryWorker:
                 return []
             await session.execute(
                 sa.update(delivery)
+                .execution_options(all_tenants=True)
                 .where(col(delivery.id).in_([row.id for row in rows]))
                 .values(
                     lease_until=now + self.lease,
@@ -293,6 +295,7 @@ class DeliveryWorker:
         async with self.db.transaction() as session:
             updated = await session.execute(
                 sa.update(WebhookDelivery)
+                .execution_options(all_tenants=True)
                 .where(
                     col(WebhookDelivery.id) == delivery.id,
                     col(WebhookDelivery.lease_token) == delivery.lease_token,
@@ -314,6 +317,7 @@ class DeliveryWorker:
             if decision.disable_endpoint:
                 await session.execute(
                     sa.update(WebhookEndpoint)
+                    .execution_options(all_tenants=True)
                     .where(col(WebhookEndpoint.id) == delivery.endpoint_id)
                     .values(
                         enabled=False,
@@ -336,7 +340,9 @@ class DeliveryWorker:
         cutoff = self.clock() - timedelta(days=self.settings.webhook_retention_days)
         async with self.db.transaction() as session:
             await session.execute(
-                sa.delete(WebhookDelivery).where(col(WebhookDelivery.finished_at) < cutoff)
+                sa.delete(WebhookDelivery)
+                .execution_options(all_tenants=True)
+                .where(col(WebhookDelivery.finished_at) < cutoff)
             )
             await session.execute(
                 sa.delete(inbox).where(

@@ -2,19 +2,19 @@
 and turning an event into deliveries. Keyword-only; the caller's transaction commits."""
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 import uuid6
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from cxops.common.events import Event
-from cxops.gateway.event_types import matches_any, parse_patterns
+from cxops.gateway.event_types import Pattern, matches_any, parse_patterns
 from cxops.gateway.models import WebhookDelivery, WebhookEndpoint
-from cxops.gateway.webhooks import destinations, repository, signing
+from cxops.gateway.webhooks import destinations, signing
 from cxops.gateway.webhooks.destinations import RefusedDestination, Resolver
+from cxops.gateway.webhooks.repository import WebhookRepository
 from cxops.gateway.webhooks.retries import DeliveryStatus
 from cxops.gateway.webhooks.schemas import EndpointCreate, EndpointUpdate
 from cxops.gateway.webhooks.sealing import SecretSealer
@@ -85,7 +85,7 @@ async def create_endpoint(
 async def get_endpoint(
     session: AsyncSession, *, tenant: str, endpoint_id: uuid.UUID
 ) -> WebhookEndpoint:
-    row = await repository.endpoint(session, tenant=tenant, endpoint_id=endpoint_id)
+    row = await WebhookRepository(session, tenant=tenant).endpoint(endpoint_id)
     if row is None:
         raise EndpointNotFound(f"No webhook endpoint {endpoint_id} in tenant '{tenant}'.")
     return row
@@ -120,9 +120,7 @@ async def update_endpoint(
 async def delete_endpoint(session: AsyncSession, *, tenant: str, endpoint_id: uuid.UUID) -> None:
     """The endpoint and its deliveries (a delivery being sent right now is not recorded)."""
     row = await get_endpoint(session, tenant=tenant, endpoint_id=endpoint_id)
-    await session.execute(
-        sa.delete(WebhookDelivery).where(col(WebhookDelivery.endpoint_id) == row.id)
-    )
+    await WebhookRepository(session, tenant=tenant).delete_deliveries_of(row.id)
     await session.delete(row)
     await session.flush()
 
@@ -186,32 +184,40 @@ def _delivery(
     )
 
 
-async def deliveries_for_event(
+async def deliveries_for_events(
     session: AsyncSession,
     *,
-    event: Event,
+    events: Sequence[Event],
     now: datetime,
     on_commit: Callable[[], None] | None = None,
 ) -> int:
-    """A pending delivery for each enabled endpoint of the event's tenant subscribed to its
-    type; the consumer's transaction stores them with the event's inbox row, before the event is
-    acknowledged. ``on_commit`` runs once they are committed (it wakes the delivery worker)."""
-    subscribed = [
-        endpoint
-        for endpoint in await repository.enabled_endpoints(session, tenant=event.tenant)
-        if matches_any(parse_patterns(endpoint.event_types), event.type)
-    ]
-    if not subscribed:
+    """A pending delivery for each enabled endpoint of each event's tenant subscribed to its
+    type; the consumer's transaction stores them with the events' inbox rows, before the events
+    are acknowledged. One query per tenant in the batch, not per event. ``on_commit`` runs once
+    they are committed (it wakes the delivery worker)."""
+    subscribers: dict[str, list[tuple[WebhookEndpoint, list[Pattern]]]] = {}
+    deliveries = []
+    for event in events:
+        if event.tenant not in subscribers:
+            endpoints = await WebhookRepository(session, tenant=event.tenant).enabled_endpoints()
+            subscribers[event.tenant] = [(e, parse_patterns(e.event_types)) for e in endpoints]
+        subscribed = [
+            e for e, patterns in subscribers[event.tenant] if matches_any(patterns, event.type)
+        ]
+        if not subscribed:
+            continue
+        body = signing.payload(event_type=event.type, occurred_at=event.time, data=event.data)
+        deliveries += [
+            _delivery(endpoint=e, event_id=event.id, event_type=event.type, payload=body, now=now)
+            for e in subscribed
+        ]
+    if not deliveries:
         return 0
-    body = signing.payload(event_type=event.type, occurred_at=event.time, data=event.data)
-    session.add_all(
-        _delivery(endpoint=e, event_id=event.id, event_type=event.type, payload=body, now=now)
-        for e in subscribed
-    )
+    session.add_all(deliveries)
     await session.flush()
     if on_commit is not None:
         sa.event.listen(session.sync_session, "after_commit", lambda _s: on_commit(), once=True)
-    return len(subscribed)
+    return len(deliveries)
 
 
 async def create_test_delivery(
@@ -238,7 +244,7 @@ async def retry_delivery(
 ) -> WebhookDelivery:
     """A finished delivery (failed, or succeeded and wanted again) goes back to pending, due
     now, on a fresh schedule; the same ``webhook-id`` and body."""
-    row = await repository.delivery(session, tenant=tenant, delivery_id=delivery_id)
+    row = await WebhookRepository(session, tenant=tenant).delivery(delivery_id)
     if row is None:
         raise DeliveryNotFound(f"No webhook delivery {delivery_id} in tenant '{tenant}'.")
     if row.status == DeliveryStatus.PENDING.value:

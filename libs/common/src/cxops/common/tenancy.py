@@ -35,6 +35,8 @@ TENANT_COLUMN = "tenant"
 ALL_TENANTS = "all_tenants"
 #: The ``Table.info`` key of a table that carries a tenant but is read across tenants by design.
 SPANS_TENANTS = "spans_tenants"
+#: The execution option the ORM's flush (and only it) passes with its UPDATEs and DELETEs.
+_ORM_FLUSH = "compiled_cache"
 
 
 class TenantScopeMissing(RuntimeError):
@@ -94,6 +96,9 @@ def _check_scoped(
     if not isinstance(statement, sa.Select | sa.Update | sa.Delete):
         return
     if execution_options.get(ALL_TENANTS) or statement.get_execution_options().get(ALL_TENANTS):
+        return
+    if _ORM_FLUSH in execution_options:
+        # The ORM's unit of work writing back, by primary key, rows that a scoped query loaded.
         return
     unscoped = _unscoped_sources(statement)
     if unscoped:
