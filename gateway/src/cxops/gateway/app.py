@@ -29,7 +29,7 @@ from cxops.gateway.api import audit, docs, events, health, keys, webhooks
 from cxops.gateway.audit import AuditMiddleware, AuditWriter
 from cxops.gateway.auth import ApiKeyMiddleware
 from cxops.gateway.bodylimit import BodyLimitMiddleware
-from cxops.gateway.proxy import METHODS, PROXY_PATHS, forward
+from cxops.gateway.proxy import METHODS, PROXY_PATHS, forward, proxy_session
 from cxops.gateway.settings import GatewaySettings
 from cxops.gateway.state import GatewayState
 from cxops.gateway.webhooks.consumers import CONSUMER_OWNER, webhook_consumers
@@ -41,21 +41,14 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger("cxops.gateway")
 
 
-def upstream_client(settings: GatewaySettings) -> httpx.AsyncClient:
-    """The one HTTP client for every upstream call: one pool, keep-alive to every service.
-
-    ``trust_env=False``: a proxy variable in the environment must not reroute service traffic.
-    ``retries=1`` retries connection failures only (nothing was sent), never a request.
-    """
-    limits = httpx.Limits(
-        max_connections=settings.upstream_max_connections,
-        max_keepalive_connections=settings.upstream_max_keepalive_connections,
-        keepalive_expiry=30,
-    )
+def documents_client(settings: GatewaySettings) -> httpx.AsyncClient:
+    """The client that fetches the services' OpenAPI documents (the proxy hop has its own,
+    :func:`cxops.gateway.proxy.proxy_session`). ``trust_env=False``: a proxy variable in the
+    environment must not reroute service traffic."""
     return httpx.AsyncClient(
-        transport=httpx.AsyncHTTPTransport(limits=limits, retries=1),
         timeout=httpx.Timeout(
-            settings.upstream_timeout_seconds, connect=settings.upstream_connect_timeout_seconds
+            settings.openapi_fetch_timeout_seconds,
+            connect=settings.upstream_connect_timeout_seconds,
         ),
         follow_redirects=False,
         trust_env=False,
@@ -99,7 +92,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         except BaseException:
             await db.dispose()
             raise
-        http = upstream_client(settings)
+        http = documents_client(settings)
+        proxy = proxy_session(settings)
         audit = AuditWriter(db)
         audit.start()
         broker = Broker.from_settings(settings, name=client_name(GATEWAY))
@@ -110,7 +104,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             sealer=runtime.sealer,
             http=webhook_http,
         )
-        runtime.attach(db=db, http=http, audit=audit)
+        runtime.attach(db=db, http=http, proxy=proxy, audit=audit)
         runtime.attach_events(broker=broker, webhooks=worker)
         background = [
             asyncio.create_task(worker.run()),
@@ -126,6 +120,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await audit.close()  # after the last request: everything queued gets written
             await runtime.suite_openapi.close()
             runtime.detach()
+            await proxy.close()
             await http.aclose()
             await db.dispose()
 

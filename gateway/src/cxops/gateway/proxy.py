@@ -18,11 +18,11 @@ for a complete one.
 """
 
 import logging
-import sys
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from typing import TypeVar
 
-import anyio
-import httpx
+import aiohttp
+import yarl
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from prometheus_client import Counter
@@ -35,11 +35,13 @@ from cxops.common.auth import INTERNAL_TOKEN_HEADER
 from cxops.common.errors import Problem
 from cxops.common.telemetry import ROUTE_LABEL, inject_trace_headers
 from cxops.gateway.auth import STATE_KEY
+from cxops.gateway.bodylimit import BodyTooLarge
 from cxops.gateway.keys import VerifiedKey
-from cxops.gateway.settings import SERVICES
+from cxops.gateway.settings import SERVICES, GatewaySettings
 from cxops.gateway.state import GatewayState
 
 log = logging.getLogger("cxops.gateway.proxy")
+E = TypeVar("E", bound=BaseException)
 tracer = trace.get_tracer("cxops.gateway")
 
 UPSTREAM_FAILURES = Counter(
@@ -127,7 +129,7 @@ def strip_hop_by_hop(
     ]
 
 
-def upstream_url(base: httpx.URL, scope: Scope, service: str) -> httpx.URL:
+def upstream_url(base: str, scope: Scope, service: str) -> yarl.URL:
     """The service URL for this request: the client's path bytes as sent, and the query."""
     raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
     expected = f"/v1/{service}".encode()
@@ -136,11 +138,41 @@ def upstream_url(base: httpx.URL, scope: Scope, service: str) -> httpx.URL:
     if any(segment in (".", "..") for segment in scope["path"].split("/")):
         raise Problem(400, "The path must not contain '.' or '..' segments.")
     query: bytes = scope.get("query_string", b"")
-    target = base.raw_path.rstrip(b"/") + raw_path + (b"?" + query if query else b"")
-    return base.copy_with(raw_path=target)
+    target = raw_path + (b"?" + query if query else b"")
+    # encoded=True: the bytes go out as the client sent them, never re-quoted.
+    return yarl.URL(base + target.decode("latin-1"), encoded=True)
 
 
-def forwarded_headers(scope: Scope, *, token: str) -> list[tuple[bytes, bytes]]:
+def proxy_session(settings: GatewaySettings) -> aiohttp.ClientSession:
+    """The HTTP client of the proxy hop: one pool, keep-alive to every service.
+
+    aiohttp rather than httpx on this path: httpx's pool re-checks every pooled connection on
+    each request, which was 40% of the gateway's CPU under load (see docs/architecture.md).
+    Idle connections are dropped before uvicorn's own 5 s keep-alive would close them under a
+    request. No proxy variables (``trust_env`` off), no cookies, no decompression (compressed
+    stays compressed), no headers of its own: the service sees what the client sent.
+    """
+    connector = aiohttp.TCPConnector(
+        limit=settings.upstream_max_connections,
+        limit_per_host=0,
+        keepalive_timeout=UPSTREAM_KEEPALIVE_SECONDS,
+        use_dns_cache=True,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
+        trust_env=False,
+        skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+        timeout=aiohttp.ClientTimeout(
+            total=None,
+            connect=settings.upstream_connect_timeout_seconds,  # pool wait and connecting
+            sock_read=settings.upstream_timeout_seconds,
+        ),
+    )
+
+
+def forwarded_headers(scope: Scope, *, token: str) -> list[tuple[str, str]]:
     """What the service receives. ``X-Forwarded-For`` and ``-Proto`` are the client address and
     scheme as the server resolved them: uvicorn believes a client's own ``X-Forwarded-*`` only
     from the addresses in ``--forwarded-allow-ips`` (the load balancer), so that is the one
@@ -153,7 +185,7 @@ def forwarded_headers(scope: Scope, *, token: str) -> list[tuple[bytes, bytes]]:
     if host := original.get(b"host"):
         headers.append((b"x-forwarded-host", host))
     if b"accept-encoding" not in original:
-        # httpx would add its own; the client must get the encoding it asked for (none).
+        # The client must get the encoding it asked for (none), whatever the service prefers.
         headers.append((b"accept-encoding", b"identity"))
     request_id = scope.get("state", {}).get("request_id")
     if request_id:
@@ -164,36 +196,41 @@ def forwarded_headers(scope: Scope, *, token: str) -> list[tuple[bytes, bytes]]:
     headers.extend(
         (name.encode(), value.encode("latin-1")) for name, value in trace_headers.items()
     )
-    return headers
+    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
 
 
-def _has_body(scope: Scope) -> bool:
+def _declared_body_length(scope: Scope) -> int | None:
+    """The request's Content-Length; None when it streams (chunked) or has no body."""
     for name, value in scope["headers"]:
         if name == b"transfer-encoding":
-            return True
+            return None
         if name == b"content-length":
-            return bool(value.strip() != b"0")
-    return False
+            return int(value) if value.strip().isdigit() else None
+    return 0
 
 
-#: Responses up to this size with a declared length are relayed in one piece: the client gets
-#: the same bytes, and the gateway skips the disconnect watcher that streaming needs.
-SMALL_RESPONSE_BYTES = 64 * 1024
+#: Bodies up to this size with a declared length travel in one piece, both ways: the client
+#: gets the same bytes, and the gateway skips the streaming machinery. Larger or open-ended ones
+#: (uploads, downloads, event streams) stream chunk by chunk and are never held whole.
+SMALL_BODY_BYTES = 64 * 1024
+UPSTREAM_KEEPALIVE_SECONDS = 4.0
 
 
-class UpstreamResponse(StreamingResponse):
+class UpstreamResponse(Response):
     """Relays the service's response; the upstream connection is released whatever happens
     (finished, client gone, cancelled)."""
 
-    def __init__(self, upstream: httpx.Response) -> None:
-        super().__init__(upstream.aiter_raw(), status_code=upstream.status_code)
-        self.raw_headers = strip_hop_by_hop(upstream.headers.raw, drop=_RESPONSE_DROP)
+    def __init__(self, upstream: aiohttp.ClientResponse) -> None:
+        self.status_code = upstream.status
+        self.raw_headers = strip_hop_by_hop(upstream.raw_headers, drop=_RESPONSE_DROP)
+        self.background = None
         self.upstream = upstream
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            if _declared_length(self.upstream) <= SMALL_RESPONSE_BYTES:
-                body = b"".join([chunk async for chunk in self.upstream.aiter_raw()])
+            length = self.upstream.content_length
+            if length is not None and length <= SMALL_BODY_BYTES:
+                body = await self.upstream.read()
                 await send(
                     {
                         "type": "http.response.start",
@@ -202,55 +239,76 @@ class UpstreamResponse(StreamingResponse):
                     }
                 )
                 await send({"type": "http.response.body", "body": body, "more_body": False})
-            else:  # large or open-ended (a download, an event stream): chunk by chunk
-                await super().__call__(scope, receive, send)
+            else:
+                streaming = StreamingResponse(
+                    self.upstream.content.iter_any(), status_code=self.status_code
+                )
+                streaming.raw_headers = self.raw_headers
+                await streaming(scope, receive, send)
         finally:
-            with anyio.CancelScope(shield=True):
-                await self.upstream.aclose()
-
-
-def _declared_length(response: httpx.Response) -> int:
-    """The upstream's Content-Length; unbounded when absent, chunked or encoded."""
-    value = response.headers.get("content-length")
-    if value is None or not value.isdigit() or "transfer-encoding" in response.headers:
-        return sys.maxsize
-    return int(value)
+            # Back to the pool when it was read to the end; closed when the client left early.
+            self.upstream.release()
 
 
 async def forward(request: Request) -> Response:
     """The proxy endpoint for every method under ``/v1/<service>``."""
-    runtime: GatewayState = request.app.state.cxops
+    state: GatewayState = request.app.state.cxops
     service: str = request.path_params["service"]
     key: VerifiedKey = request.scope["state"][STATE_KEY]
-    request.scope[ROUTE_LABEL] = runtime.suite_openapi.route(
-        service, request.scope["path"], http=runtime.http
+    request.scope[ROUTE_LABEL] = state.suite_openapi.route(
+        service, request.scope["path"], http=state.http
     )
-    url = upstream_url(runtime.upstreams[service], request.scope, service)
-    token = runtime.internal_token(key)
+    url = upstream_url(state.upstreams[service], request.scope, service)
+    token = state.internal_token(key)
     with tracer.start_as_current_span(
         f"{request.method} {service}",
         kind=SpanKind.CLIENT,
         attributes={"http.request.method": request.method, "cxops.service": service},
     ):
-        upstream_request = httpx.Request(
-            request.method,
-            url,
-            headers=forwarded_headers(request.scope, token=token),
-            content=request.stream() if _has_body(request.scope) else None,
-            extensions={"timeout": runtime.upstream_timeouts},
-        )
+        length = _declared_body_length(request.scope)
         try:
-            upstream = await runtime.http.send(upstream_request, stream=True)
+            body: bytes | AsyncIterator[bytes] | None
+            if length == 0:
+                body = None
+            elif length is not None and length <= SMALL_BODY_BYTES:
+                body = await request.body()
+            else:
+                body = request.stream()
+            upstream = await state.proxy.request(
+                request.method,
+                url,
+                headers=forwarded_headers(request.scope, token=token),
+                data=body,
+                allow_redirects=False,
+                compress=None,
+            )
         except ClientDisconnect:
             # The client hung up while sending its body: the service saw an aborted request.
             # Nobody will read this response; 499 (as nginx logs it) is for the audit log.
             log.info("client disconnected during its request body to %s", service)
             return Response(status_code=CLIENT_CLOSED_REQUEST)
-        except (httpx.ReadTimeout, httpx.WriteTimeout) as exc:
+        except aiohttp.SocketTimeoutError as exc:
             raise _upstream_failure(service, "timeout", exc, status=504) from exc
-        except httpx.TransportError as exc:
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+            # Reading the client's body failed while it streamed to the service: aiohttp
+            # reports that as a connection error, with the reason underneath.
+            if (too_large := _underlying(exc, BodyTooLarge)) is not None:
+                raise too_large from None
+            if _underlying(exc, ClientDisconnect) is not None:
+                log.info("client disconnected during its request body to %s", service)
+                return Response(status_code=CLIENT_CLOSED_REQUEST)
             raise _upstream_failure(service, "unavailable", exc, status=503) from exc
     return UpstreamResponse(upstream)
+
+
+def _underlying(exc: BaseException, kind: type[E]) -> E | None:
+    """The exception of type ``kind`` that caused ``exc``, if any."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, kind):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _upstream_failure(service: str, kind: str, exc: Exception, *, status: int) -> Problem:

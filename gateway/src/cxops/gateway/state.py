@@ -9,8 +9,8 @@ when it ends.
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
 
+import aiohttp
 import httpx
 
 from cxops.common.auth import mint_internal_token
@@ -38,11 +38,11 @@ class GatewayState:
     suite_openapi: SuiteOpenAPI
     #: Seals webhook endpoint secrets at rest, and opens them to sign.
     sealer: SecretSealer
-    upstreams: dict[str, httpx.URL] = field(default_factory=dict)
-    #: httpx's per-request timeout extension: reads bounded, connecting and pooling short.
-    upstream_timeouts: dict[str, Any] = field(default_factory=dict)
+    #: Each service's base URL, by name, without a trailing slash.
+    upstreams: dict[str, str] = field(default_factory=dict)
     _db: Database | None = None
     _http: httpx.AsyncClient | None = None
+    _proxy: aiohttp.ClientSession | None = None
     _audit: AuditWriter | None = None
     _tokens: dict[uuid.UUID, tuple[str, float]] = field(default_factory=dict)
     stream_slots: StreamSlots = field(default_factory=lambda: StreamSlots(max_per_key=5))
@@ -69,19 +69,22 @@ class GatewayState:
                 cache_seconds=settings.openapi_cache_seconds,
                 fetch_timeout_seconds=settings.openapi_fetch_timeout_seconds,
             ),
-            upstreams={name: httpx.URL(url) for name, url in settings.service_urls.items()},
-            upstream_timeouts=httpx.Timeout(
-                settings.upstream_timeout_seconds,
-                connect=settings.upstream_connect_timeout_seconds,
-                pool=settings.upstream_connect_timeout_seconds,
-            ).as_dict(),
+            upstreams={name: url.rstrip("/") for name, url in settings.service_urls.items()},
             stream_slots=StreamSlots(max_per_key=settings.stream_max_per_key),
             sealer=SecretSealer(settings.webhook_secrets_key or settings.signing_secret),
         )
 
-    def attach(self, *, db: Database, http: httpx.AsyncClient, audit: AuditWriter) -> None:
+    def attach(
+        self,
+        *,
+        db: Database,
+        http: httpx.AsyncClient,
+        proxy: aiohttp.ClientSession,
+        audit: AuditWriter,
+    ) -> None:
         self._db = db
         self._http = http
+        self._proxy = proxy
         self._audit = audit
         self.keys.db = db
 
@@ -94,6 +97,7 @@ class GatewayState:
         self._webhooks = None
         self._db = None
         self._http = None
+        self._proxy = None
         self._audit = None
         self.keys.db = None
         self.keys.invalidate()
@@ -133,9 +137,17 @@ class GatewayState:
 
     @property
     def http(self) -> httpx.AsyncClient:
+        """For the services' OpenAPI documents (the proxy hop has its own client)."""
         if self._http is None:
             raise RuntimeError("the gateway is not started: no HTTP client")
         return self._http
+
+    @property
+    def proxy(self) -> aiohttp.ClientSession:
+        """The proxy hop's HTTP client."""
+        if self._proxy is None:
+            raise RuntimeError("the gateway is not started: no proxy client")
+        return self._proxy
 
     @property
     def broker(self) -> Broker:
