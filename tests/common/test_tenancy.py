@@ -22,7 +22,7 @@ tally = sa.Table(
 
 @pytest.fixture
 async def guarded_db(sample_db: Database) -> AsyncIterator[Database]:
-    install_tenant_guard(sample_db.engine)
+    install_tenant_guard(sample_db)
     async with sample_db.transaction() as session:
         await session.execute(
             sa.insert(tally),

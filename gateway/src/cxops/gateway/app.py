@@ -86,7 +86,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.database_url)
-        install_tenant_guard(db.engine)
+        install_tenant_guard(db)
         try:
             await db.ensure_migrated(MIGRATIONS)
         except BaseException:

@@ -4,11 +4,13 @@ per request, and the start-up check that refuses an unmigrated database.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
@@ -79,13 +81,27 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             max_overflow=0,
             pool_timeout=60,
         )
-        _tune_sqlite(engine)
+        _tune_sqlite(engine.sync_engine)
         return engine
     return create_async_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
-def _tune_sqlite(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _sqlite_writer_engine(url: str, *, echo: bool) -> sa.Engine:
+    """The same SQLite file through the standard driver, for whole transactions run in one
+    worker thread (see :meth:`Database.run_transaction`)."""
+    sync_url = make_url(url).set(drivername="sqlite+pysqlite")
+    engine = sa.create_engine(
+        sync_url,
+        echo=echo,
+        connect_args={"timeout": 30},
+        poolclass=sa.pool.SingletonThreadPool,
+    )
+    _tune_sqlite(engine)
+    return engine
+
+
+def _tune_sqlite(engine: sa.Engine) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # let us issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
@@ -95,9 +111,15 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+#: A transaction's notes for the commit hooks (``session.info``, or the one handed to the work
+#: of :meth:`Database.run_transaction`): what it did that others must hear of once committed.
+CommitInfo = dict[str, Any]
+T = TypeVar("T")
 
 
 class Database:
@@ -112,11 +134,53 @@ class Database:
         self.sessionmaker = async_sessionmaker(
             self.engine, expire_on_commit=False, sync_session_class=self._session_class
         )
+        self._commit_hooks: list[Callable[[CommitInfo], None]] = []
+        event.listen(self._session_class, "after_commit", lambda s: self._committed(s.info))
+        self._writer: sa.Engine | None = None
+        self._writer_thread: ThreadPoolExecutor | None = None
+        if is_sqlite(url):
+            self._writer = _sqlite_writer_engine(url, echo=echo)
+            self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="cxops-sqlite-writer")
 
-    def on_commit(self, hook: Callable[[Session], None]) -> None:
-        """Call ``hook`` with the (sync) session after each successful commit on this database:
-        how work that must follow a commit (publishing the outbox) learns of it at once."""
-        event.listen(self._session_class, "after_commit", hook)
+    @property
+    def sync_engines(self) -> list[sa.Engine]:
+        """Every engine statements go through (for listeners such as the tenant guard)."""
+        return [self.engine.sync_engine] + ([self._writer] if self._writer is not None else [])
+
+    def on_commit(self, hook: Callable[[CommitInfo], None]) -> None:
+        """Call ``hook`` with the transaction's notes after each successful commit on this
+        database: how work that must follow a commit (publishing the outbox) learns of it."""
+        self._commit_hooks.append(hook)
+
+    def _committed(self, info: CommitInfo) -> None:
+        for hook in self._commit_hooks:
+            hook(info)
+
+    async def run_transaction(self, work: Callable[[sa.Connection, CommitInfo], T]) -> T:
+        """Run the synchronous ``work(connection, info)`` in one transaction, committed when it
+        returns, rolled back if it raises.
+
+        For short write bursts that are all statements and no waiting (a group commit, the
+        outbox relay's bookkeeping). On SQLite the whole transaction is one hand-off to a worker
+        thread, where the async driver makes several per statement, each a wait for a busy
+        machine to schedule that thread: under load that was most of a request's time. On
+        PostgreSQL it runs on the async connection, as any statement does.
+        """
+        info: CommitInfo = {}
+        if self._writer is not None and self._writer_thread is not None:
+            writer = self._writer
+
+            def transaction() -> T:
+                with writer.begin() as connection:
+                    return work(connection, info)
+
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(self._writer_thread, transaction)
+        else:
+            async with self.engine.begin() as connection:
+                result = await connection.run_sync(work, info)
+        self._committed(info)
+        return result
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -141,6 +205,10 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._writer is not None and self._writer_thread is not None:
+            writer = self._writer
+            await asyncio.get_running_loop().run_in_executor(self._writer_thread, writer.dispose)
+            self._writer_thread.shutdown(wait=True)
 
 
 class HoldsDatabase(Protocol):

@@ -129,7 +129,7 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.database_url)
-        install_tenant_guard(db.engine)
+        install_tenant_guard(db)
         try:
             await db.ensure_migrated(spec.migrations)
         except BaseException:

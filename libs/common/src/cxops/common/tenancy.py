@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import (
     BinaryExpression,
@@ -29,6 +29,8 @@ from sqlalchemy.sql.elements import (
     BooleanClauseList,
     ColumnElement,
 )
+
+from cxops.common.db import Database
 
 TENANT_COLUMN = "tenant"
 #: The execution option that marks a statement as deliberately spanning tenants.
@@ -81,9 +83,10 @@ class TenantRepository:
         return self.scoped(sa.delete(entity))  # type: ignore[no-any-return]
 
 
-def install_tenant_guard(engine: AsyncEngine) -> None:
-    """Refuse, on this engine, any statement that reads a tenant-owned table unfiltered."""
-    event.listen(engine.sync_engine, "before_execute", _check_scoped)
+def install_tenant_guard(db: Database) -> None:
+    """Refuse, on this database, any statement that reads a tenant-owned table unfiltered."""
+    for engine in db.sync_engines:
+        event.listen(engine, "before_execute", _check_scoped)
 
 
 def _check_scoped(

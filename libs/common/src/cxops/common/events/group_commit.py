@@ -23,11 +23,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from prometheus_client import Histogram
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from cxops.common.db import Database
+from cxops.common.db import CommitInfo, Database
 from cxops.common.events.envelope import Event
-from cxops.common.events.outbox import add_events, outbox_row
+from cxops.common.events.outbox import outbox_row, queue_events
 
 log = logging.getLogger("cxops.group_commit")
 
@@ -101,15 +100,13 @@ class GroupCommit:
                         submission.done.set_result(None)
 
     async def _commit_together(self, batch: Sequence[_Submission]) -> None:
-        async with self.db.transaction() as session:
-            await _insert(session, [row for s in batch for row in s.rows])
-            await add_events(session, [outbox_row(e) for s in batch for e in s.events])
+        await self.db.run_transaction(lambda connection, info: _write(connection, info, batch))
 
     async def _commit_alone(self, submission: _Submission) -> None:
         try:
-            async with self.db.transaction() as session:
-                await _insert(session, submission.rows)
-                await add_events(session, [outbox_row(e) for e in submission.events])
+            await self.db.run_transaction(
+                lambda connection, info: _write(connection, info, [submission])
+            )
         except asyncio.CancelledError:
             _fail([submission], RuntimeError("the service is stopping; nothing was written"))
             raise
@@ -122,13 +119,16 @@ class GroupCommit:
             submission.done.set_result(None)
 
 
-async def _insert(session: AsyncSession, rows: Sequence[Row]) -> None:
-    """One INSERT per table (executemany), tables in the order they first appear."""
+def _write(connection: sa.Connection, info: CommitInfo, batch: Sequence[_Submission]) -> None:
+    """One INSERT per table (executemany), tables in the order they first appear, then the
+    events; all in the caller's transaction."""
     by_table: dict[sa.Table, list[dict[str, Any]]] = {}
-    for table, values in rows:
-        by_table.setdefault(table, []).append(values)
+    for submission in batch:
+        for table, values in submission.rows:
+            by_table.setdefault(table, []).append(values)
     for table, values_list in by_table.items():
-        await session.execute(sa.insert(table), values_list)
+        connection.execute(sa.insert(table), values_list)
+    queue_events(connection, info, [outbox_row(e) for s in batch for e in s.events])
 
 
 def _fail(batch: Sequence[_Submission], error: BaseException) -> None:

@@ -16,9 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
-from cxops.common.db import Database
+from cxops.common.db import CommitInfo, Database
 from cxops.common.events.broker import Broker
 from cxops.common.events.envelope import Event
 from cxops.common.events.tables import outbox
@@ -57,6 +56,13 @@ async def add_events(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
         session.info[_EVENTS_QUEUED] = True
 
 
+def queue_events(connection: sa.Connection, info: CommitInfo, rows: list[dict[str, Any]]) -> None:
+    """:func:`add_events` for the synchronous work of :meth:`Database.run_transaction`."""
+    if rows:
+        connection.execute(sa.insert(outbox), rows)
+        info[_EVENTS_QUEUED] = True
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -77,8 +83,8 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         db.on_commit(self._after_commit)
 
-    def _after_commit(self, session: Session) -> None:
-        if session.info.pop(_EVENTS_QUEUED, False):
+    def _after_commit(self, info: CommitInfo) -> None:
+        if info.pop(_EVENTS_QUEUED, False):
             self.wake()
 
     def wake(self) -> None:
@@ -121,15 +127,15 @@ class OutboxRelay:
         """
         if not self.broker.is_connected:
             raise ConnectionError("not connected to NATS")
-        async with self.db.transaction() as session:
-            rows = (
-                await session.execute(
-                    sa.select(outbox.c.seq, outbox.c.subject, outbox.c.headers, outbox.c.body)
-                    .where(outbox.c.sent_at.is_(None))
-                    .order_by(outbox.c.seq)
-                    .limit(self.batch_size)
-                )
-            ).all()
+        pending = (
+            sa.select(outbox.c.seq, outbox.c.subject, outbox.c.headers, outbox.c.body)
+            .where(outbox.c.sent_at.is_(None))
+            .order_by(outbox.c.seq)
+            .limit(self.batch_size)
+        )
+        rows = await self.db.run_transaction(
+            lambda connection, _info: connection.execute(pending).all()
+        )
         if not rows:
             OUTBOX_PENDING.set(0)
             return 0
@@ -144,19 +150,22 @@ class OutboxRelay:
         sent = [row for row, result in zip(rows, results, strict=True) if _ok(result)]
         failed = [row.seq for row, result in zip(rows, results, strict=True) if not _ok(result)]
         errors = [result for result in results if not _ok(result)]
-        async with self.db.transaction() as session:
+
+        def record(connection: sa.Connection, _info: CommitInfo) -> None:
             if sent:
-                await session.execute(
+                connection.execute(
                     sa.update(outbox)
                     .where(outbox.c.seq.in_([row.seq for row in sent]))
                     .values(sent_at=datetime.now(UTC))
                 )
             if failed:
-                await session.execute(
+                connection.execute(
                     sa.update(outbox)
                     .where(outbox.c.seq.in_(failed))
                     .values(attempts=outbox.c.attempts + 1, last_error=str(errors[0])[:500])
                 )
+
+        await self.db.run_transaction(record)
         for row in sent:
             EVENTS_PUBLISHED.labels(row.subject).inc()
         OUTBOX_PENDING.set(len(failed))
