@@ -14,7 +14,6 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
-from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
 from cxops.common.components import GATEWAY
 from cxops.common.db import Database
@@ -23,7 +22,12 @@ from cxops.common.events import Broker
 from cxops.common.events.broker import client_name
 from cxops.common.events.consumer import Consumer
 from cxops.common.service import cancel_and_wait
-from cxops.common.telemetry import RequestContextMiddleware, configure_logging, configure_tracing
+from cxops.common.telemetry import (
+    RequestContextMiddleware,
+    add_tracing,
+    configure_logging,
+    configure_tracing,
+)
 from cxops.common.tenancy import install_tenant_guard
 from cxops.gateway.api import audit, docs, events, health, keys, webhooks
 from cxops.gateway.audit import AuditMiddleware, AuditWriter
@@ -134,6 +138,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         redoc_url=None,
         # /v1/keys/ is a 404, not a redirect to a location built from the client's Host header.
         redirect_slashes=False,
+        # Traces come from add_tracing below; FastAPI's own telemetry would only re-check that
+        # on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.cxops = runtime
     install_problem_handlers(app)
@@ -154,10 +161,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(ApiKeyMiddleware, runtime=runtime)
     app.add_middleware(AuditMiddleware, runtime=runtime)
-    app.add_middleware(
-        OpenTelemetryMiddleware,
-        excluded_urls="healthz,readyz,metrics",
-        exclude_spans=["receive", "send"],
-    )
+    add_tracing(app, otlp_endpoint=settings.otlp_endpoint)
     app.add_middleware(RequestContextMiddleware)
     return app

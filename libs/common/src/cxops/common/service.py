@@ -16,7 +16,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
-from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
 from cxops.common.auth import CallerContext, InternalTokenVerifier, Role, require_role
 from cxops.common.db import Database
@@ -29,6 +28,7 @@ from cxops.common.events.group_commit import GroupCommit
 from cxops.common.settings import ServiceSettings
 from cxops.common.telemetry import (
     RequestContextMiddleware,
+    add_tracing,
     configure_logging,
     configure_tracing,
     metrics_endpoint,
@@ -163,18 +163,14 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         lifespan=lifespan,
         openapi_tags=list(spec.tags) or None,
         responses=PROBLEM_RESPONSES,
-        # Traces come from OpenTelemetry's ASGI middleware below; FastAPI's own telemetry would
-        # only re-check that on every request.
+        # Traces come from add_tracing below; FastAPI's own telemetry would only re-check that
+        # on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
         redirect_slashes=False,  # a redirect would name the host it was reached at
     )
     app.state.cxops = state
     install_problem_handlers(app)
-    app.add_middleware(
-        OpenTelemetryMiddleware,
-        excluded_urls="healthz,readyz,metrics",
-        exclude_spans=["receive", "send"],
-    )
+    add_tracing(app, otlp_endpoint=settings.otlp_endpoint)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health_router())
     prefix = f"/v1/{spec.name}"

@@ -17,7 +17,9 @@ from collections.abc import Mapping, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -119,6 +121,44 @@ def configure_tracing(service: str, *, otlp_endpoint: str | None = None) -> None
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
     trace.set_tracer_provider(provider)
     _tracing_configured = True
+
+
+def add_tracing(app: Any, *, otlp_endpoint: str | None) -> None:
+    """Trace the app's requests: server spans from OpenTelemetry's ASGI middleware when traces
+    are exported; otherwise only the caller's trace context carried through the request (see
+    :class:`TraceContextMiddleware`), since a recorded span nobody exports is pure cost."""
+    if otlp_endpoint:
+        app.add_middleware(
+            OpenTelemetryMiddleware,
+            excluded_urls="healthz,readyz,metrics",
+            exclude_spans=["receive", "send"],
+        )
+    else:
+        app.add_middleware(TraceContextMiddleware)
+
+
+class TraceContextMiddleware:
+    """The caller's ``traceparent`` (and ``tracestate``) made the current context for the
+    request, without a span of its own: the events it queues and the calls it makes continue
+    the caller's trace, and its logs carry the trace id."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        carrier = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in scope.get("headers", ())
+            if name in (b"traceparent", b"tracestate")
+        }
+        if scope["type"] != "http" or not carrier:
+            await self.app(scope, receive, send)
+            return
+        token = otel_context.attach(propagate.extract(carrier))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            otel_context.detach(token)
 
 
 def inject_trace_headers(headers: MutableMapping[str, str]) -> None:

@@ -17,7 +17,7 @@ from typing import Self
 from pydantic import AwareDatetime, BaseModel, ConfigDict, StrictInt, model_validator
 
 from cxops.common.events import Event
-from cxops.feedback.models import FeedbackResponse
+from cxops.feedback.schemas import ResponsePublic
 from cxops.stats.scales import SCALES, SurveyKind
 
 EVENT_SOURCE = "/cxops/feedback"
@@ -48,8 +48,8 @@ class ResponseReceivedV1(BaseModel):
         return self
 
 
-def response_received(response: FeedbackResponse) -> Event:
-    """The ``response.received`` event announcing ``response``, for the outbox."""
+def response_received(response: ResponsePublic, *, tenant: str) -> Event:
+    """The ``response.received`` event announcing ``response`` of ``tenant``, for the outbox."""
     payload = ResponseReceivedV1(
         response_id=response.id,
         kind=response.kind,
@@ -63,7 +63,7 @@ def response_received(response: FeedbackResponse) -> Event:
     return Event.new(
         subject=RESPONSE_RECEIVED,
         source=EVENT_SOURCE,
-        tenant=response.tenant,
+        tenant=tenant,
         data=payload.model_dump(mode="json"),
     )
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from uuid6 import uuid7
 
 from cxops.common.auth import CallerContext
 from cxops.common.db import Database
@@ -19,7 +20,7 @@ from cxops.common.events.group_commit import GroupCommit
 from cxops.feedback import events, repository
 from cxops.feedback.models import FeedbackResponse
 from cxops.feedback.repository import ResponseRepository
-from cxops.feedback.schemas import ResponseCreate
+from cxops.feedback.schemas import ResponseCreate, ResponsePublic
 from cxops.stats.scales import SurveyKind
 
 log = logging.getLogger("cxops.feedback")
@@ -42,7 +43,7 @@ class IdempotencyKeyReused(Exception):
 class Recorded:
     """The stored response, and whether this call only replayed an earlier one."""
 
-    response: FeedbackResponse
+    response: ResponsePublic
     replayed: bool
 
 
@@ -78,8 +79,8 @@ async def record_response(
             return _replay(earlier, idempotency_key=idempotency_key, fingerprint=fingerprint)
 
     received_at = datetime.now(UTC)
-    response = FeedbackResponse(
-        tenant=caller.tenant,
+    response = ResponsePublic(
+        id=uuid7(),
         kind=payload.kind,
         score=payload.score,
         comment=payload.comment,
@@ -87,12 +88,16 @@ async def record_response(
         channel=payload.channel,
         occurred_at=payload.occurred_at or received_at,
         received_at=received_at,
+    )
+    row = repository.response_row(
+        response,
+        tenant=caller.tenant,
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint,
     )
     try:
         await group_commit.write(
-            rows=[repository.row_of(response)], events=[events.response_received(response)]
+            rows=[row], events=[events.response_received(response, tenant=caller.tenant)]
         )
     except IntegrityError:
         if idempotency_key is None or fingerprint is None:
@@ -119,7 +124,7 @@ async def _find_by_idempotency_key(
 def _replay(earlier: FeedbackResponse, *, idempotency_key: str, fingerprint: str) -> Recorded:
     if earlier.request_fingerprint != fingerprint:
         raise IdempotencyKeyReused(idempotency_key, earlier.id)
-    return Recorded(response=earlier, replayed=True)
+    return Recorded(response=ResponsePublic.model_validate(earlier), replayed=True)
 
 
 async def get_response(

@@ -84,7 +84,7 @@ async def post_response(
     if recorded.replayed:
         headers[IDEMPOTENT_REPLAYED_HEADER] = "true"
     return Response(
-        ResponsePublic.model_validate(recorded.response).model_dump_json(),
+        recorded.response.model_dump_json(),
         status_code=201,
         media_type="application/json",
         headers=headers,
