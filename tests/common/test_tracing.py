@@ -12,7 +12,8 @@ from cxops.common.telemetry import TraceContextMiddleware, add_tracing, inject_t
 
 
 def _app(otlp_endpoint: str | None) -> FastAPI:
-    app = FastAPI()
+    # As the services and the gateway make theirs: FastAPI's own telemetry off.
+    app = FastAPI(telemetry={"tracing": False, "metrics": False, "logs": False})
 
     @app.get("/trace")
     async def current() -> dict[str, str]:

@@ -145,6 +145,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.cxops = runtime
     install_problem_handlers(app)
 
+    # The proxy first: it is most of the traffic, and no gateway path starts with a service.
+    for path in PROXY_PATHS:
+        app.add_route(path, forward, methods=METHODS, include_in_schema=False)
     for router in (
         health.router,
         docs.router,
@@ -154,8 +157,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         events.router,
     ):
         app.include_router(router)
-    for path in PROXY_PATHS:
-        app.add_route(path, forward, methods=METHODS, include_in_schema=False)
 
     # add_middleware wraps what is there: the last added runs first.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)

@@ -19,6 +19,7 @@ for a complete one.
 
 import logging
 from collections.abc import AsyncIterator, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from typing import TypeVar
 
 import aiohttp
@@ -33,7 +34,7 @@ from starlette.types import Receive, Scope, Send
 
 from cxops.common.auth import INTERNAL_TOKEN_HEADER
 from cxops.common.errors import Problem
-from cxops.common.telemetry import ROUTE_LABEL, inject_trace_headers
+from cxops.common.telemetry import ROUTE_LABEL, inject_trace_headers, new_traceparent
 from cxops.gateway.auth import STATE_KEY
 from cxops.gateway.bodylimit import BodyTooLarge
 from cxops.gateway.keys import VerifiedKey
@@ -193,6 +194,8 @@ def forwarded_headers(scope: Scope, *, token: str) -> list[tuple[str, str]]:
     headers.append((INTERNAL_TOKEN_HEADER.lower().encode(), token.encode("ascii")))
     trace_headers: dict[str, str] = {}
     inject_trace_headers(trace_headers)
+    if "traceparent" not in trace_headers:  # the caller has no trace: the service gets one
+        trace_headers["traceparent"] = new_traceparent()
     headers.extend(
         (name.encode(), value.encode("latin-1")) for name, value in trace_headers.items()
     )
@@ -260,11 +263,7 @@ async def forward(request: Request) -> Response:
     )
     url = upstream_url(state.upstreams[service], request.scope, service)
     token = state.internal_token(key)
-    with tracer.start_as_current_span(
-        f"{request.method} {service}",
-        kind=SpanKind.CLIENT,
-        attributes={"http.request.method": request.method, "cxops.service": service},
-    ):
+    with _client_span(state, request.method, service):
         length = _declared_body_length(request.scope)
         try:
             body: bytes | AsyncIterator[bytes] | None
@@ -299,6 +298,18 @@ async def forward(request: Request) -> Response:
                 return Response(status_code=CLIENT_CLOSED_REQUEST)
             raise _upstream_failure(service, "unavailable", exc, status=503) from exc
     return UpstreamResponse(upstream)
+
+
+def _client_span(state: GatewayState, method: str, service: str) -> AbstractContextManager[object]:
+    """A client span for the call, when spans are exported; otherwise the caller's trace
+    context (if any) goes on as it came, for none of a span's cost."""
+    if not state.settings.otlp_endpoint:
+        return nullcontext()
+    return tracer.start_as_current_span(
+        f"{method} {service}",
+        kind=SpanKind.CLIENT,
+        attributes={"http.request.method": method, "cxops.service": service},
+    )
 
 
 def _underlying(exc: BaseException, kind: type[E]) -> E | None:

@@ -10,6 +10,7 @@ import contextvars
 import json
 import logging
 import re
+import secrets
 import sys
 import time
 import uuid
@@ -159,6 +160,12 @@ class TraceContextMiddleware:
             await self.app(scope, receive, send)
         finally:
             otel_context.detach(token)
+
+
+def new_traceparent() -> str:
+    """A W3C ``traceparent`` starting a new trace, not sampled: what a span would carry when no
+    span is recorded, without making one."""
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00"
 
 
 def inject_trace_headers(headers: MutableMapping[str, str]) -> None:
