@@ -19,6 +19,9 @@ from tests.support.services import RunningService, running, settings_for
 
 os.environ.setdefault("CXOPS_TEST", "1")
 
+#: The whole suite as processes (``suite``, ``suite_factory``), for any test that asks.
+pytest_plugins = ["tests.support.suite"]
+
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:

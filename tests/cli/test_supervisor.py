@@ -17,7 +17,7 @@ from cxops.cli.supervisor import (
     ensure_signing_secret,
 )
 from cxops.common.components import COMPONENTS, SERVICES
-from tests.support.suite import SuiteFactory, suite_factory  # noqa: F401 (pytest fixture)
+from tests.support.suite import SuiteFactory
 
 
 def test_free_ports_are_distinct() -> None:
@@ -89,7 +89,7 @@ def test_a_taken_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_process_failing_at_start_is_reported_and_everything_stops(
-    suite_factory: SuiteFactory,  # noqa: F811
+    suite_factory: SuiteFactory,
 ) -> None:
     suite = suite_factory.create(env={"CXOPS_ROUTING_OUTBOX_BATCH_SIZE": "0"})
     with pytest.raises(ProcessError) as failure:

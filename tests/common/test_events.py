@@ -2,7 +2,7 @@
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from datetime import UTC, datetime
 
 import nats
@@ -19,6 +19,7 @@ from cxops.common.events.consumer import Consumer
 from cxops.common.events.dead_letters import list_dead_letters
 from cxops.common.events.envelope import MalformedEvent
 from cxops.common.events.tables import inbox, outbox
+from tests.support.services import eventually
 
 STREAM = "CX_SAMPLE"
 tally = sa.table("sample_tally", sa.column("tenant"), sa.column("key"), sa.column("count"))
@@ -53,14 +54,6 @@ async def tally_of(db: Database, tenant: str = "acme", key: str = "a") -> int:
             sa.select(tally.c.count).where(tally.c.tenant == tenant, tally.c.key == key)
         )
     return int(value or 0)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -163,7 +156,7 @@ async def test_outbox_survives_broker_outage(
         async def all_counted() -> bool:
             return await tally_of(sample_db) == 50
 
-        await eventually(all_counted, timeout=20)
+        await eventually(all_counted, what="every event to be counted", within=20)
         assert await relay.pending() == 0
         await asyncio.sleep(0.5)
         assert await tally_of(sample_db) == 50
@@ -186,7 +179,7 @@ async def test_redelivered_event_changes_nothing(sample_db: Database, broker: Br
                 return False  # the running consumer has not created its durable yet
             return info.num_ack_pending == 0 and info.num_pending == 0
 
-        await eventually(handled)
+        await eventually(handled, what="the event to be handled")
     assert await tally_of(sample_db) == 1
     async with sample_db.transaction() as session:
         rows = await session.scalar(sa.select(sa.func.count()).select_from(inbox))
@@ -231,7 +224,7 @@ async def test_poison_event_is_dead_lettered_and_the_rest_go_on(
             dead = (await broker.js.stream_info(DEAD_LETTER_STREAM)).state.messages
             return dead == 2 and await tally_of(sample_db) == 5
 
-        await eventually(settled, timeout=15)
+        await eventually(settled, what="the consumer to settle", within=15)
     letters = await list_dead_letters(broker, service="sample", tenant=None)
     by_reason = {letter["deliveries"]: letter for letter in letters}
     assert set(by_reason) == {1, 3}  # malformed at once; poison after max deliveries
@@ -270,7 +263,7 @@ async def test_trace_context_crosses_nats(sample_db: Database, broker: Broker) -
         async def got() -> bool:
             return bool(seen)
 
-        await eventually(got)
+        await eventually(got, what="the event")
     assert seen == [producer_trace]
 
 
@@ -308,7 +301,7 @@ async def test_consumer_waits_for_a_stream_that_does_not_exist_yet(
             async def counted() -> bool:
                 return await tally_of(sample_db) == 1
 
-            await eventually(counted, timeout=10)
+            await eventually(counted, what="the event to be counted", within=10)
     finally:
         await broker.close()
     assert nats.__name__ == "nats"
@@ -353,6 +346,6 @@ async def test_a_batch_handler_takes_a_fetched_batch_at_once_and_falls_back_on_f
             dead = (await broker.js.stream_info(DEAD_LETTER_STREAM)).state.messages
             return dead == 1 and await tally_of(sample_db) == 29
 
-        await eventually(settled, timeout=15)
+        await eventually(settled, what="the consumer to settle", within=15)
     assert max(batch_sizes) > 1  # the batch path ran…
     assert await tally_of(sample_db) == 29  # …and its failed attempt left nothing behind

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
-from cxops.common.telemetry import TraceContextMiddleware, add_tracing, inject_trace_headers
+from cxops.common.telemetry import TraceContextMiddleware, add_tracing, outgoing_trace_headers
 
 
 def _app(otlp_endpoint: str | None) -> FastAPI:
@@ -17,8 +17,7 @@ def _app(otlp_endpoint: str | None) -> FastAPI:
 
     @app.get("/trace")
     async def current() -> dict[str, str]:
-        outgoing: dict[str, str] = {}
-        inject_trace_headers(outgoing)  # what an event queued here would carry
+        outgoing = outgoing_trace_headers()  # what an event queued here would carry
         context = trace.get_current_span().get_span_context()
         return {"trace_id": format(context.trace_id, "032x"), **outgoing}
 
@@ -38,7 +37,10 @@ async def test_without_an_exporter_the_callers_trace_goes_on() -> None:
         assert answer["trace_id"] == trace_id
         assert answer["traceparent"].split("-")[1] == trace_id
         untraced = (await client.get("/trace")).json()
-        assert "traceparent" not in untraced  # nothing invented for a caller without a trace
+        # No span for a caller without a trace; what it queues starts a trace of its own.
+        assert untraced["trace_id"] == "0" * 32
+        assert untraced["traceparent"].startswith("00-")
+        assert untraced["traceparent"].split("-")[1] not in (trace_id, "0" * 32)
 
 
 def test_with_an_exporter_requests_get_server_spans() -> None:

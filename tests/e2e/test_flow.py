@@ -13,12 +13,11 @@ import pytest
 from cxops.cli.supervisor import Suite
 from cxops.common.components import SERVICES
 from tests.support.flow import client_for, metric, wait_for_responses
-from tests.support.suite import suite  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.slow
 
 
-async def test_posted_response_is_reflected_within_two_seconds(suite: Suite) -> None:  # noqa: F811
+async def test_posted_response_is_reflected_within_two_seconds(suite: Suite) -> None:
     key = suite.create_api_key(tenant="e2e-latency", role="integration", name="t")
     async with client_for(suite, key) as client:
         for expected in (1, 2, 3):
@@ -38,7 +37,7 @@ async def test_posted_response_is_reflected_within_two_seconds(suite: Suite) -> 
             assert time.monotonic() - started < 2.0
 
 
-async def test_scores_follow_their_definitions(suite: Suite) -> None:  # noqa: F811
+async def test_scores_follow_their_definitions(suite: Suite) -> None:
     key = suite.create_api_key(tenant="e2e-scores", role="integration", name="t")
     answers = {
         "nps": [10, 9, 9, 8, 7, 6, 0, 10],  # 4 promoters, 2 detractors of 8 → +25
@@ -60,7 +59,7 @@ async def test_scores_follow_their_definitions(suite: Suite) -> None:  # noqa: F
         assert await metric(client, "ces") == {"metric": "ces", "value": 4.0, "responses": 3}
 
 
-async def test_tenants_never_see_each_other(suite: Suite) -> None:  # noqa: F811
+async def test_tenants_never_see_each_other(suite: Suite) -> None:
     key_a = suite.create_api_key(tenant="tenant-a", role="integration", name="a")
     key_b = suite.create_api_key(tenant="tenant-b", role="viewer", name="b")
     async with client_for(suite, key_a) as a, client_for(suite, key_b) as b:
@@ -75,7 +74,7 @@ async def test_tenants_never_see_each_other(suite: Suite) -> None:  # noqa: F811
         assert stolen.status_code == 404
 
 
-async def test_rejections_through_the_gateway(suite: Suite) -> None:  # noqa: F811
+async def test_rejections_through_the_gateway(suite: Suite) -> None:
     key = suite.create_api_key(tenant="e2e-rejections", role="integration", name="t")
     viewer = suite.create_api_key(tenant="e2e-rejections", role="viewer", name="v")
     async with client_for(suite, key) as client, client_for(suite, viewer) as looker:
@@ -127,7 +126,7 @@ async def declared_oversize(running: Suite, key: str) -> bytes:
         writer.close()
 
 
-async def test_services_refuse_calls_that_bypass_the_gateway(suite: Suite) -> None:  # noqa: F811
+async def test_services_refuse_calls_that_bypass_the_gateway(suite: Suite) -> None:
     async with httpx.AsyncClient(trust_env=False) as client:
         for service in SERVICES:
             direct = await client.get(f"{suite.url(service)}/v1/{service}/ops/dead-letters")
@@ -136,7 +135,7 @@ async def test_services_refuse_calls_that_bypass_the_gateway(suite: Suite) -> No
 
 
 async def test_one_trace_from_the_caller_through_the_gateway_to_the_event(
-    suite: Suite,  # noqa: F811
+    suite: Suite,
 ) -> None:
     """The caller's trace id reaches feedback over HTTP and travels on in the event's headers."""
     key = suite.create_api_key(tenant="e2e-trace", role="integration", name="t")

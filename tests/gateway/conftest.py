@@ -11,7 +11,6 @@ import asyncio
 import os
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -230,16 +229,3 @@ async def gateway(start_gateway: StartGateway) -> AsyncIterator[Gateway]:
     """A gateway on SQLite with default limits."""
     async with start_gateway() as gateway:
         yield gateway
-
-
-async def eventually(
-    check: Callable[[], Any], *, within: float = 5.0, interval: float = 0.02
-) -> Any:
-    """Await ``check()`` until it returns something truthy; audit records are written just after
-    the response is sent, so a test that reads them right away may have to wait a moment."""
-    deadline = time.monotonic() + within
-    while True:
-        result = await check()
-        if result or time.monotonic() > deadline:
-            return result
-        await asyncio.sleep(interval)

@@ -7,6 +7,7 @@ from typing import Any
 
 from cxops.common.events import Broker, Event
 from cxops.common.events.broker import stream_name
+from tests.support.services import eventually
 
 
 class Publisher:
@@ -37,3 +38,13 @@ class Publisher:
         event = Event.new(subject=event_type, source=f"/cxops/{service}", tenant=tenant, data=data)
         await self.broker.js.publish(event.subject, event.body(), headers=event.headers())
         return event
+
+    async def wait_until_consumed(self, durable: str, *, service: str) -> None:
+        """Until the durable consumer ``durable`` of ``service``'s stream has acknowledged
+        everything published so far: what it did with those events is done."""
+
+        async def settled() -> bool:
+            info = await self.broker.js.consumer_info(stream_name(service), durable)
+            return info.num_pending == 0 and info.num_ack_pending == 0
+
+        await eventually(settled, what=f"{durable} to acknowledge every {service} event")

@@ -16,8 +16,9 @@ from cxops.common.db import Database
 from cxops.common.migrations import upgrade
 from cxops.gateway.app import MIGRATIONS
 from cxops.gateway.audit import AUDIT_BATCH, AUDIT_FAILURES, AuditEvent, AuditWriter, query_audit
-from tests.gateway.conftest import Gateway, StartGateway, eventually
+from tests.gateway.conftest import Gateway, StartGateway
 from tests.gateway.test_auth import assert_problem
+from tests.support.services import eventually
 
 
 async def audit(gateway: Gateway, headers: dict[str, str], **params: Any) -> dict[str, Any]:
@@ -34,7 +35,7 @@ async def audit_count(gateway: Gateway, headers: dict[str, str], count: int) -> 
         items: list[Any] = (await audit(gateway, headers, limit=1000))["items"]
         return items if len(items) >= count else None
 
-    items = await eventually(enough)
+    items = await eventually(enough, what="the audit records")
     assert items is not None, f"fewer than {count} audit records"
     assert len(items) == count
     return items

@@ -13,10 +13,11 @@ import pytest
 from cxops.cli.nats_server import NatsServer
 from cxops.common.auth import Role
 from cxops.gateway.settings import SERVICES
-from tests.gateway.conftest import Gateway, StartGateway, eventually, running_gateway
+from tests.gateway.conftest import Gateway, StartGateway, running_gateway
 from tests.gateway.events import Publisher
 from tests.gateway.sse import Comment, SseEvent, open_stream
 from tests.gateway.test_auth import assert_problem
+from tests.support.services import eventually
 
 CASE_OPENED = "cx.feedback.case.opened.v1"
 RESPONSE = "cx.feedback.response.received.v1"
@@ -44,7 +45,7 @@ def stream_gateway(nats_server: NatsServer, tmp_path: Path) -> StartGateway:
 @pytest.fixture
 async def gateway(stream_gateway: StartGateway) -> AsyncIterator[Gateway]:
     async with stream_gateway() as gateway:
-        await eventually(lambda: _connected(gateway))
+        await eventually(lambda: _connected(gateway), what="the gateway's broker connection")
         yield gateway
 
 
@@ -152,7 +153,7 @@ async def test_last_event_id_resumes_every_stream_without_repeats_or_gaps(
 
 async def test_heartbeats_keep_an_idle_stream_alive(stream_gateway: StartGateway) -> None:
     async with stream_gateway(stream_heartbeat_seconds=0.1) as gateway:
-        await eventually(lambda: _connected(gateway))
+        await eventually(lambda: _connected(gateway), what="the gateway's broker connection")
         async with open_stream(gateway.client, await gateway.key()) as stream:
             assert await stream.item() == Comment("heartbeat")
             assert await stream.item() == Comment("heartbeat")
@@ -162,7 +163,7 @@ async def test_a_key_may_hold_a_limited_number_of_streams(
     stream_gateway: StartGateway,
 ) -> None:
     async with stream_gateway(stream_max_per_key=2) as gateway:
-        await eventually(lambda: _connected(gateway))
+        await eventually(lambda: _connected(gateway), what="the gateway's broker connection")
         key = await gateway.key(tenant="acme")
         async with open_stream(gateway.client, key), open_stream(gateway.client, key):
             refused = await gateway.client.get("/v1/events/stream", headers=key)
@@ -171,7 +172,7 @@ async def test_a_key_may_hold_a_limited_number_of_streams(
             async with open_stream(gateway.client, await gateway.key(tenant="acme")):
                 pass  # another key has slots of its own
         # Both closed by the client: their slots come back.
-        assert await eventually(lambda: _slots_free(gateway, key))
+        await eventually(lambda: _slots_free(gateway, key), what="the stream slots to be freed")
         async with open_stream(gateway.client, key), open_stream(gateway.client, key):
             pass
 
@@ -212,11 +213,11 @@ async def test_streams_end_when_the_gateway_shuts_down(
         return any(isinstance(item, SseEvent) for item in items)
 
     async with stream_gateway() as gateway:
-        await eventually(lambda: _connected(gateway))
+        await eventually(lambda: _connected(gateway), what="the gateway's broker connection")
         reader = asyncio.create_task(follow(gateway.url, await gateway.key()))
         await asyncio.wait_for(opened.wait(), timeout=30)
         event = await publisher.publish(CASE_OPENED, tenant="acme")
-        assert await eventually(received)
+        await eventually(received, what="the events on the stream")
     # The gateway stopped with the stream open (it would wait for it forever otherwise), and
     # the client saw the stream end cleanly, not a broken connection.
     await asyncio.wait_for(reader, timeout=30)
@@ -230,7 +231,7 @@ async def test_a_client_that_stops_reading_holds_back_the_stream_not_the_gateway
     that reads nothing, what it did not take stays in the stream, not in the gateway."""
     count, padding = 6000, "x" * 4096  # ~24 MB: far more than the sockets' buffers hold
     async with stream_gateway(stream_send_timeout_seconds=120) as gateway:
-        await eventually(lambda: _connected(gateway))
+        await eventually(lambda: _connected(gateway), what="the gateway's broker connection")
         key = await gateway.key(tenant="acme")
         async with gateway.client.stream(
             "GET", "/v1/events/stream", headers=key, params={"types": "cx.feedback.*"}
@@ -245,7 +246,7 @@ async def test_a_client_that_stops_reading_holds_back_the_stream_not_the_gateway
                 ours = [i for i in infos if not (i.config.durable_name or "").startswith("gateway")]
                 return ours[0] if ours else None
 
-            info = await eventually(stream_consumer)
+            info = await eventually(stream_consumer, what="the stream's consumer")
             assert info is not None
             await asyncio.sleep(1)  # let the gateway pull all it would
             info = await stream_consumer()

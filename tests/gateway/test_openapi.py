@@ -8,7 +8,8 @@ from cxops.cli.processes import free_port
 from cxops.common.components import SERVICES
 from cxops.gateway.openapi import SuiteOpenAPI, merge_openapi
 from tests.gateway import echo_upstream
-from tests.gateway.conftest import Gateway, eventually, serving
+from tests.gateway.conftest import Gateway, serving
+from tests.support.services import eventually
 
 
 def refs(node: Any) -> set[str]:
@@ -168,7 +169,8 @@ async def test_forwarded_requests_are_labelled_with_the_services_route(gateway: 
         await gateway.client.get("/v1/routing/ops/dead-letters", headers=admin)
         return 'route="/v1/routing/ops/dead-letters"' in (await gateway.client.get("/metrics")).text
 
-    assert await eventually(labelled)  # the service's document is fetched in the background
+    # The service's document is fetched in the background.
+    await eventually(labelled, what="the service's route label")
     for path in ("/v1/journey/echo", "/v1/journey/no/such/thing", "/v1/journey/echo/42"):
         await gateway.client.get(path, headers=admin)
     metrics = (await gateway.client.get("/metrics")).text

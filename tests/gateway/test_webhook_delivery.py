@@ -24,9 +24,10 @@ from cxops.gateway.webhooks.delivery import DeliveryWorker, webhook_client
 from cxops.gateway.webhooks.retries import AttemptResult
 from cxops.gateway.webhooks.schemas import EndpointCreate
 from cxops.gateway.webhooks.sealing import SecretSealer
-from tests.gateway.conftest import SECRET, eventually, running_gateway
+from tests.gateway.conftest import SECRET, running_gateway
 from tests.gateway.test_auth import assert_problem
 from tests.gateway.webhook_receiver import Receiver, receiving
+from tests.support.services import eventually
 
 #: Production refuses to start without NATS credentials; these gateways never reach NATS.
 PRODUCTION_NATS = {"nats_user": "gateway", "nats_password": "not-used-in-these-tests"}
@@ -124,7 +125,7 @@ async def test_replicas_never_send_one_delivery_twice(workers: Workers) -> None:
                 found = await statuses(workers.databases[0])
                 return len(found) == 40 and all(status == "succeeded" for status, _ in found)
 
-            await eventually(all_sent, within=30)
+            await eventually(all_sent, what="every delivery to be sent", within=30)
         finally:
             await cancel_and_wait(tasks, deadline_seconds=10)
         assert sorted(r.webhook_id for r in receiver.received) == sorted(ids)

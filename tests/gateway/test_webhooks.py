@@ -15,10 +15,11 @@ import standardwebhooks
 
 from cxops.cli.nats_server import NatsServer
 from cxops.common.auth import Role
-from tests.gateway.conftest import Gateway, StartGateway, eventually, running_gateway
+from tests.gateway.conftest import Gateway, StartGateway, running_gateway
 from tests.gateway.events import Publisher
 from tests.gateway.test_auth import assert_problem
 from tests.gateway.webhook_receiver import receiving
+from tests.support.services import eventually
 
 CASE_OPENED = "cx.feedback.case.opened.v1"
 TASK_CREATED = "cx.routing.task.created.v1"
@@ -85,7 +86,7 @@ async def settled(
         finished = [item for item in items if item["status"] != "pending"]
         return items if len(finished) >= count else None
 
-    items = await eventually(done, within=15)
+    items = await eventually(done, what="the deliveries", within=15)
     assert items is not None, f"fewer than {count} deliveries of {endpoint_id} settled"
     return items
 
@@ -157,7 +158,7 @@ async def wait_for_delivery(
         items = await deliveries(gateway, headers, endpoint_id)
         return items[0] if items and check(items[0]) else None
 
-    delivery = await eventually(found, within=15)
+    delivery = await eventually(found, what="the delivery", within=15)
     assert delivery is not None, f"no delivery of {endpoint_id} reached the expected state"
     return delivery
 
@@ -246,6 +247,7 @@ async def test_410_gone_disables_the_endpoint_until_it_is_enabled_again(
         assert disabled["enabled"] is False and "410" in disabled["disabled_reason"]
 
         await publisher.publish(CASE_OPENED, tenant="acme", case_id="c-2")  # not for a gone one
+        await publisher.wait_until_consumed("gateway-webhooks-feedback", service="feedback")
         enabled = await gateway.client.patch(path, headers=admin, json={"enabled": True})
         assert enabled.status_code == 200 and enabled.json()["disabled_reason"] is None
         third = await publisher.publish(CASE_OPENED, tenant="acme", case_id="c-3")

@@ -12,7 +12,7 @@ from tests.gateway.sse import SseEvent, open_stream
 from tests.gateway.webhook_receiver import receiving
 from tests.support.flow import UNTHROTTLED, client_for, post_responses
 from tests.support.services import eventually
-from tests.support.suite import SuiteFactory, suite_factory  # noqa: F401 (fixture)
+from tests.support.suite import SuiteFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -29,7 +29,7 @@ FAST_WEBHOOKS = {
 
 @pytest.mark.parametrize("database", ["sqlite", "postgres"])
 async def test_a_gateway_killed_mid_delivery_loses_none(
-    suite_factory: SuiteFactory,  # noqa: F811
+    suite_factory: SuiteFactory,
     database: str,
 ) -> None:
     suite = await asyncio.to_thread(suite_factory.start, database=database, env=FAST_WEBHOOKS)
@@ -66,7 +66,7 @@ async def test_a_gateway_killed_mid_delivery_loses_none(
 
 
 async def test_sigterm_ends_open_event_streams_and_the_gateway_exits(
-    suite_factory: SuiteFactory,  # noqa: F811
+    suite_factory: SuiteFactory,
 ) -> None:
     suite = await asyncio.to_thread(suite_factory.start, env=UNTHROTTLED)
     key = suite.create_api_key(tenant="live", role="admin", name="t")

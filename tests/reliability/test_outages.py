@@ -15,14 +15,14 @@ from tests.support.flow import (
     wait_for_responses,
     wait_until_counting,
 )
-from tests.support.suite import SuiteFactory, suite_factory  # noqa: F401 (fixture)
+from tests.support.suite import SuiteFactory
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgres"])
 async def test_broker_outage_loses_nothing(
-    suite_factory: SuiteFactory,  # noqa: F811
+    suite_factory: SuiteFactory,
     database: str,
 ) -> None:
     suite = await asyncio.to_thread(suite_factory.start, database=database, env=UNTHROTTLED)
@@ -40,7 +40,7 @@ async def test_broker_outage_loses_nothing(
 
 
 async def test_scorecard_killed_mid_stream_resumes_exactly(
-    suite_factory: SuiteFactory,  # noqa: F811
+    suite_factory: SuiteFactory,
 ) -> None:
     # Messages the killed process had fetched come back after the ack wait: keep it short.
     env = {**UNTHROTTLED, "CXOPS_SCORECARD_CONSUMER_ACK_WAIT_SECONDS": "3"}
@@ -59,7 +59,7 @@ async def test_scorecard_killed_mid_stream_resumes_exactly(
 
 
 async def test_feedback_killed_mid_stream_loses_nothing_it_stored(
-    suite_factory: SuiteFactory,  # noqa: F811
+    suite_factory: SuiteFactory,
 ) -> None:
     """Requests in flight when feedback dies may fail; every response it stored is counted
     by the scorecard exactly once, including events still in its outbox when it died."""
@@ -81,7 +81,7 @@ async def test_feedback_killed_mid_stream_loses_nothing_it_stored(
 
 
 async def test_poison_event_is_dead_lettered_and_the_flow_goes_on(
-    suite_factory: SuiteFactory,  # noqa: F811
+    suite_factory: SuiteFactory,
 ) -> None:
     suite = await asyncio.to_thread(
         suite_factory.start, env={"CXOPS_SCORECARD_CONSUMER_MAX_DELIVER": "2"}

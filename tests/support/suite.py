@@ -2,9 +2,7 @@
 on free ports in a temporary directory, on SQLite files or on fresh PostgreSQL databases.
 
 It is the same :class:`cxops.cli.supervisor.Suite` that ``cxops up`` runs, so the tests exercise
-the embedded runtime itself. Use the fixtures from a test module or a ``conftest.py``::
-
-    from tests.support.suite import suite, suite_factory  # noqa: F401 (pytest fixtures)
+the embedded runtime itself. Its fixtures are a plugin of the root ``conftest.py``:
 
 - ``suite``: a running suite shared by the tests of one module, once on SQLite and once on
   PostgreSQL (parametrized, like ``database_url``). Tests sharing it keep apart by tenant.

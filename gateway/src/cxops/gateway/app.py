@@ -21,7 +21,7 @@ from cxops.common.errors import install_problem_handlers
 from cxops.common.events import Broker
 from cxops.common.events.broker import client_name
 from cxops.common.events.consumer import Consumer
-from cxops.common.service import cancel_and_wait
+from cxops.common.service import cancel_and_wait, settle_runtime
 from cxops.common.telemetry import (
     RequestContextMiddleware,
     add_tracing,
@@ -115,6 +115,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             asyncio.create_task(consume_events(settings, db, broker, worker)),
         ]
         log.info("gateway started; services: %s", settings.service_urls)
+        settle_runtime()
         try:
             yield
         finally:

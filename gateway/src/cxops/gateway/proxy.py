@@ -34,7 +34,7 @@ from starlette.types import Receive, Scope, Send
 
 from cxops.common.auth import INTERNAL_TOKEN_HEADER
 from cxops.common.errors import Problem
-from cxops.common.telemetry import ROUTE_LABEL, inject_trace_headers, new_traceparent
+from cxops.common.telemetry import ROUTE_LABEL, outgoing_trace_headers
 from cxops.gateway.auth import STATE_KEY
 from cxops.gateway.bodylimit import BodyTooLarge
 from cxops.gateway.keys import VerifiedKey
@@ -192,12 +192,8 @@ def forwarded_headers(scope: Scope, *, token: str) -> list[tuple[str, str]]:
     if request_id:
         headers.append((b"x-request-id", request_id.encode("latin-1")))
     headers.append((INTERNAL_TOKEN_HEADER.lower().encode(), token.encode("ascii")))
-    trace_headers: dict[str, str] = {}
-    inject_trace_headers(trace_headers)
-    if "traceparent" not in trace_headers:  # the caller has no trace: the service gets one
-        trace_headers["traceparent"] = new_traceparent()
     headers.extend(
-        (name.encode(), value.encode("latin-1")) for name, value in trace_headers.items()
+        (name.encode(), value.encode("latin-1")) for name, value in outgoing_trace_headers().items()
     )
     return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
 

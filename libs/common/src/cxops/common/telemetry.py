@@ -14,7 +14,7 @@ import secrets
 import sys
 import time
 import uuid
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -168,9 +168,14 @@ def new_traceparent() -> str:
     return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00"
 
 
-def inject_trace_headers(headers: MutableMapping[str, str]) -> None:
-    """Write ``traceparent`` (and ``tracestate``) of the current span into ``headers``."""
+def outgoing_trace_headers() -> dict[str, str]:
+    """The trace headers for a call or an event: the current trace, or a new one when there is
+    none (a caller that sent no ``traceparent`` and no recorded span), so that whatever follows
+    can always be found by one trace id."""
+    headers: dict[str, str] = {}
     propagate.inject(headers)
+    headers.setdefault("traceparent", new_traceparent())
+    return headers
 
 
 def extract_trace_context(headers: Mapping[str, str]) -> Any:

@@ -11,7 +11,7 @@ from typing import Any
 
 from uuid6 import uuid7
 
-from cxops.common.telemetry import inject_trace_headers
+from cxops.common.telemetry import outgoing_trace_headers
 
 SPEC_VERSION = "1.0"
 MSG_ID_HEADER = "Nats-Msg-Id"
@@ -38,8 +38,7 @@ class Event:
     def new(cls, *, subject: str, source: str, tenant: str, data: Mapping[str, Any]) -> Event:
         """A new event for ``subject`` (``cx.<service>.<entity>.<event>.v1``, also its type),
         carrying the current trace context."""
-        trace: dict[str, str] = {}
-        inject_trace_headers(trace)
+        trace = outgoing_trace_headers()
         return cls(
             id=str(uuid7()),
             type=subject,
