@@ -9,12 +9,12 @@ import asyncio
 import gc
 import logging
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
@@ -37,9 +37,21 @@ from cxops.common.telemetry import (
 )
 from cxops.common.tenancy import install_tenant_guard
 
+C = TypeVar("C")
+
 log = logging.getLogger("cxops.service")
 
 Operator = Annotated[CallerContext, Depends(require_role(Role.OPS_LEAD))]
+
+
+class Component(Protocol):
+    """A long-lived part of a service beyond the kit (routing's live engines, say): made from
+    the started state, started after the database and the broker are attached, stopped before
+    they go. Endpoints reach it with ``state.component(Kind)``."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,8 @@ class ServiceSpec:
     migrations: Path
     routers: Sequence[APIRouter] = ()
     consumers: Sequence[ConsumerSpec] = ()
+    #: Factories of the service's components, each called with the started ServiceState.
+    components: Sequence[Callable[["ServiceState"], Component]] = ()
     version: str = "0.1.0"
     tags: Sequence[dict[str, Any]] = field(default_factory=list)
 
@@ -72,6 +86,7 @@ class ServiceState:
     _broker: Broker | None = None
     _relay: OutboxRelay | None = None
     _group_commit: GroupCommit | None = None
+    _components: dict[type, Component] = field(default_factory=dict)
 
     def attach(self, *, db: Database, broker: Broker, relay: OutboxRelay) -> None:
         self._db, self._broker, self._relay = db, broker, relay
@@ -79,6 +94,7 @@ class ServiceState:
 
     def detach(self) -> None:
         self._db = self._broker = self._relay = self._group_commit = None
+        self._components = {}
         self.background = []
         self.streams_provisioned = False
 
@@ -109,6 +125,21 @@ class ServiceState:
         if self._group_commit is None:
             raise RuntimeError(f"the {self.spec.name} service is not started: no group commit")
         return self._group_commit
+
+    def add_component(self, component: Component) -> None:
+        self._components[type(component)] = component
+
+    async def stop_components(self) -> None:
+        """Stop the components, the last started first."""
+        for component in reversed(list(self._components.values())):
+            await component.stop()
+
+    def component(self, kind: type[C]) -> C:
+        """The running component of type ``kind``."""
+        found = self._components.get(kind)
+        if not isinstance(found, kind):
+            raise RuntimeError(f"the {self.spec.name} service has no running {kind.__name__}")
+        return found
 
     @property
     def started(self) -> bool:
@@ -149,11 +180,16 @@ def create_service_app(spec: ServiceSpec, settings: ServiceSettings) -> FastAPI:
         )
         state.attach(db=db, broker=broker, relay=relay)
         state.background.append(asyncio.create_task(_start_events(state)))
+        for factory in spec.components:
+            component = factory(state)
+            await component.start()
+            state.add_component(component)
         log.info("%s service started", spec.name)
         settle_runtime()
         try:
             yield
         finally:
+            await state.stop_components()
             await state.group_commit.close()  # after the last request: what it wrote commits
             await cancel_and_wait(state.background, deadline_seconds=10)
             await broker.close()

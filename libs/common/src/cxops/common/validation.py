@@ -15,14 +15,20 @@ same things the same way: a 422 problem+json naming the field, never a 500.
 
 The OpenAPI schema says all of it (``format: date-time`` and a ``pattern`` that is exactly what
 is accepted), so a generated client or a schema-driven test tool agrees with the server.
+
+:class:`SingleLine` is the one type for a name, a reference or a label: stripped of
+whitespace, 1 to ``max_length`` characters, no control characters (a caller's bug, and
+PostgreSQL refuses NUL outright), with a schema ``pattern`` that admits exactly that.
 """
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, WithJsonSchema
-from pydantic_core import PydanticCustomError
+from pydantic import BeforeValidator, GetCoreSchemaHandler, GetJsonSchemaHandler, WithJsonSchema
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
 
 _SHAPE = r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})?"
 #: What :data:`UtcDateTime` accepts, as a regular expression (the same in Python and in the
@@ -100,3 +106,60 @@ UtcDateTime = Annotated[
         }
     ),
 ]
+
+
+# What the text validators accept, stated as JSON Schema patterns for the OpenAPI document, so
+# that the schema admits exactly what is accepted (a property test holds the two together).
+# Stripping removes Unicode White_Space at both ends (some of it control characters, which are
+# therefore allowed there); the length limits apply to what is left, so they are in the
+# patterns too, not in maxLength.
+STRIPPED = r"[\x09-\x0d\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+VISIBLE = r"[^\x00-\x20\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+SINGLE_LINE = r"[^\x00-\x1f\x7f]"
+
+
+def text_pattern(inner: str, max_length: int, *, blank: bool) -> str:
+    """Text whose stripped content is 1 to ``max_length`` characters of ``inner`` that starts
+    and ends visibly (or, with ``blank``, nothing at all)."""
+    content = f"{VISIBLE}(?:{inner}{{0,{max_length - 2}}}{VISIBLE})?"
+    if blank:
+        content = f"(?:{content})?"
+    return f"^{STRIPPED}*{content}{STRIPPED}*$"
+
+
+def text_schema(pattern: str, description: str) -> WithJsonSchema:
+    return WithJsonSchema({"type": "string", "pattern": pattern, "description": description})
+
+
+def no_control_characters(value: str) -> str:
+    """Single-line text has no control characters: they are a caller's bug (and PostgreSQL
+    refuses NUL outright), so they are refused here rather than failing in the database."""
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+        raise PydanticCustomError("control_characters", "must not contain control characters")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class SingleLine:
+    """``Annotated[str, SingleLine(64)]``: one line of text, 1 to ``max_length`` characters once
+    stripped of whitespace, no control characters; its schema's pattern says exactly that."""
+
+    max_length: int
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(
+            no_control_characters,
+            core_schema.str_schema(strip_whitespace=True, min_length=1, max_length=self.max_length),
+        )
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {
+            "type": "string",
+            "pattern": text_pattern(SINGLE_LINE, self.max_length, blank=False),
+            "description": f"One line, 1 to {self.max_length} characters once stripped of "
+            "whitespace.",
+        }

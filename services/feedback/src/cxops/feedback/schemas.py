@@ -13,12 +13,11 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationInfo,
-    WithJsonSchema,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from cxops.common.validation import UtcDateTime
+from cxops.common.validation import SingleLine, UtcDateTime, text_pattern, text_schema
 from cxops.stats.scales import SCALES, SurveyKind
 
 #: How far in the future ``occurred_at`` may be: the caller's clock may run a little ahead.
@@ -29,37 +28,7 @@ CUSTOMER_REF_MAX_LENGTH = 128
 CHANNEL_MAX_LENGTH = 64
 
 _LINE_BREAKS = frozenset("\t\n\r")
-
-# What the validators below accept, stated as JSON Schema patterns for the OpenAPI document,
-# so that the schema admits exactly what is accepted (a property test holds the two together).
-# Stripping removes Unicode White_Space at both ends (some of it control characters, which are
-# therefore allowed there); the length limits apply to what is left, so they are in the
-# patterns too, not in maxLength.
-_STRIPPED = r"[\x09-\x0d\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-_VISIBLE = r"[^\x00-\x20\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-_SINGLE_LINE = r"[^\x00-\x1f\x7f]"
 _FREE_TEXT = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
-
-
-def _text_pattern(inner: str, max_length: int, *, blank: bool) -> str:
-    """Text whose stripped content is 1 to ``max_length`` characters of ``inner`` that starts
-    and ends visibly (or, with ``blank``, nothing at all)."""
-    content = f"{_VISIBLE}(?:{inner}{{0,{max_length - 2}}}{_VISIBLE})?"
-    if blank:
-        content = f"(?:{content})?"
-    return f"^{_STRIPPED}*{content}{_STRIPPED}*$"
-
-
-def _text_schema(pattern: str, description: str) -> WithJsonSchema:
-    return WithJsonSchema({"type": "string", "pattern": pattern, "description": description})
-
-
-def _no_control_characters(value: str) -> str:
-    """Identifiers are single-line text: control characters are a caller's bug (and PostgreSQL
-    refuses NUL outright), so they are refused here rather than failing in the database."""
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
-        raise PydanticCustomError("control_characters", "must not contain control characters")
-    return value
 
 
 def _free_text(value: str | None) -> str | None:
@@ -73,31 +42,15 @@ def _free_text(value: str | None) -> str | None:
     return value or None
 
 
-CustomerRef = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=CUSTOMER_REF_MAX_LENGTH),
-    AfterValidator(_no_control_characters),
-    _text_schema(
-        _text_pattern(_SINGLE_LINE, CUSTOMER_REF_MAX_LENGTH, blank=False),
-        f"One line, 1 to {CUSTOMER_REF_MAX_LENGTH} characters once stripped of whitespace.",
-    ),
-]
-Channel = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=CHANNEL_MAX_LENGTH),
-    AfterValidator(_no_control_characters),
-    _text_schema(
-        _text_pattern(_SINGLE_LINE, CHANNEL_MAX_LENGTH, blank=False),
-        f"One line, 1 to {CHANNEL_MAX_LENGTH} characters once stripped of whitespace.",
-    ),
-]
+CustomerRef = Annotated[str, SingleLine(CUSTOMER_REF_MAX_LENGTH)]
+Channel = Annotated[str, SingleLine(CHANNEL_MAX_LENGTH)]
 Comment = Annotated[
     str | None,
     StringConstraints(strip_whitespace=True, max_length=COMMENT_MAX_LENGTH),
     AfterValidator(_free_text),
 ]
-_COMMENT_SCHEMA = _text_schema(
-    _text_pattern(_FREE_TEXT, COMMENT_MAX_LENGTH, blank=True),
+_COMMENT_SCHEMA = text_schema(
+    text_pattern(_FREE_TEXT, COMMENT_MAX_LENGTH, blank=True),
     f"Up to {COMMENT_MAX_LENGTH} characters once stripped of whitespace, line breaks "
     "allowed; blank means no comment.",
 )

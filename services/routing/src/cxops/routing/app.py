@@ -5,12 +5,22 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from cxops.common.service import ServiceSpec, create_service_app
+from cxops.routing.api import routing
 from cxops.routing.settings import RoutingSettings
+from cxops.routing.switchboard import Switchboard
 
 SPEC = ServiceSpec(
     name="routing",
     description="Agents, skills and proficiency, queues, tasks, skill-based matching and staffing.",
     migrations=Path(__file__).parent / "migrations",
+    routers=[routing.router],
+    components=[Switchboard],
+    tags=[
+        {"name": "agents", "description": "Agents, their skills, channels and presence."},
+        {"name": "queues", "description": "Lines of work and the policy their tasks follow."},
+        {"name": "tasks", "description": "Work to route, from arrival to outcome."},
+        {"name": "reservations", "description": "Offers of tasks to agents."},
+    ],
 )
 
 

@@ -10,7 +10,7 @@ valid. The models refuse unknown fields, so one can be an API's request body as 
 import csv
 import itertools
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -230,16 +230,11 @@ def _scenario(spec: ScenarioSpec) -> Scenario:
     queues = {name: Queue(name, q.requires, q.optional) for name, q in spec.queues.items()}
     policy = Policy(
         tiers=tiers,
-        relaxation=Relaxation(
-            [
-                RelaxationStep(s.after_seconds, s.lower_by, s.drop_optional, s.overflow)
-                for s in spec.relaxation
-            ]
-        ),
+        relaxation=relaxation(spec.relaxation),
         offer_timeout_seconds=spec.offer_timeout_seconds,
         max_consecutive_timeouts=spec.max_consecutive_timeouts,
         queues=queues,
-        escalation=tuple(_rule(rule) for rule in spec.escalation),
+        escalation=tuple(escalation_rule(rule) for rule in spec.escalation),
     )
     learning = None
     if spec.learning is not None:
@@ -282,7 +277,13 @@ def _task(spec: TaskSpec) -> ReplayTask:
     )
 
 
-def _rule(spec: RuleSpec) -> EscalationRule:
+def relaxation(steps: Iterable[RelaxationSpec]) -> Relaxation:
+    return Relaxation(
+        [RelaxationStep(s.after_seconds, s.lower_by, s.drop_optional, s.overflow) for s in steps]
+    )
+
+
+def escalation_rule(spec: RuleSpec) -> EscalationRule:
     when = spec.when
     return EscalationRule(
         spec.name,

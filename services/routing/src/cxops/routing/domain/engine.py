@@ -274,6 +274,10 @@ class Engine:
         """Agents who rejected or let lapse an offer of this task: never offered it again."""
         return frozenset(self._tasks[task_id].excluded)
 
+    def fired_rules(self, task_id: str) -> frozenset[str]:
+        """The escalation rules that fired for this task (each fires once per task)."""
+        return frozenset(self._tasks[task_id].fired)
+
     def next_due(self) -> float | None:
         """The earliest moment something may fall due (an offer times out, a task relaxes, a
         rule comes due), for a driver of simulated time to ``tick`` at; ``None`` if nothing is

@@ -1,0 +1,332 @@
+"""The routing service over REST, on SQLite and PostgreSQL, with its events read back from the
+real CX_ROUTING stream: a platform's day (agents log in, tasks arrive, offers, accept, wrap,
+complete), refusals that change nothing, time (offer timeouts, time to live) and restarts."""
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import pytest
+from nats.aio.client import Client as NatsClient
+
+from cxops.cli.nats_server import NatsServer
+from cxops.common.auth import Role
+from cxops.common.errors import PROBLEM_MEDIA_TYPE
+from cxops.common.migrations import upgrade
+from cxops.routing.app import SPEC, create_app
+from cxops.routing.settings import RoutingSettings
+from tests.support.services import RunningService, auth, eventually, running, settings_for
+
+TENANT = "acme"
+OTHER = "globex"
+ADMIN = auth(TENANT)
+AGENT_KEY = auth(TENANT, Role.AGENT)
+
+StartRouting = Callable[..., AbstractAsyncContextManager[RunningService]]
+
+
+@pytest.fixture
+async def start_routing(database_url: str, nats_server: NatsServer) -> StartRouting:
+    """Start the routing service on one migrated database, as often as a test needs (a restart
+    is a second start on the same database)."""
+    await upgrade(database_url, SPEC.migrations)
+
+    @asynccontextmanager
+    async def start(**overrides: Any) -> AsyncIterator[RunningService]:
+        settings = settings_for(
+            RoutingSettings, database_url=database_url, nats_url=nats_server.url, **overrides
+        )
+        async with running(create_app(settings)) as service:
+            yield service
+
+    return start
+
+
+async def post(service: RunningService, path: str, body: Any = None,
+               headers: dict[str, str] = ADMIN) -> Any:
+    return await service.client.post(f"/v1/routing{path}", json=body, headers=headers)
+
+
+async def agent(service: RunningService, external_id: str, skills: dict[str, int],
+                channels: dict[str, int] | None = None, **extra: Any) -> dict[str, Any]:
+    response = await post(service, "/agents", {
+        "external_id": external_id, "name": external_id.title(), "team": "care",
+        "skills": skills, "channels": channels or {"voice": 1}, "status": "available", **extra,
+    })
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def queue(service: RunningService, name: str, requires: dict[str, int],
+                **extra: Any) -> dict[str, Any]:
+    response = await post(service, "/queues", {
+        "name": name, "channel": "voice", "requires": requires, **extra,
+    })
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def task(service: RunningService, **body: Any) -> dict[str, Any]:
+    response = await post(service, "/tasks", {"queue": "billing", **body})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def pending_offers(service: RunningService, agent_id: str) -> list[dict[str, Any]]:
+    response = await service.client.get(
+        f"/v1/routing/agents/{agent_id}/reservations?state=pending", headers=ADMIN
+    )
+    assert response.status_code == 200, response.text
+    return list(response.json())
+
+
+async def routing_events(nats_client: NatsClient, at_least: int) -> list[tuple[str, dict[str, Any]]]:
+    """Every event on CX_ROUTING so far, once there are ``at_least``, as (subject, payload)."""
+    js = nats_client.jetstream()
+
+    async def enough() -> int:
+        info = await js.stream_info("CX_ROUTING")
+        return int(info.state.messages) >= at_least and int(info.state.messages)
+
+    total = await eventually(enough, what=f"{at_least} routing events")
+    subscription = await js.pull_subscribe("cx.routing.>", stream="CX_ROUTING")
+    try:
+        messages = []
+        while len(messages) < total:
+            messages += await subscription.fetch(total - len(messages), timeout=5)
+    finally:
+        await subscription.unsubscribe()
+    for message in messages:
+        assert (message.headers or {})["ce-tenant"] == TENANT
+    return [(m.subject, json.loads(m.data)) for m in messages]
+
+
+async def test_a_platforms_day(start_routing: StartRouting, nats_client: NatsClient) -> None:
+    async with start_routing() as routing:
+        await queue(routing, "billing", {"billing": 3},
+                    service_level={"answer_within_seconds": 20, "target": 0.8})
+        ana = await agent(routing, "ana", {"billing": 5})
+        bo = await agent(routing, "bo", {"billing": 3})
+        await agent(routing, "cy", {"sales": 5})  # not eligible
+
+        first = await task(routing, external_id="call-1", customer_ref="cust-1", priority=2)
+        assert first["state"] == "reserved"  # matched before the answer
+        [offer] = await pending_offers(routing, ana["id"])  # the strongest agent first
+        assert offer["task_id"] == first["id"]
+        second = await task(routing, external_id="call-2")
+        [offer_two] = await pending_offers(routing, bo["id"])
+        assert offer_two["task_id"] == second["id"]
+        third = await task(routing, external_id="call-3")
+        assert third["state"] == "pending"  # everyone eligible is busy
+
+        accepted = await post(routing, f"/reservations/{offer['id']}/accept", headers=AGENT_KEY)
+        assert accepted.status_code == 200, accepted.text
+        assert accepted.json()["state"] == "accepted"
+        again = await post(routing, f"/reservations/{offer['id']}/accept", headers=AGENT_KEY)
+        assert again.status_code == 409
+        assert "already accepted" in again.json()["detail"]
+
+        rejected = await post(routing, f"/reservations/{offer_two['id']}/reject",
+                              headers=AGENT_KEY)
+        assert rejected.json()["state"] == "rejected"
+        # The rejected task is never offered to bo again; bo takes the next one instead.
+        [offer_three] = await pending_offers(routing, bo["id"])
+        assert offer_three["task_id"] == third["id"]
+
+        wrapped = await post(routing, f"/tasks/{first['id']}/wrap", headers=AGENT_KEY)
+        assert wrapped.json()["state"] == "wrapping"
+        assert (await pending_offers(routing, ana["id"])) == []  # wrapping holds the capacity
+        done = await post(routing, f"/tasks/{first['id']}/complete",
+                          {"handle_seconds": 240, "resolved": True, "csat": 5}, AGENT_KEY)
+        assert done.status_code == 200, done.text
+        assert done.json()["state"] == "completed"
+        # ana is free again and takes the task bo turned down.
+        [next_for_ana] = await pending_offers(routing, ana["id"])
+        assert next_for_ana["task_id"] == second["id"]
+
+        detail = (await routing.client.get(f"/v1/routing/tasks/{second['id']}",
+                                           headers=ADMIN)).json()
+        assert [o["state"] for o in detail["offers"]] == ["rejected", "pending"]
+        assert detail["agent_id"] is None and detail["state"] == "reserved"
+        finished = (await routing.client.get(f"/v1/routing/tasks/{first['id']}",
+                                             headers=ADMIN)).json()
+        assert finished["agent_id"] == ana["id"] and finished["handle_seconds"] == 240
+        assert finished["resolved"] is True and finished["wait_seconds"] >= 0
+
+        await routing.outbox_drained()
+        published = await routing_events(nats_client, 13)
+        subjects = [s.removeprefix("cx.routing.").removesuffix(".v1") for s, _ in published]
+        assert subjects.count("agent.status_changed") == 3
+        assert [s for s in subjects if s.startswith("task.")] == [
+            "task.created", "task.offered",  # call-1 to ana
+            "task.created", "task.offered",  # call-2 to bo
+            "task.created",  # call-3 waits
+            "task.assigned",  # ana accepts call-1
+            "task.offered",  # bo rejected call-2; call-3 goes to bo
+            "task.completed",  # ana done
+            "task.offered",  # call-2 to ana
+        ]
+        completed = next(p for s, p in published if s.endswith("task.completed.v1"))
+        assert completed["agent_id"] == ana["id"] and completed["team"] == "care"
+        assert completed["queue"] == "billing" and completed["channel"] == "voice"
+        assert completed["handle_seconds"] == 240 and completed["resolved"] is True
+
+
+async def test_refusals_name_the_field_and_change_nothing(start_routing: StartRouting) -> None:
+    async with start_routing() as routing:
+        await queue(routing, "billing", {"billing": 3})
+        ana = await agent(routing, "ana", {"billing": 5})
+        before = (await routing.count("routing_tasks"), await routing.count("cx_outbox"))
+
+        cases: list[tuple[str, dict[str, Any], int, str]] = [
+            ("/tasks", {"queue": "nope"}, 422, "queue"),
+            ("/tasks", {"requires": {"chemistry": 2}, "channel": "voice"}, 422,
+             "requires.chemistry"),
+            ("/tasks", {"requires": {"billing": 2}, "channel": "fax"}, 422, "channel"),
+            ("/tasks", {"queue": "billing", "tier": "diamond"}, 422, "tier"),
+            ("/tasks", {"queue": "billing", "requires": {"billing": 1}}, 422, "body"),
+            ("/agents", {"external_id": "x", "name": "X", "channels": {"voice": -1}}, 422,
+             "channels.voice"),
+            ("/agents", {"external_id": "x", "name": "X", "channels": {"voice": 1},
+                         "skills": {"billing": 6}}, 422, "skills.billing"),
+            ("/agents", {"external_id": "ana", "name": "Again", "channels": {"voice": 1}}, 409,
+             "external_id"),
+            ("/queues", {"name": "billing", "channel": "voice"}, 409, "name"),
+        ]
+        for path, body, status, field in cases:
+            response = await post(routing, path, body)
+            assert response.status_code == status, (path, body, response.text)
+            assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
+            fields = [e["field"] for e in response.json().get("errors", [])]
+            assert any(f == field or f.startswith(f"{field}.") for f in fields), (body, fields)
+
+        # Wrong states: accepted, completed and canceled tasks refuse what does not follow.
+        waiting = await task(routing)
+        [offer] = await pending_offers(routing, ana["id"])
+        complete = await post(routing, f"/tasks/{waiting['id']}/complete",
+                              {"handle_seconds": 1, "resolved": True})
+        assert complete.status_code == 409 and complete.json()["state"] == "reserved"
+        canceled = await post(routing, f"/tasks/{waiting['id']}/cancel", {"reason": "abandoned"})
+        assert canceled.json()["state"] == "abandoned"
+        late = await post(routing, f"/reservations/{offer['id']}/accept")
+        assert late.status_code == 409 and late.json()["state"] == "canceled"
+        assert (await post(routing, f"/tasks/{waiting['id']}/wrap")).status_code == 409
+        assert (await post(routing, f"/tasks/{uuid.uuid4()}/wrap")).status_code == 404
+
+        # Another tenant sees none of it.
+        other = auth(OTHER)
+        assert (await post(routing, f"/reservations/{offer['id']}/accept",
+                           headers=other)).status_code == 404
+        listed = await routing.client.get("/v1/routing/tasks", headers=other)
+        assert listed.json() == []
+        assert (await routing.client.get(f"/v1/routing/agents/{ana['id']}",
+                                         headers=other)).status_code == 404
+
+        after = (await routing.count("routing_tasks"), await routing.count("cx_outbox"))
+        assert after[0] == before[0] + 1  # only the task that was accepted
+
+
+async def test_a_repeated_task_returns_the_first(start_routing: StartRouting) -> None:
+    async with start_routing() as routing:
+        await queue(routing, "billing", {"billing": 3})
+        first = await task(routing, external_id="call-9")
+        again = await post(routing, "/tasks", {"queue": "billing", "external_id": "call-9"})
+        assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+        assert again.json()["id"] == first["id"]
+        keyed = {**ADMIN, "Idempotency-Key": "k-1"}
+        one = await post(routing, "/tasks", {"queue": "billing"}, keyed)
+        two = await post(routing, "/tasks", {"queue": "billing"}, keyed)
+        assert one.json()["id"] == two.json()["id"]
+        different = await post(routing, "/tasks", {"queue": "billing", "priority": 3}, keyed)
+        assert different.status_code == 409
+        assert await routing.count("routing_tasks") == 2
+
+
+async def test_offers_time_out_and_tasks_expire(start_routing: StartRouting) -> None:
+    async with start_routing(offer_timeout_seconds=0.3, max_consecutive_timeouts=1) as routing:
+        await queue(routing, "billing", {"billing": 3})
+        ana = await agent(routing, "ana", {"billing": 5})
+        bo = await agent(routing, "bo", {"billing": 4})
+        first = await task(routing)
+
+        async def moved_to_bo() -> bool:
+            offers = await pending_offers(routing, bo["id"])
+            return bool(offers) and offers[0]["task_id"] == first["id"]
+
+        await eventually(moved_to_bo, what="the offer to time out and go to bo")
+        ana_now = (await routing.client.get(f"/v1/routing/agents/{ana['id']}",
+                                            headers=ADMIN)).json()
+        assert ana_now["status"] == "away"  # one offer let lapse is the limit here
+
+        lonely = await post(routing, "/tasks", {"requires": {"billing": 5}, "channel": "voice",
+                                                "timeout_seconds": 0.3})
+        assert lonely.json()["state"] == "pending"  # ana is away
+
+        async def timed_out() -> bool:
+            read = await routing.client.get(f"/v1/routing/tasks/{lonely.json()['id']}",
+                                            headers=ADMIN)
+            return bool(read.json()["state"] == "timed_out")
+
+        await eventually(timed_out, what="the task's time to live to end it")
+
+
+async def test_a_restart_loses_and_doubles_nothing(start_routing: StartRouting) -> None:
+    async with start_routing() as routing:
+        await queue(routing, "billing", {"billing": 3},
+                    escalation=[{"name": "vip", "when": {"tiers": ["gold"]},
+                                 "then": {"raise_priority": 5}}])
+        ana = await agent(routing, "ana", {"billing": 5}, channels={"voice": 1})
+        bo = await agent(routing, "bo", {"billing": 4}, channels={"voice": 1})
+        taken = await task(routing, external_id="a")
+        [offer] = await pending_offers(routing, ana["id"])
+        await post(routing, f"/reservations/{offer['id']}/accept")
+        offered = await task(routing, external_id="b", tier="gold")
+        [bo_offer] = await pending_offers(routing, bo["id"])
+        waiting = await task(routing, external_id="c")
+        escalated = (await routing.client.get(f"/v1/routing/tasks/{offered['id']}",
+                                              headers=ADMIN)).json()
+        assert escalated["priority"] == 5 and len(escalated["escalations"]) == 1
+
+    async with start_routing() as routing:
+        # The accepted task is still ana's; bo's offer was made again by the new engine.
+        kept = (await routing.client.get(f"/v1/routing/tasks/{taken['id']}",
+                                         headers=ADMIN)).json()
+        assert kept["state"] == "assigned" and kept["agent_id"] == ana["id"]
+        [renewed] = await pending_offers(routing, bo["id"])
+        assert renewed["task_id"] == offered["id"] and renewed["id"] != bo_offer["id"]
+        old = await post(routing, f"/reservations/{bo_offer['id']}/accept")
+        assert old.status_code == 409 and "rescinded" in old.json()["detail"]
+        again = (await routing.client.get(f"/v1/routing/tasks/{offered['id']}",
+                                          headers=ADMIN)).json()
+        assert again["priority"] == 5 and len(again["escalations"]) == 1  # not fired twice
+        still = (await routing.client.get(f"/v1/routing/tasks/{waiting['id']}",
+                                          headers=ADMIN)).json()
+        assert still["state"] == "pending"  # ana is full, bo holds an offer
+        assert (await pending_offers(routing, ana["id"])) == []
+        done = await post(routing, f"/tasks/{taken['id']}/complete",
+                          {"handle_seconds": 60, "resolved": False})
+        assert done.status_code == 200
+        [next_offer] = await pending_offers(routing, ana["id"])
+        assert next_offer["task_id"] == waiting["id"]
+
+
+async def test_a_deleted_agents_work_goes_back_to_the_queue(start_routing: StartRouting) -> None:
+    async with start_routing() as routing:
+        await queue(routing, "billing", {"billing": 3})
+        ana = await agent(routing, "ana", {"billing": 5})
+        work = await task(routing)
+        [offer] = await pending_offers(routing, ana["id"])
+        await post(routing, f"/reservations/{offer['id']}/accept")
+        gone = await routing.client.delete(f"/v1/routing/agents/{ana['id']}", headers=ADMIN)
+        assert gone.status_code == 204
+        back = (await routing.client.get(f"/v1/routing/tasks/{work['id']}", headers=ADMIN)).json()
+        assert back["state"] == "pending" and back["agent_id"] is None
+        bo = await agent(routing, "bo", {"billing": 3})
+        [offer_bo] = await pending_offers(routing, bo["id"])
+        assert offer_bo["task_id"] == work["id"]
+        assert (await routing.client.get(f"/v1/routing/agents/{ana['id']}",
+                                         headers=ADMIN)).status_code == 404
+        await asyncio.sleep(0)
