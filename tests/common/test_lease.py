@@ -1,23 +1,28 @@
 """Ownership leases on NATS key-value against a real nats-server: one holder per key, kept by
-renewing, lost by a dead or displaced holder."""
+renewing, lost by a dead or displaced holder, and only routing's NATS user may use its bucket."""
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from cxops.cli.nats_auth import ensure_seeds, seed_file, server_config
 from cxops.cli.nats_server import NatsServer
 from cxops.common.events import Broker
 from cxops.common.events.broker import client_name
 from cxops.common.events.lease import (
     Leases,
     LeaseStoreUnavailable,
+    lease_bucket,
     new_holder_id,
 )
+from cxops.common.events.permissions import service_permissions
+from cxops.routing.app import OWNERS_BUCKET
 from tests.support.services import eventually
 
 #: Short enough to watch several lapse, long enough for a loaded 2-core machine to renew.
@@ -182,6 +187,101 @@ async def test_an_existing_bucket_is_brought_to_the_leases_ttl(replica: MakeLeas
 def test_holder_ids_name_the_process_and_never_repeat() -> None:
     first, second = new_holder_id(), new_holder_id()
     assert first != second and f"-{os.getpid()}-" in first
+
+
+def test_a_service_may_declare_only_buckets_named_for_it() -> None:
+    assert lease_bucket("routing", "owners") == OWNERS_BUCKET == "cxops_routing_owners"
+    for foreign in ("cxops_journey_owners", "cxops_routing_", "cxops_routing_*", "KV_x"):
+        with pytest.raises(ValueError, match="cxops_routing_"):
+            service_permissions("routing", [], lease_buckets=[foreign])
+
+
+# --- with authentication: the suite's own NATS users and derived permissions ---------------
+
+
+@pytest.fixture
+def secured_nats(tmp_path: Path) -> Iterator[tuple[NatsServer, Path]]:
+    """A nats-server that knows every component by its NKey, with the permissions the code
+    derives (as ``cxops up`` configures it); the seeds' directory."""
+    seeds = tmp_path / "seeds"
+    config = tmp_path / "nats.conf"
+    config.write_text(server_config(ensure_seeds(seeds)))
+    server = NatsServer(tmp_path / "nats", config_file=config).start()
+    yield server, seeds
+    server.stop()
+
+
+async def test_only_routing_may_use_its_lease_bucket(
+    secured_nats: tuple[NatsServer, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    server, seeds = secured_nats
+    caplog.set_level(logging.DEBUG, logger="cxops.events")
+
+    async with brokers() as connect:
+
+        async def as_component(component: str, bucket: str, holder: str) -> Leases:
+            broker = await connect(server.url, component, seed_file(seeds, component))
+            return Leases(broker, bucket=bucket, holder=holder, ttl_seconds=TTL)
+
+        # Two routing replicas: the first creates the bucket; reads are message gets.
+        a = await as_component("routing", OWNERS_BUCKET, "routing-a")
+        b = await as_component("routing", OWNERS_BUCKET, "routing-b")
+        assert await a.acquire(TENANT)
+        lost = Lost()
+        async with renewing(a, lost):
+            await asyncio.sleep(TTL)  # renewals through a lapse
+            assert await b.holder_of(TENANT) == "routing-a" and lost.keys == []
+            assert not await b.acquire(TENANT)
+            await a.release(TENANT)
+            assert await b.acquire(TENANT)
+
+        # An operator changed the bucket (a longer TTL, direct gets): a replica that starts
+        # brings the TTL back and reads with direct gets.
+        js = a.broker.js
+        stream = (await js.stream_info(f"KV_{OWNERS_BUCKET}")).config
+        stream.max_age, stream.allow_direct = 60.0, True
+        await js.update_stream(stream)
+        c = await as_component("routing", OWNERS_BUCKET, "routing-c")
+        assert await c.holder_of(TENANT) == "routing-b"
+        status = await (await js.key_value(OWNERS_BUCKET)).status()
+        assert status.ttl == TTL and status.stream_info.config.allow_direct
+        await b.release(TENANT)
+        assert await c.acquire(TENANT)
+        await c.release(TENANT)
+
+        # Another component can neither use routing's bucket nor keep one routing's way.
+        for component, bucket in (
+            ("journey", OWNERS_BUCKET),
+            ("gateway", OWNERS_BUCKET),
+            ("journey", lease_bucket("journey", "owners")),
+            ("routing", lease_bucket("routing", "undeclared")),
+        ):
+            intruder = await as_component(component, bucket, f"{component}-x")
+            with pytest.raises(LeaseStoreUnavailable):
+                await intruder.acquire(TENANT)
+        refused = " ".join(r.getMessage().lower() for r in caplog.records)
+        for stream in ("KV_cxops_routing_owners", "KV_cxops_journey_owners"):
+            said = f'permissions violation for publish to "$js.api.stream.create.{stream.lower()}"'
+            assert said in refused
+        assert "kv_cxops_routing_undeclared" in refused
+        # Nor write or read its keys directly.
+        journey = await connect(server.url, "journey", seed_file(seeds, "journey"))
+        js = journey.nc.jetstream(timeout=1)
+        caplog.clear()
+        with pytest.raises(TimeoutError):
+            await js.publish(f"$KV.{OWNERS_BUCKET}.{TENANT}", b"journey")
+        with pytest.raises(TimeoutError):
+            await js.get_msg(f"KV_{OWNERS_BUCKET}", subject=f"$KV.{OWNERS_BUCKET}.{TENANT}")
+        with pytest.raises(TimeoutError):
+            await js.get_msg(
+                f"KV_{OWNERS_BUCKET}", subject=f"$KV.{OWNERS_BUCKET}.{TENANT}", direct=True
+            )
+        await eventually(
+            lambda: now(
+                sum("permissions violation" in r.getMessage().lower() for r in caplog.records) >= 3
+            ),
+            what="three permissions violations",
+        )
 
 
 async def now(value: bool) -> bool:

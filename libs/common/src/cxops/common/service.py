@@ -49,6 +49,9 @@ class ServiceSpec:
     migrations: Path
     routers: Sequence[APIRouter] = ()
     consumers: Sequence[ConsumerSpec] = ()
+    #: The key-value buckets the service keeps leases in (``cxops.common.events.lease``), each
+    #: named ``cxops_<service>_<use>``: its NATS user may use these and no other.
+    lease_buckets: Sequence[str] = ()
     version: str = "0.1.0"
     tags: Sequence[dict[str, Any]] = field(default_factory=list)
 

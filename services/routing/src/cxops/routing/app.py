@@ -4,13 +4,18 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from cxops.common.events.lease import lease_bucket
 from cxops.common.service import ServiceSpec, create_service_app
 from cxops.routing.settings import RoutingSettings
+
+#: Who owns each tenant's matching engine: one lease per tenant (``cxops_routing_owners``).
+OWNERS_BUCKET = lease_bucket("routing", "owners")
 
 SPEC = ServiceSpec(
     name="routing",
     description="Agents, skills and proficiency, queues, tasks, skill-based matching and staffing.",
     migrations=Path(__file__).parent / "migrations",
+    lease_buckets=(OWNERS_BUCKET,),
 )
 
 

@@ -50,6 +50,10 @@ Assumptions: the holder id is unique per process (a restarted process takes a ne
 replica uses the same ``ttl_seconds`` (the bucket's ``max_age`` is set by the last to start);
 the NATS servers' clocks agree to well within ``ttl``.
 
+Permissions: a component may use only the buckets it declares (``ServiceSpec.lease_buckets``,
+named ``cxops_<component>_<use>`` by :func:`lease_bucket`), see
+:mod:`cxops.common.events.permissions`.
+
 No clock is injected, unlike the rest of the suite's deadlines: the lease expires on the NATS
 server's clock, which a test cannot move, and the holder's own deadline must follow real time to
 stay behind the server's.
