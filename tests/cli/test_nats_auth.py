@@ -60,6 +60,23 @@ def test_each_component_publishes_only_its_own_subjects() -> None:
             assert f"$JS.API.CONSUMER.DELETE.{consumer.stream}.{consumer.name}" in denied
 
 
+def test_only_routing_may_use_its_lease_bucket_and_only_that() -> None:
+    """Routing declares its owners bucket; its user gets exactly what nats-py's key-value calls
+    need there, and no component gets anything of a bucket it did not declare."""
+    permissions = suite_permissions()
+    kv = "KV_cxops_routing_owners"
+    assert [s for s in permissions["routing"].publish if "KV" in s] == [
+        f"$JS.API.STREAM.INFO.{kv}",
+        f"$JS.API.STREAM.CREATE.{kv}",
+        f"$JS.API.STREAM.UPDATE.{kv}",
+        "$KV.cxops_routing_owners.>",
+        f"$JS.API.STREAM.MSG.GET.{kv}",
+        f"$JS.API.DIRECT.GET.{kv}.$KV.cxops_routing_owners.>",
+    ]
+    for component in set(COMPONENTS) - {"routing"}:
+        assert not [s for s in permissions[component].publish if "KV" in s], component
+
+
 def test_the_server_configuration_names_public_keys_only() -> None:
     keys = {component: f"U{component.upper()}KEY" for component in COMPONENTS}
     config = server_config(keys)

@@ -79,11 +79,20 @@ def service_consumers(service: str) -> list[DurableConsumer]:
     return [DurableConsumer(stream=c.stream, name=f"{service}-{c.name}") for c in spec.consumers]
 
 
+def service_lease_buckets(service: str) -> list[str]:
+    """The key-value buckets a service keeps leases in, from its ``SPEC``."""
+    return list(importlib.import_module(f"cxops.{service}.app").SPEC.lease_buckets)
+
+
 def suite_permissions() -> dict[str, Permissions]:
-    """Every component's permissions, as the code of the services declares its consumers."""
+    """Every component's permissions, as the code of the services declares its consumers and
+    lease buckets."""
     consumers = {service: service_consumers(service) for service in SERVICES}
     permissions = {
-        service: service_permissions(service, consumers[service]) for service in SERVICES
+        service: service_permissions(
+            service, consumers[service], lease_buckets=service_lease_buckets(service)
+        )
+        for service in SERVICES
     }
     permissions[GATEWAY] = gateway_permissions(
         [consumer for service in SERVICES for consumer in consumers[service]]

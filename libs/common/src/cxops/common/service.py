@@ -63,6 +63,9 @@ class ServiceSpec:
     consumers: Sequence[ConsumerSpec] = ()
     #: Factories of the service's components, each called with the started ServiceState.
     components: Sequence[Callable[["ServiceState"], Component]] = ()
+    #: The key-value buckets the service keeps leases in (``cxops.common.events.lease``), each
+    #: named ``cxops_<service>_<use>``: its NATS user may use these and no other.
+    lease_buckets: Sequence[str] = ()
     version: str = "0.1.0"
     tags: Sequence[dict[str, Any]] = field(default_factory=list)
 

@@ -4,10 +4,14 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from cxops.common.events.lease import lease_bucket
 from cxops.common.service import ServiceSpec, create_service_app
 from cxops.routing.api import routing
 from cxops.routing.settings import RoutingSettings
 from cxops.routing.switchboard import Switchboard
+
+#: Who owns each tenant's matching engine: one lease per tenant (``cxops_routing_owners``).
+OWNERS_BUCKET = lease_bucket("routing", "owners")
 
 SPEC = ServiceSpec(
     name="routing",
@@ -21,6 +25,7 @@ SPEC = ServiceSpec(
         {"name": "tasks", "description": "Work to route, from arrival to outcome."},
         {"name": "reservations", "description": "Offers of tasks to agents."},
     ],
+    lease_buckets=(OWNERS_BUCKET,),
 )
 
 

@@ -1,5 +1,6 @@
-"""The event backbone: CloudEvents over NATS JetStream, a transactional outbox, and idempotent
-durable consumers with retries and a dead-letter stream."""
+"""The event backbone: CloudEvents over NATS JetStream, a transactional outbox, idempotent
+durable consumers with retries and a dead-letter stream, and ownership leases on JetStream
+key-value."""
 
 from cxops.common.events.broker import Broker
 from cxops.common.events.consumer import (
@@ -9,6 +10,7 @@ from cxops.common.events.consumer import (
     PermanentEventError,
 )
 from cxops.common.events.envelope import Event, MalformedEvent
+from cxops.common.events.lease import Leases, LeaseStoreUnavailable
 from cxops.common.events.outbox import OutboxRelay, add_event
 
 __all__ = [
@@ -17,6 +19,8 @@ __all__ = [
     "ConsumerSpec",
     "Event",
     "EventHandler",
+    "LeaseStoreUnavailable",
+    "Leases",
     "MalformedEvent",
     "OutboxRelay",
     "PermanentEventError",

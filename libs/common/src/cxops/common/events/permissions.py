@@ -24,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from nats.js.object_store import VALID_BUCKET_RE
+
 from cxops.common.components import GATEWAY, SERVICES
 from cxops.common.events.broker import (
     DEAD_LETTER_PREFIX,
@@ -32,6 +34,7 @@ from cxops.common.events.broker import (
     inbox_prefix,
     stream_name,
 )
+from cxops.common.events.lease import lease_bucket, lease_stream, lease_subjects
 
 API = "$JS.API"
 
@@ -83,12 +86,37 @@ def _durable(consumer: DurableConsumer) -> list[str]:
     ]
 
 
-def service_permissions(service: str, consumers: Iterable[DurableConsumer]) -> Permissions:
-    """A service: its own events, its durable consumers, and reading its own dead letters
-    (an ephemeral consumer filtered on ``cx.deadletter.<service>.>``, named by nats-py)."""
+def _lease_bucket(component: str, bucket: str) -> list[str]:
+    """What :class:`~cxops.common.events.lease.Leases` asks of NATS for one bucket: the stream
+    behind it created, looked up and brought to its configuration (nats-py's
+    ``create_key_value``, ``key_value``), its keys written (``create``, ``update``, ``delete``
+    publish to ``$KV.<bucket>.<key>``), and read (``get``: a message get on the stream, or a
+    direct get of a key's last value when the bucket allows direct gets). Nothing else: no
+    delete or purge of the stream, no watchers, no get by revision. Only a bucket named for
+    ``component``."""
+    prefix = lease_bucket(component, "")
+    if not (bucket.startswith(prefix) and bucket != prefix and VALID_BUCKET_RE.fullmatch(bucket)):
+        raise ValueError(f"{component} may keep leases only in {lease_bucket(component, '*')}")
+    stream = lease_stream(bucket)
+    return [
+        *(f"{API}.STREAM.{action}.{stream}" for action in ("INFO", "CREATE", "UPDATE")),
+        lease_subjects(bucket),
+        f"{API}.STREAM.MSG.GET.{stream}",
+        f"{API}.DIRECT.GET.{stream}.{lease_subjects(bucket)}",
+    ]
+
+
+def service_permissions(
+    service: str, consumers: Iterable[DurableConsumer], lease_buckets: Iterable[str] = ()
+) -> Permissions:
+    """A service: its own events, its durable consumers, its lease buckets, and reading its
+    own dead letters (an ephemeral consumer filtered on ``cx.deadletter.<service>.>``, named by
+    nats-py)."""
     allowed = _own(service)
     for consumer in consumers:
         allowed += _durable(consumer)
+    for bucket in lease_buckets:
+        allowed += _lease_bucket(service, bucket)
     dead_letters = f"{DEAD_LETTER_PREFIX}.{service}.>"
     allowed += [
         f"{API}.CONSUMER.CREATE.{DEAD_LETTER_STREAM}.*.{dead_letters}",
