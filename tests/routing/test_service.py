@@ -45,26 +45,49 @@ async def start_routing(database_url: str, nats_server: NatsServer) -> StartRout
     return start
 
 
-async def post(service: RunningService, path: str, body: Any = None,
-               headers: dict[str, str] = ADMIN) -> Any:
+async def post(
+    service: RunningService, path: str, body: Any = None, headers: dict[str, str] = ADMIN
+) -> Any:
     return await service.client.post(f"/v1/routing{path}", json=body, headers=headers)
 
 
-async def agent(service: RunningService, external_id: str, skills: dict[str, int],
-                channels: dict[str, int] | None = None, **extra: Any) -> dict[str, Any]:
-    response = await post(service, "/agents", {
-        "external_id": external_id, "name": external_id.title(), "team": "care",
-        "skills": skills, "channels": channels or {"voice": 1}, "status": "available", **extra,
-    })
+async def agent(
+    service: RunningService,
+    external_id: str,
+    skills: dict[str, int],
+    channels: dict[str, int] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    response = await post(
+        service,
+        "/agents",
+        {
+            "external_id": external_id,
+            "name": external_id.title(),
+            "team": "care",
+            "skills": skills,
+            "channels": channels or {"voice": 1},
+            "status": "available",
+            **extra,
+        },
+    )
     assert response.status_code == 201, response.text
     return dict(response.json())
 
 
-async def queue(service: RunningService, name: str, requires: dict[str, int],
-                **extra: Any) -> dict[str, Any]:
-    response = await post(service, "/queues", {
-        "name": name, "channel": "voice", "requires": requires, **extra,
-    })
+async def queue(
+    service: RunningService, name: str, requires: dict[str, int], **extra: Any
+) -> dict[str, Any]:
+    response = await post(
+        service,
+        "/queues",
+        {
+            "name": name,
+            "channel": "voice",
+            "requires": requires,
+            **extra,
+        },
+    )
     assert response.status_code == 201, response.text
     return dict(response.json())
 
@@ -83,7 +106,9 @@ async def pending_offers(service: RunningService, agent_id: str) -> list[dict[st
     return list(response.json())
 
 
-async def routing_events(nats_client: NatsClient, at_least: int) -> list[tuple[str, dict[str, Any]]]:
+async def routing_events(
+    nats_client: NatsClient, at_least: int
+) -> list[tuple[str, dict[str, Any]]]:
     """Every event on CX_ROUTING so far, once there are ``at_least``, as (subject, payload)."""
     js = nats_client.jetstream()
 
@@ -106,8 +131,12 @@ async def routing_events(nats_client: NatsClient, at_least: int) -> list[tuple[s
 
 async def test_a_platforms_day(start_routing: StartRouting, nats_client: NatsClient) -> None:
     async with start_routing() as routing:
-        await queue(routing, "billing", {"billing": 3},
-                    service_level={"answer_within_seconds": 20, "target": 0.8})
+        await queue(
+            routing,
+            "billing",
+            {"billing": 3},
+            service_level={"answer_within_seconds": 20, "target": 0.8},
+        )
         ana = await agent(routing, "ana", {"billing": 5})
         bo = await agent(routing, "bo", {"billing": 3})
         await agent(routing, "cy", {"sales": 5})  # not eligible
@@ -129,8 +158,7 @@ async def test_a_platforms_day(start_routing: StartRouting, nats_client: NatsCli
         assert again.status_code == 409
         assert "already accepted" in again.json()["detail"]
 
-        rejected = await post(routing, f"/reservations/{offer_two['id']}/reject",
-                              headers=AGENT_KEY)
+        rejected = await post(routing, f"/reservations/{offer_two['id']}/reject", headers=AGENT_KEY)
         assert rejected.json()["state"] == "rejected"
         # The rejected task is never offered to bo again; bo takes the next one instead.
         [offer_three] = await pending_offers(routing, bo["id"])
@@ -139,30 +167,38 @@ async def test_a_platforms_day(start_routing: StartRouting, nats_client: NatsCli
         wrapped = await post(routing, f"/tasks/{first['id']}/wrap", headers=AGENT_KEY)
         assert wrapped.json()["state"] == "wrapping"
         assert (await pending_offers(routing, ana["id"])) == []  # wrapping holds the capacity
-        done = await post(routing, f"/tasks/{first['id']}/complete",
-                          {"handle_seconds": 240, "resolved": True, "csat": 5}, AGENT_KEY)
+        done = await post(
+            routing,
+            f"/tasks/{first['id']}/complete",
+            {"handle_seconds": 240, "resolved": True, "csat": 5},
+            AGENT_KEY,
+        )
         assert done.status_code == 200, done.text
         assert done.json()["state"] == "completed"
         # ana is free again and takes the task bo turned down.
         [next_for_ana] = await pending_offers(routing, ana["id"])
         assert next_for_ana["task_id"] == second["id"]
 
-        detail = (await routing.client.get(f"/v1/routing/tasks/{second['id']}",
-                                           headers=ADMIN)).json()
+        detail = (
+            await routing.client.get(f"/v1/routing/tasks/{second['id']}", headers=ADMIN)
+        ).json()
         assert [o["state"] for o in detail["offers"]] == ["rejected", "pending"]
         assert detail["agent_id"] is None and detail["state"] == "reserved"
-        finished = (await routing.client.get(f"/v1/routing/tasks/{first['id']}",
-                                             headers=ADMIN)).json()
+        finished = (
+            await routing.client.get(f"/v1/routing/tasks/{first['id']}", headers=ADMIN)
+        ).json()
         assert finished["agent_id"] == ana["id"] and finished["handle_seconds"] == 240
         assert finished["resolved"] is True and finished["wait_seconds"] >= 0
 
         await routing.outbox_drained()
-        published = await routing_events(nats_client, 13)
+        published = await routing_events(nats_client, 12)
         subjects = [s.removeprefix("cx.routing.").removesuffix(".v1") for s, _ in published]
         assert subjects.count("agent.status_changed") == 3
         assert [s for s in subjects if s.startswith("task.")] == [
-            "task.created", "task.offered",  # call-1 to ana
-            "task.created", "task.offered",  # call-2 to bo
+            "task.created",
+            "task.offered",  # call-1 to ana
+            "task.created",
+            "task.offered",  # call-2 to bo
             "task.created",  # call-3 waits
             "task.assigned",  # ana accepts call-1
             "task.offered",  # bo rejected call-2; call-3 goes to bo
@@ -183,17 +219,38 @@ async def test_refusals_name_the_field_and_change_nothing(start_routing: StartRo
 
         cases: list[tuple[str, dict[str, Any], int, str]] = [
             ("/tasks", {"queue": "nope"}, 422, "queue"),
-            ("/tasks", {"requires": {"chemistry": 2}, "channel": "voice"}, 422,
-             "requires.chemistry"),
+            (
+                "/tasks",
+                {"requires": {"chemistry": 2}, "channel": "voice"},
+                422,
+                "requires.chemistry",
+            ),
             ("/tasks", {"requires": {"billing": 2}, "channel": "fax"}, 422, "channel"),
             ("/tasks", {"queue": "billing", "tier": "diamond"}, 422, "tier"),
             ("/tasks", {"queue": "billing", "requires": {"billing": 1}}, 422, "body"),
-            ("/agents", {"external_id": "x", "name": "X", "channels": {"voice": -1}}, 422,
-             "channels.voice"),
-            ("/agents", {"external_id": "x", "name": "X", "channels": {"voice": 1},
-                         "skills": {"billing": 6}}, 422, "skills.billing"),
-            ("/agents", {"external_id": "ana", "name": "Again", "channels": {"voice": 1}}, 409,
-             "external_id"),
+            (
+                "/agents",
+                {"external_id": "x", "name": "X", "channels": {"voice": -1}},
+                422,
+                "channels.voice",
+            ),
+            (
+                "/agents",
+                {
+                    "external_id": "x",
+                    "name": "X",
+                    "channels": {"voice": 1},
+                    "skills": {"billing": 6},
+                },
+                422,
+                "skills.billing",
+            ),
+            (
+                "/agents",
+                {"external_id": "ana", "name": "Again", "channels": {"voice": 1}},
+                409,
+                "external_id",
+            ),
             ("/queues", {"name": "billing", "channel": "voice"}, 409, "name"),
         ]
         for path, body, status, field in cases:
@@ -206,8 +263,9 @@ async def test_refusals_name_the_field_and_change_nothing(start_routing: StartRo
         # Wrong states: accepted, completed and canceled tasks refuse what does not follow.
         waiting = await task(routing)
         [offer] = await pending_offers(routing, ana["id"])
-        complete = await post(routing, f"/tasks/{waiting['id']}/complete",
-                              {"handle_seconds": 1, "resolved": True})
+        complete = await post(
+            routing, f"/tasks/{waiting['id']}/complete", {"handle_seconds": 1, "resolved": True}
+        )
         assert complete.status_code == 409 and complete.json()["state"] == "reserved"
         canceled = await post(routing, f"/tasks/{waiting['id']}/cancel", {"reason": "abandoned"})
         assert canceled.json()["state"] == "abandoned"
@@ -218,12 +276,14 @@ async def test_refusals_name_the_field_and_change_nothing(start_routing: StartRo
 
         # Another tenant sees none of it.
         other = auth(OTHER)
-        assert (await post(routing, f"/reservations/{offer['id']}/accept",
-                           headers=other)).status_code == 404
+        assert (
+            await post(routing, f"/reservations/{offer['id']}/accept", headers=other)
+        ).status_code == 404
         listed = await routing.client.get("/v1/routing/tasks", headers=other)
         assert listed.json() == []
-        assert (await routing.client.get(f"/v1/routing/agents/{ana['id']}",
-                                         headers=other)).status_code == 404
+        assert (
+            await routing.client.get(f"/v1/routing/agents/{ana['id']}", headers=other)
+        ).status_code == 404
 
         after = (await routing.count("routing_tasks"), await routing.count("cx_outbox"))
         assert after[0] == before[0] + 1  # only the task that was accepted
@@ -257,17 +317,22 @@ async def test_offers_time_out_and_tasks_expire(start_routing: StartRouting) -> 
             return bool(offers) and offers[0]["task_id"] == first["id"]
 
         await eventually(moved_to_bo, what="the offer to time out and go to bo")
-        ana_now = (await routing.client.get(f"/v1/routing/agents/{ana['id']}",
-                                            headers=ADMIN)).json()
+        ana_now = (
+            await routing.client.get(f"/v1/routing/agents/{ana['id']}", headers=ADMIN)
+        ).json()
         assert ana_now["status"] == "away"  # one offer let lapse is the limit here
 
-        lonely = await post(routing, "/tasks", {"requires": {"billing": 5}, "channel": "voice",
-                                                "timeout_seconds": 0.3})
+        lonely = await post(
+            routing,
+            "/tasks",
+            {"requires": {"billing": 5}, "channel": "voice", "timeout_seconds": 0.3},
+        )
         assert lonely.json()["state"] == "pending"  # ana is away
 
         async def timed_out() -> bool:
-            read = await routing.client.get(f"/v1/routing/tasks/{lonely.json()['id']}",
-                                            headers=ADMIN)
+            read = await routing.client.get(
+                f"/v1/routing/tasks/{lonely.json()['id']}", headers=ADMIN
+            )
             return bool(read.json()["state"] == "timed_out")
 
         await eventually(timed_out, what="the task's time to live to end it")
@@ -275,9 +340,14 @@ async def test_offers_time_out_and_tasks_expire(start_routing: StartRouting) -> 
 
 async def test_a_restart_loses_and_doubles_nothing(start_routing: StartRouting) -> None:
     async with start_routing() as routing:
-        await queue(routing, "billing", {"billing": 3},
-                    escalation=[{"name": "vip", "when": {"tiers": ["gold"]},
-                                 "then": {"raise_priority": 5}}])
+        await queue(
+            routing,
+            "billing",
+            {"billing": 3},
+            escalation=[
+                {"name": "vip", "when": {"tiers": ["gold"]}, "then": {"raise_priority": 5}}
+            ],
+        )
         ana = await agent(routing, "ana", {"billing": 5}, channels={"voice": 1})
         bo = await agent(routing, "bo", {"billing": 4}, channels={"voice": 1})
         taken = await task(routing, external_id="a")
@@ -286,28 +356,31 @@ async def test_a_restart_loses_and_doubles_nothing(start_routing: StartRouting) 
         offered = await task(routing, external_id="b", tier="gold")
         [bo_offer] = await pending_offers(routing, bo["id"])
         waiting = await task(routing, external_id="c")
-        escalated = (await routing.client.get(f"/v1/routing/tasks/{offered['id']}",
-                                              headers=ADMIN)).json()
+        escalated = (
+            await routing.client.get(f"/v1/routing/tasks/{offered['id']}", headers=ADMIN)
+        ).json()
         assert escalated["priority"] == 5 and len(escalated["escalations"]) == 1
 
     async with start_routing() as routing:
         # The accepted task is still ana's; bo's offer was made again by the new engine.
-        kept = (await routing.client.get(f"/v1/routing/tasks/{taken['id']}",
-                                         headers=ADMIN)).json()
+        kept = (await routing.client.get(f"/v1/routing/tasks/{taken['id']}", headers=ADMIN)).json()
         assert kept["state"] == "assigned" and kept["agent_id"] == ana["id"]
         [renewed] = await pending_offers(routing, bo["id"])
         assert renewed["task_id"] == offered["id"] and renewed["id"] != bo_offer["id"]
         old = await post(routing, f"/reservations/{bo_offer['id']}/accept")
         assert old.status_code == 409 and "rescinded" in old.json()["detail"]
-        again = (await routing.client.get(f"/v1/routing/tasks/{offered['id']}",
-                                          headers=ADMIN)).json()
+        again = (
+            await routing.client.get(f"/v1/routing/tasks/{offered['id']}", headers=ADMIN)
+        ).json()
         assert again["priority"] == 5 and len(again["escalations"]) == 1  # not fired twice
-        still = (await routing.client.get(f"/v1/routing/tasks/{waiting['id']}",
-                                          headers=ADMIN)).json()
+        still = (
+            await routing.client.get(f"/v1/routing/tasks/{waiting['id']}", headers=ADMIN)
+        ).json()
         assert still["state"] == "pending"  # ana is full, bo holds an offer
         assert (await pending_offers(routing, ana["id"])) == []
-        done = await post(routing, f"/tasks/{taken['id']}/complete",
-                          {"handle_seconds": 60, "resolved": False})
+        done = await post(
+            routing, f"/tasks/{taken['id']}/complete", {"handle_seconds": 60, "resolved": False}
+        )
         assert done.status_code == 200
         [next_offer] = await pending_offers(routing, ana["id"])
         assert next_offer["task_id"] == waiting["id"]
@@ -327,6 +400,53 @@ async def test_a_deleted_agents_work_goes_back_to_the_queue(start_routing: Start
         bo = await agent(routing, "bo", {"billing": 3})
         [offer_bo] = await pending_offers(routing, bo["id"])
         assert offer_bo["task_id"] == work["id"]
-        assert (await routing.client.get(f"/v1/routing/agents/{ana['id']}",
-                                         headers=ADMIN)).status_code == 404
+        assert (
+            await routing.client.get(f"/v1/routing/agents/{ana['id']}", headers=ADMIN)
+        ).status_code == 404
         await asyncio.sleep(0)
+
+
+async def test_queue_statistics_by_hand(start_routing: StartRouting) -> None:
+    async with start_routing() as routing:
+        billing = await queue(
+            routing,
+            "billing",
+            {"billing": 3},
+            service_level={"answer_within_seconds": 20, "target": 0.8},
+        )
+        ana = await agent(routing, "ana", {"billing": 5})
+        await agent(routing, "bo", {"billing": 2})  # not eligible: below the requirement
+        answered = await task(routing, priority=1)
+        [offer] = await pending_offers(routing, ana["id"])
+        await post(routing, f"/reservations/{offer['id']}/accept")
+        left = await task(routing, priority=3)
+        await task(routing, priority=3)
+        await post(routing, f"/tasks/{left['id']}/cancel", {"reason": "abandoned"})
+        await post(
+            routing, f"/tasks/{answered['id']}/complete", {"handle_seconds": 30, "resolved": True}
+        )
+
+        figures = (
+            await routing.client.get(
+                f"/v1/routing/queues/{billing['id']}/statistics", headers=ADMIN
+            )
+        ).json()
+        now, window = figures["now"], figures["window"]
+        # One task left: offered to ana when she completed, the customer still waits.
+        assert now["waiting"] == 1 and now["waiting_by_priority"] == {"3": 1}
+        assert now["longest_waiting_seconds"] >= 0
+        assert now["eligible_agents_by_status"] == {"busy": 1}
+        assert window["entered"] == 3 and window["answered"] == 1
+        assert window["abandoned"] == 1 and window["waiting"] == 1  # reserved counts as waiting
+        assert window["service_level"] == 0.5 and window["meets_target"] is False
+        assert window["reservations"]["accepted"] == 1
+        assert window["average_speed_of_answer_seconds"] < 20
+        recent = (
+            await routing.client.get(
+                f"/v1/routing/queues/{billing['id']}/statistics?minutes=15", headers=ADMIN
+            )
+        ).json()
+        assert recent["window"]["entered"] == 3
+        assert (
+            await routing.client.get(f"/v1/routing/queues/{uuid.uuid4()}/statistics", headers=ADMIN)
+        ).status_code == 404

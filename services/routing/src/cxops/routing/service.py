@@ -463,7 +463,6 @@ async def complete_task(
         now = desk.now()
         at = moment(now)
         agent_id = row["agent_id"]
-        desk.engine.task_finished(str(task_id), now)
         changes.touched_agents.add(agent_id)
         changes.update_task(
             task_id,
@@ -489,6 +488,8 @@ async def complete_task(
             csat=body.csat,
             completed_at=at,
         )
+        # After the completion is announced: the offers the freed agent gets follow it.
+        desk.engine.task_finished(str(task_id), now)
         _learn(desk, changes, row, body, now)
         return row
 

@@ -12,6 +12,17 @@ Policy:
 * Agents are ordered by the *sum* of their proficiencies on the task's effective required
   skills (a sum rewards strength across every skill the task needs; the minimum would make a
   5/5/1 agent equal to a 1/1/1 one), then by ``last_finished_at`` (idle longest first), then id.
+* A task's effective requirements relax by the steps of its *current* queue
+  (``Policy.relaxation_for``: the queue's own steps, else the policy's default), counted from its
+  arrival: a task that escalation or a supervisor moves to another queue takes that queue's
+  steps as if it had been there since it arrived. The policy may be replaced while the engine
+  runs (``engine.policy = ...``); nothing derived from it is cached across operations.
+
+Rebuilding after a restart: add the agents, :meth:`Engine.restore_assignment` each task an agent
+was handling, then :meth:`Engine.restore_task` each live task in the order it arrived (with the
+rules that fired for it and the agents who declined it). Offers in flight are not restored: their
+tasks are restored as waiting and matched again. :meth:`Engine.remove_agent` is the way out: an
+agent logging out for good hands back its offers and its unfinished tasks.
 
 Indexes (so a decision touches buckets, not every agent or task):
 
@@ -77,6 +88,7 @@ class RoutingError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Policy:
     tiers: Mapping[str, Tier] = field(default_factory=lambda: dict(DEFAULT_TIERS))
+    #: The relaxation steps of every queue that has none of its own.
     relaxation: Relaxation = field(default_factory=Relaxation)
     offer_timeout_seconds: float = 15.0
     #: An agent who lets this many offers in a row time out is set away.
@@ -84,9 +96,16 @@ class Policy:
     #: Named requirement sets that escalation rules may move tasks to.
     queues: Mapping[str, Queue] = field(default_factory=dict)
     escalation: tuple[EscalationRule, ...] = ()
+    #: A queue's own relaxation steps, by queue name (any queue a task names, declared in
+    #: ``queues`` or not).
+    relaxation_by_queue: Mapping[str, Relaxation] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_rules(self.escalation, self.queues)
+
+    def relaxation_for(self, queue: str) -> Relaxation:
+        """The steps of a task in ``queue``: the queue's own, else :attr:`relaxation`."""
+        return self.relaxation_by_queue.get(queue, self.relaxation)
 
 
 @dataclass(slots=True)
@@ -104,6 +123,8 @@ class _Entry:
     fired: set[str] = field(default_factory=set)
     #: The heap the task waits in: ``signature`` may already have changed when it leaves.
     heap: "_Heap | None" = None
+    #: When the task's relaxation is next checked: a wake-up for another moment is stale.
+    relax_at: float | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -213,7 +234,7 @@ class Engine:
         *,
         on_event: Callable[[Event], None] | None = None,
     ) -> None:
-        self.policy = policy or Policy()
+        self._policy = policy or Policy()
         self._on_event = on_event
         self._now = float("-inf")
         self._agents: dict[str, Agent] = {}
@@ -232,6 +253,39 @@ class Engine:
         self._escalation_due: list[tuple[float, int, str]] = []
         self._combos: dict[tuple[int, ...], list[list[tuple[int, ...]]]] = {}
         self._offers: list[Reservation] = []
+        #: Tasks each agent accepted and has not finished (what :meth:`remove_agent` requeues).
+        self._assigned_by_agent: dict[str, set[str]] = {}
+
+    @property
+    def policy(self) -> Policy:
+        """The policy in force; assign a new one to replace it (a queue added or changed).
+
+        Arrivals, offers and changes from then on follow it. A live task whose queue's
+        relaxation steps changed keeps its level until a due check scheduled at once (run at
+        the start of the next operation): there its level is recomputed from the new steps,
+        from its arrival, and its next check is scheduled by them. If the escalation rules
+        changed, every live task is checked against them at that moment and wakes up at the
+        new rules' moments. Assigning costs a pass over every task the engine holds. A changed
+        tier weight orders a task from its next arrival or change: tasks already waiting keep
+        their place.
+        """
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: Policy) -> None:
+        old, self._policy = self._policy, policy
+        rules_changed = policy.escalation != old.escalation
+        now = self._now
+        for entry in self._tasks.values():
+            if entry.state not in (TaskState.WAITING, TaskState.OFFERED):
+                continue
+            queue = entry.task.queue
+            if policy.relaxation_for(queue).steps != old.relaxation_for(queue).steps:
+                entry.relax_at = now
+                heapq.heappush(self._relax_due, (now, entry.seq, entry.task.id))
+            if rules_changed:
+                heapq.heappush(self._escalation_due, (now, entry.seq, entry.task.id))
+                self._schedule_escalation(entry)
 
     # ----------------------------------------------------------------- queries
 
@@ -275,7 +329,7 @@ class Engine:
         return frozenset(self._tasks[task_id].excluded)
 
     def fired_rules(self, task_id: str) -> frozenset[str]:
-        """The escalation rules that fired for this task (each fires once per task)."""
+        """Escalation rules that fired for this task: never fired for it again."""
         return frozenset(self._tasks[task_id].fired)
 
     def next_due(self) -> float | None:
@@ -303,6 +357,7 @@ class Engine:
         self._agent_keys[agent.id] = (agent.last_finished_at, agent.id)
         self._indexed[agent.id] = set()
         self._pending_by_agent[agent.id] = set()
+        self._assigned_by_agent[agent.id] = set()
         for channel in agent.capacity:
             agent.load.setdefault(channel, 0)
         self._refresh_agent(agent)
@@ -329,6 +384,50 @@ class Engine:
         self._withdraw(self._get_agent(agent_id), Presence.OFFLINE)
         return self._flush()
 
+    def remove_agent(self, agent_id: str, now: float) -> list[Reservation]:
+        """The agent logs out for good. Its pending offers are rescinded (as when it goes
+        offline); every task it accepted and has not finished goes back to the queue with its
+        arrival and priority, its accepted reservation ``rescinded`` (ended now), and a
+        ``requeued`` event naming the agent and that reservation. The agent is not added to
+        those tasks' declined agents. Rules that came due while the tasks were assigned fire,
+        the relaxation level is recomputed from arrival, then all these tasks are matched
+        again, best first. The agent is then forgotten (:meth:`agent` raises ``KeyError``);
+        the same id may be added again, and is still never offered what it declined."""
+        self._advance(now)
+        agent = self._get_agent(agent_id)
+        agent.presence = Presence.OFFLINE
+        self._refresh_agent(agent)
+        requeued: list[_Entry] = []
+        for reservation_id in sorted(self._pending_by_agent[agent.id]):
+            reservation = self._reservations[reservation_id]
+            if reservation.state is ReservationState.PENDING:
+                self._end_offer(reservation, ReservationState.RESCINDED, requeued=requeued)
+        assigned = [self._tasks[task_id] for task_id in self._assigned_by_agent[agent.id]]
+        for entry in sorted(assigned, key=lambda e: e.key):
+            if entry.reservation_id is None:
+                raise RoutingError(f"task {entry.task.id} is assigned without a reservation")
+            reservation = self._reservations[entry.reservation_id]
+            reservation.state = ReservationState.RESCINDED
+            reservation.ended_at = self._now
+            agent.load[reservation.channel] -= 1
+            entry.state = TaskState.WAITING
+            entry.reservation_id = None
+            self._emit("requeued", entry.task.id, agent.id, reservation.id, "agent removed")
+            # Its wake-ups lapsed while it was assigned: catch up from its arrival.
+            relaxation = self._policy.relaxation_for(entry.task.queue)
+            entry.level = relaxation.level_at(entry.task, self._now)
+            entry.signature = relaxation.signature(entry.task, entry.level)
+            self._schedule_relaxation(entry)
+            self._escalate(entry)
+            requeued.append(entry)
+        self._rematch(requeued)
+        del self._agents[agent.id]
+        del self._agent_keys[agent.id]
+        del self._indexed[agent.id]
+        del self._pending_by_agent[agent.id]
+        del self._assigned_by_agent[agent.id]
+        return self._flush()
+
     def agent_freed(self, agent_id: str, channel: str, now: float) -> list[Reservation]:
         """One unit of ``channel`` capacity came free (work finished): the agent takes the best
         waiting task it is eligible for, as long as it has spare capacity. This is the raw
@@ -346,35 +445,81 @@ class Engine:
             raise RoutingError(f"task {task_id} is {entry.state}, not assigned")
         reservation = self._reservations[entry.reservation_id]
         entry.state = TaskState.FINISHED
+        self._assigned_by_agent[reservation.agent_id].discard(task_id)
         self._emit("finished", task_id, reservation.agent_id, reservation.id)
         self._release(self._agents[reservation.agent_id], reservation.channel, finished=True)
         return self._flush()
 
     def task_arrived(self, task: Task, now: float) -> list[Reservation]:
         self._advance(now)
-        if task.id in self._tasks:
-            raise RoutingError(f"task {task.id} already exists")
-        tier = self.policy.tiers.get(task.tier)
-        if tier is None:
-            raise RoutingError(f"task {task.id}: unknown tier {task.tier!r}")
-        self._seq += 1
-        relaxation = self.policy.relaxation
-        level = relaxation.level_at(task, now)
-        entry = _Entry(
-            task=task,
-            seq=self._seq,
-            key=(-task.priority, -tier.weight, task.arrival, self._seq),
-            level=level,
-            signature=relaxation.signature(task, level),
-        )
-        self._tasks[task.id] = entry
-        self._schedule_relaxation(entry)
-        self._schedule_escalation(entry)
+        entry = self._admit(task)
         self._escalate(entry)
         if not self._offer_to_best_agent(entry):
             self._enqueue(entry)
             self._emit("queued", task.id, detail=_describe(entry.signature))
         return self._flush()
+
+    def restore_task(
+        self,
+        task: Task,
+        now: float,
+        *,
+        fired: Iterable[str] = (),
+        declined_by: Iterable[str] = (),
+    ) -> list[Reservation]:
+        """Put back a live task as it was stored, when the engine is rebuilt after a restart.
+
+        ``task`` is as it stands (past escalations already in its priority, requirements and
+        queue); the rules named in ``fired`` never fire again for it and the agents in
+        ``declined_by`` are never offered it. Its relaxation level comes from its arrival and
+        ``now``. It is then matched as :meth:`task_arrived` matches, so it may be offered at
+        once. Emits ``restored`` (in place of ``queued``), then what matching emits. Restore
+        the assignments first, then the waiting tasks in the order they arrived: ties of
+        priority, tier and arrival go by restore order."""
+        self._advance(now)
+        entry = self._admit(task, fired=fired, excluded=declined_by)
+        self._emit("restored", task.id, detail=f"waiting: {_describe(entry.signature)}")
+        self._escalate(entry)
+        if not self._offer_to_best_agent(entry):
+            self._enqueue(entry)
+        return self._flush()
+
+    def restore_assignment(
+        self, task: Task, agent_id: str, now: float, *, fired: Iterable[str] = ()
+    ) -> Reservation:
+        """Put back a task the agent had accepted and not finished, when the engine is rebuilt.
+
+        The task holds one unit of the agent's capacity on its channel (whatever the agent's
+        presence) until :meth:`task_finished`. Returns the accepted reservation this makes,
+        numbered as every reservation is; it emits ``restored`` with the agent and reservation,
+        not ``offered`` or ``accepted``: nothing is decided. Offers that fell due before
+        ``now`` are returned by the next operation. Raises :class:`RoutingError` if the agent
+        has no spare unit on the channel (it would be over capacity)."""
+        self._advance(now)
+        agent = self._get_agent(agent_id)
+        if agent.spare(task.channel) <= 0:
+            raise RoutingError(
+                f"task {task.id}: agent {agent_id} has no spare capacity on {task.channel!r}"
+            )
+        entry = self._admit(task, fired=fired)
+        reservation = Reservation(
+            id=len(self._reservations) + 1,
+            task_id=task.id,
+            agent_id=agent.id,
+            channel=task.channel,
+            offered_at=now,
+            expires_at=now,
+            state=ReservationState.ACCEPTED,
+            ended_at=now,
+        )
+        self._reservations[reservation.id] = reservation
+        entry.state = TaskState.ASSIGNED
+        entry.reservation_id = reservation.id
+        self._assigned_by_agent[agent.id].add(task.id)
+        agent.load[task.channel] = agent.load.get(task.channel, 0) + 1
+        self._refresh_agent(agent)
+        self._emit("restored", task.id, agent.id, reservation.id, detail="assigned")
+        return reservation
 
     def update_task(
         self,
@@ -396,7 +541,7 @@ class Engine:
         entry = self._get_task(task_id)
         if entry.state not in (TaskState.WAITING, TaskState.OFFERED):
             raise RoutingError(f"task {task_id} is {entry.state}; only live tasks change")
-        if tier is not None and tier not in self.policy.tiers:
+        if tier is not None and tier not in self._policy.tiers:
             raise RoutingError(f"task {task_id}: unknown tier {tier!r}")
         given = {
             "priority": priority,
@@ -431,6 +576,40 @@ class Engine:
         self._pull_all(agent)
         return self._flush()
 
+    def remove_skill(self, agent_id: str, skill: str, now: float) -> list[Reservation]:
+        """The agent no longer has ``skill``: no new task that needs it is offered to them
+        (offers and tasks they already hold stand)."""
+        self._advance(now)
+        agent = self._get_agent(agent_id)
+        for channel in sorted(self._indexed[agent.id]):
+            self._set_indexed(agent, channel, want=False)
+        old = agent.skills.pop(skill, 0)
+        self._refresh_agent(agent)
+        self._emit("proficiency", agent_id=agent_id, detail=f"{skill} {old}->0: removed")
+        return self._flush()
+
+    def set_capacity(
+        self, agent_id: str, channel: str, units: int, now: float
+    ) -> list[Reservation]:
+        """How many tasks of ``channel`` the agent takes at once; 0 removes the channel. Never
+        below what the agent holds there now (pending offers and accepted tasks)."""
+        self._advance(now)
+        agent = self._get_agent(agent_id)
+        held = agent.load.get(channel, 0)
+        if units < held:
+            raise RoutingError(f"agent {agent_id} holds {held} on {channel!r}: capacity >= {held}")
+        for indexed in sorted(self._indexed[agent.id]):
+            self._set_indexed(agent, indexed, want=False)
+        if units == 0:
+            agent.capacity.pop(channel, None)
+            agent.load.pop(channel, None)
+        else:
+            agent.capacity[channel] = units
+            agent.load.setdefault(channel, 0)
+        self._refresh_agent(agent)
+        self._pull_all(agent)
+        return self._flush()
+
     def accept(self, reservation_id: int, now: float) -> list[Reservation]:
         """The agent took the task. Returns, like every operation, the offers made meanwhile
         (by timeouts or relaxations that fell due before ``now``)."""
@@ -440,6 +619,7 @@ class Engine:
         self._pending_by_agent[reservation.agent_id].discard(reservation.id)
         reservation.ended_at = now
         self._tasks[reservation.task_id].state = TaskState.ASSIGNED
+        self._assigned_by_agent[reservation.agent_id].add(reservation.task_id)
         self._agents[reservation.agent_id].consecutive_timeouts = 0
         self._emit("accepted", reservation.task_id, reservation.agent_id, reservation.id)
         return self._flush()
@@ -502,28 +682,62 @@ class Engine:
 
     def _relax_due_tasks(self, at: float) -> None:
         due = self._relax_due
-        relaxation = self.policy.relaxation
         relaxed: list[_Entry] = []
         while due and due[0][0] <= at:
-            _, seq, task_id = heapq.heappop(due)
+            when, seq, task_id = heapq.heappop(due)
             entry = self._tasks[task_id]
-            if entry.seq != seq or entry.state not in (TaskState.WAITING, TaskState.OFFERED):
+            if (
+                entry.seq != seq
+                or entry.relax_at != when
+                or entry.state not in (TaskState.WAITING, TaskState.OFFERED)
+            ):
                 continue
-            level = relaxation.level_at(entry.task, at)
-            if level != entry.level:
-                entry.level = level
-                signature = relaxation.signature(entry.task, level)
-                if signature != entry.signature:
-                    self._emit("relaxed", task_id, detail=f"level {level}: {_describe(signature)}")
-                    if entry.state is TaskState.WAITING:
-                        self._dequeue(entry)
-                        relaxed.append(entry)
-                    entry.signature = signature
+            relaxation = self._policy.relaxation_for(entry.task.queue)
+            # The level is recomputed from the steps in force: after a policy change the same
+            # level may stand for other requirements.
+            entry.level = level = relaxation.level_at(entry.task, at)
+            signature = relaxation.signature(entry.task, level)
+            if signature != entry.signature:
+                self._emit("relaxed", task_id, detail=f"level {level}: {_describe(signature)}")
+                if entry.state is TaskState.WAITING:
+                    self._dequeue(entry)
+                    relaxed.append(entry)
+                entry.signature = signature
             self._schedule_relaxation(entry)
         self._rematch(relaxed)
 
+    def _admit(
+        self, task: Task, *, fired: Iterable[str] = (), excluded: Iterable[str] = ()
+    ) -> _Entry:
+        """Register a new task (not yet matched): its order, relaxation level and wake-ups."""
+        if task.id in self._tasks:
+            raise RoutingError(f"task {task.id} already exists")
+        policy = self._policy
+        tier = policy.tiers.get(task.tier)
+        if tier is None:
+            raise RoutingError(f"task {task.id}: unknown tier {task.tier!r}")
+        self._seq += 1
+        relaxation = policy.relaxation_for(task.queue)
+        level = relaxation.level_at(task, self._now)
+        entry = _Entry(
+            task=task,
+            seq=self._seq,
+            key=(-task.priority, -tier.weight, task.arrival, self._seq),
+            level=level,
+            signature=relaxation.signature(task, level),
+            excluded=set(excluded),
+            fired=set(fired),
+        )
+        self._tasks[task.id] = entry
+        self._schedule_relaxation(entry)
+        self._schedule_escalation(entry)
+        return entry
+
     def _schedule_relaxation(self, entry: _Entry) -> None:
-        due = self.policy.relaxation.next_due(entry.task, entry.level)
+        """Schedule the task's next relaxation check by its queue's steps; an earlier scheduled
+        check goes stale (a task has one live wake-up, however often it is rescheduled)."""
+        relaxation = self._policy.relaxation_for(entry.task.queue)
+        due = entry.relax_at = relaxation.next_due(entry.task, entry.level)
         if due is not None:
             heapq.heappush(self._relax_due, (due, entry.seq, entry.task.id))
 
@@ -538,7 +752,7 @@ class Engine:
 
     def _schedule_escalation(self, entry: _Entry) -> None:
         """One wake-up per distinct moment at which a rule's clock conditions come to hold."""
-        moments = {rule.when.due(entry.task) for rule in self.policy.escalation}
+        moments = {rule.when.due(entry.task) for rule in self._policy.escalation}
         for due in sorted(m for m in moments if m is not None and m > self._now):
             heapq.heappush(self._escalation_due, (due, entry.seq, entry.task.id))
 
@@ -564,7 +778,7 @@ class Engine:
         progress = True
         while progress:
             progress = False
-            for rule in self.policy.escalation:
+            for rule in self._policy.escalation:
                 if rule.name in entry.fired:
                     continue
                 due = rule.when.due(entry.task)
@@ -576,7 +790,7 @@ class Engine:
                 if reason is None:
                     continue
                 entry.fired.add(rule.name)
-                changes = rule.then.apply(entry.task, self.policy.queues)
+                changes = rule.then.apply(entry.task, self._policy.queues)
                 if changes:
                     self._revise(entry, changes)
                     changed = progress = True
@@ -589,11 +803,18 @@ class Engine:
 
     def _revise(self, entry: _Entry, changes: Mapping[str, object]) -> None:
         """Replace the entry's task with a changed copy and recompute its order and effective
-        requirements; re-indexing is the caller's."""
+        requirements; re-indexing is the caller's. A task moved to another queue follows that
+        queue's relaxation steps from its arrival: its level is recomputed and rescheduled."""
+        moved_from = entry.task.queue
         task = replace(entry.task, **changes)  # type: ignore[arg-type]
         entry.task = task
-        entry.key = (-task.priority, -self.policy.tiers[task.tier].weight, task.arrival, entry.seq)
-        entry.signature = self.policy.relaxation.signature(task, entry.level)
+        policy = self._policy
+        entry.key = (-task.priority, -policy.tiers[task.tier].weight, task.arrival, entry.seq)
+        relaxation = policy.relaxation_for(task.queue)
+        if task.queue != moved_from:
+            entry.level = relaxation.level_at(task, self._now)
+            self._schedule_relaxation(entry)
+        entry.signature = relaxation.signature(task, entry.level)
 
     # ------------------------------------------------------------ reservations
 
@@ -605,7 +826,7 @@ class Engine:
             agent_id=agent.id,
             channel=channel,
             offered_at=self._now,
-            expires_at=self._now + self.policy.offer_timeout_seconds,
+            expires_at=self._now + self._policy.offer_timeout_seconds,
         )
         self._reservations[reservation.id] = reservation
         self._pending_by_agent[agent.id].add(reservation.id)
@@ -621,11 +842,18 @@ class Engine:
             self._emit("offered", entry.task.id, agent.id, reservation.id, detail)
         return reservation
 
-    def _end_offer(self, reservation: Reservation, state: ReservationState) -> None:
+    def _end_offer(
+        self,
+        reservation: Reservation,
+        state: ReservationState,
+        *,
+        requeued: list[_Entry] | None = None,
+    ) -> None:
         """Close a pending offer; the task requeues (unless canceled) and the agent's unit frees.
 
         The task is matched before the agent pulls, so the task never returns to the agent who
-        turned it down, and the agent then takes the best of what is left."""
+        turned it down, and the agent then takes the best of what is left. Given ``requeued``,
+        the task is added to it instead, for the caller to match with others, best first."""
         reservation.state = state
         reservation.ended_at = self._now
         entry = self._tasks[reservation.task_id]
@@ -639,7 +867,7 @@ class Engine:
             entry.excluded.add(agent.id)
         if state is ReservationState.TIMEOUT:
             agent.consecutive_timeouts += 1
-            limit = self.policy.max_consecutive_timeouts
+            limit = self._policy.max_consecutive_timeouts
             if agent.consecutive_timeouts >= limit and agent.presence is Presence.READY:
                 agent.presence = Presence.AWAY
                 went_away = True
@@ -650,7 +878,9 @@ class Engine:
         else:
             entry.state = TaskState.WAITING
             self._emit("requeued", entry.task.id, detail=str(state))
-            if not self._offer_to_best_agent(entry):
+            if requeued is not None:
+                requeued.append(entry)
+            elif not self._offer_to_best_agent(entry):
                 self._enqueue(entry)
         if went_away:
             self._rescind_all(agent)
