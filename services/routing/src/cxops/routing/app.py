@@ -4,14 +4,11 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from cxops.common.events.lease import lease_bucket
 from cxops.common.service import ServiceSpec, create_service_app
 from cxops.routing.api import routing
+from cxops.routing.ownership import NotOwner, forward_to_owner
 from cxops.routing.settings import RoutingSettings
-from cxops.routing.switchboard import Switchboard
-
-#: Who owns each tenant's matching engine: one lease per tenant (``cxops_routing_owners``).
-OWNERS_BUCKET = lease_bucket("routing", "owners")
+from cxops.routing.switchboard import OWNERS_BUCKET, Switchboard
 
 SPEC = ServiceSpec(
     name="routing",
@@ -30,4 +27,6 @@ SPEC = ServiceSpec(
 
 
 def create_app(settings: RoutingSettings | None = None) -> FastAPI:
-    return create_service_app(SPEC, settings or RoutingSettings())
+    app = create_service_app(SPEC, settings or RoutingSettings())
+    app.add_exception_handler(NotOwner, forward_to_owner)
+    return app

@@ -14,7 +14,7 @@ from uuid6 import uuid7
 
 from cxops.common.errors import Problem
 from cxops.routing import events
-from cxops.routing.changes import clock, moment
+from cxops.routing.changes import Changes, clock, moment
 from cxops.routing.domain.learning import Outcome
 from cxops.routing.domain.model import DEFAULT_TIERS, ReservationState
 from cxops.routing.domain.statistics import TaskFigures, queue_figures
@@ -33,17 +33,16 @@ from cxops.routing.schemas import (
 from cxops.routing.switchboard import (
     LIVE,
     WORKING,
-    Changes,
     Desk,
     Switchboard,
-    _end_unanswered,
-    _set_status,
     conflict,
+    end_unanswered,
     engine_agent,
     engine_task,
     invalid,
     not_found,
     policy_for,
+    set_agent_status,
 )
 
 # --------------------------------------------------------------------------- agents
@@ -65,7 +64,7 @@ async def create_agent(board: Switchboard, tenant: str, body: AgentCreate) -> di
             )
         now = desk.now()
         at = moment(now)
-        row = {
+        row: dict[str, Any] = {
             "id": uuid7(),
             "tenant": tenant,
             "external_id": body.external_id,
@@ -200,17 +199,16 @@ async def set_status(
     board: Switchboard, tenant: str, agent_id: uuid.UUID, update: StatusUpdate
 ) -> dict[str, Any]:
     def operation(desk: Desk, changes: Changes) -> dict[str, Any]:
-        _set_status(desk, changes, agent_id, update)
+        set_agent_status(desk, changes, agent_id, update)
         return desk.agents[agent_id]
 
     return await board.run(tenant, operation)
 
 
-def agent_load(board: Switchboard, tenant: str, agent_id: uuid.UUID) -> dict[str, int]:
-    """Pending offers and accepted tasks per channel, as the live engine holds them."""
-    desk = board.desks.get(tenant)
-    if desk is None or desk.stale:
-        return {}
+async def agent_load(board: Switchboard, tenant: str, agent_id: uuid.UUID) -> dict[str, int]:
+    """Pending offers and accepted tasks per channel, as the live engine (the owner's) holds
+    them."""
+    desk = await board.desk(tenant)
     try:
         return dict(desk.engine.agent(str(agent_id)).load)
     except KeyError:
@@ -434,7 +432,7 @@ async def cancel_task(
         row = await _open_task(desk, task_id, stored)
         if row["state"] not in LIVE:
             raise _wrong_state(row, "canceled", "only a pending or reserved task")
-        _end_unanswered(desk, changes, task_id, body.reason, desk.now())
+        end_unanswered(desk, changes, task_id, body.reason, desk.now())
         return row
 
     return await board.run(tenant, operation)

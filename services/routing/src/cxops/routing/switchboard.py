@@ -36,10 +36,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
+import httpx
 import sqlalchemy as sa
 
 from cxops.common.db import Database
 from cxops.common.errors import Problem
+from cxops.common.events.lease import Leases, LeaseStoreUnavailable, lease_bucket, new_holder_id
 from cxops.common.service import ServiceState
 from cxops.routing import events
 from cxops.routing.changes import (
@@ -63,6 +65,7 @@ from cxops.routing.domain.model import (
     Task,
 )
 from cxops.routing.formats import RelaxationSpec, RuleSpec, escalation_rule, relaxation
+from cxops.routing.ownership import NotOwner, holder_id, holder_url, tenant_key
 from cxops.routing.schemas import (
     AgentStatus,
     StatusUpdate,
@@ -72,6 +75,8 @@ from cxops.routing.settings import RoutingSettings
 log = logging.getLogger("cxops.routing")
 
 T = TypeVar("T")
+#: Who owns each tenant's engine: one lease per tenant.
+OWNERS_BUCKET = lease_bucket("routing", "owners")
 
 PRESENCE = {
     AgentStatus.AVAILABLE: Presence.READY,
@@ -119,7 +124,7 @@ class Desk:
     learner: ProficiencyLearner = field(default_factory=ProficiencyLearner)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    subscribers: dict[uuid.UUID, set[asyncio.Queue[Offer]]] = field(default_factory=dict)
+    subscribers: dict[uuid.UUID, set[asyncio.Queue[Offer | None]]] = field(default_factory=dict)
     stale: bool = False
     changes: Changes | None = None
 
@@ -226,56 +231,128 @@ class Switchboard:
         settings = state.settings
         assert isinstance(settings, RoutingSettings)
         self.settings = settings
+        self.broker = state.broker
+        self.leases = Leases(
+            state.broker,
+            bucket=OWNERS_BUCKET,
+            holder=holder_id(settings.instance_url, new_holder_id()),
+            ttl_seconds=settings.lease_ttl_seconds,
+            replicas=settings.stream_replicas,
+        )
+        #: The hop to another replica that owns a tenant (no read timeout: offer streams).
+        self.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.forward_timeout_seconds, read=None), trust_env=False
+        )
         self.desks: dict[str, Desk] = {}
         self._timers: dict[str, asyncio.Task[None]] = {}
         self._building: dict[str, asyncio.Lock] = {}
+        self._keeping: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Rebuild every tenant that has agents or work, so their timers run again."""
+        """Keep the leases, and take every tenant with work that has no owner (at start, and
+        whenever an owner dies), in the background: NATS may not be reachable yet."""
+        self._keeping = asyncio.create_task(self._keep(), name="cxops-routing-ownership")
+
+    async def stop(self) -> None:
+        tasks = [t for t in [self._keeping, *self._timers.values()] if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.broker.is_connected:
+            await self.leases.release_all()  # the others take over at once, not after the TTL
+        await self.http.aclose()
+
+    async def _keep(self) -> None:
+        await asyncio.gather(self.leases.run(self._lost), self._scan())
+
+    async def _scan(self) -> None:
+        while True:
+            if self.broker.is_connected:
+                try:
+                    for tenant in await self._tenants_with_work():
+                        if tenant not in self.desks:
+                            with contextlib.suppress(NotOwner):
+                                await self.desk(tenant)
+                except Exception:
+                    log.exception("routing could not scan for tenants without an owner")
+            await asyncio.sleep(self.leases.renew_interval)
+
+    async def _tenants_with_work(self) -> list[str]:
         async with self.db.transaction() as session:
             tenants = await session.scalars(
                 sa.union(
-                    sa.select(AGENTS.c.tenant),
+                    sa.select(AGENTS.c.tenant).where(AGENTS.c.deleted_at.is_(None)),
                     sa.select(TASKS.c.tenant).where(TASKS.c.state.in_(LIVE + WORKING)),
                 ).execution_options(all_tenants=True)
             )
-            names = sorted(set(tenants))
-        for tenant in names:
-            await self.desk(tenant)
-        log.info("routing rebuilt %d tenants", len(names))
+            return sorted(set(tenants))
 
-    async def stop(self) -> None:
-        timers = list(self._timers.values())
-        for timer in timers:
+    def _lost(self, key: str) -> None:
+        for tenant in [t for t in self.desks if tenant_key(t) == key]:
+            log.warning("routing lost tenant %s to another replica", tenant)
+            self._drop(tenant)
+
+    def _drop(self, tenant: str) -> None:
+        """Forget a tenant this replica no longer owns: its timer stops, its offer streams end
+        (their clients reconnect, through the owner)."""
+        desk = self.desks.pop(tenant, None)
+        timer = self._timers.pop(tenant, None)
+        if timer is not None:
             timer.cancel()
-        for timer in timers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await timer
+        if desk is not None:
+            desk.stale = True
+            for listeners in desk.subscribers.values():
+                for queue in listeners:
+                    queue.put_nowait(None)
 
     # -------------------------------------------------------------- the pipeline
 
     async def desk(self, tenant: str) -> Desk:
+        """The tenant's desk, owned here; :class:`NotOwner` if another replica owns it."""
+        key = tenant_key(tenant)
         desk = self.desks.get(tenant)
-        if desk is not None:
+        if desk is not None and self.leases.holds(key):
             return desk
         building = self._building.setdefault(tenant, asyncio.Lock())
         async with building:
             desk = self.desks.get(tenant)
-            if desk is None:
-                desk = Desk(tenant=tenant, engine=Engine(policy_for({}, self.settings)))
-                desk.engine = Engine(desk.engine.policy, on_event=desk.record)
-                desk.stale = True
-                self.desks[tenant] = desk
-                self._timers[tenant] = asyncio.create_task(
-                    self._timer(desk), name=f"cxops-routing-timer-{tenant}"
-                )
-                await self.run(tenant, lambda desk, changes: None)
+            if desk is not None and self.leases.holds(key):
+                return desk
+            self._drop(tenant)
+            await self._own(tenant, key)
+            desk = Desk(tenant=tenant, engine=Engine(policy_for({}, self.settings)))
+            desk.engine = Engine(desk.engine.policy, on_event=desk.record)
+            desk.stale = True
+            self.desks[tenant] = desk
+            self._timers[tenant] = asyncio.create_task(
+                self._timer(desk), name=f"cxops-routing-timer-{tenant}"
+            )
+            await self.run(tenant, lambda desk, changes: None)
         return desk
+
+    async def _own(self, tenant: str, key: str) -> None:
+        """Take the tenant's lease, or raise :class:`NotOwner` saying who has it."""
+        for _ in range(50):  # the broker connects in the background at start
+            if self.broker.is_connected:
+                break
+            await asyncio.sleep(0.1)
+        try:
+            if await self.leases.acquire(key):
+                return
+            holder = await self.leases.holder_of(key)
+        except LeaseStoreUnavailable as exc:
+            raise NotOwner(tenant, None, reason=f"the lease store is unavailable ({exc})") from exc
+        raise NotOwner(tenant, holder_url(holder) if holder else None)
 
     async def run(self, tenant: str, operation: Callable[[Desk, Changes], T | Awaitable[T]]) -> T:
         """Apply ``operation`` to the tenant's engine and commit what it changed, alone."""
-        desk = self.desks.get(tenant) or await self.desk(tenant)
+        desk = await self.desk(tenant)
         async with desk.lock:
+            if not self.leases.holds(tenant_key(tenant)) or self.desks.get(tenant) is not desk:
+                self._drop(tenant)
+                raise NotOwner(tenant, None, reason="ownership moved during the call")
             if desk.stale:
                 await self._rebuild(desk)
             changes = desk.begin()
@@ -434,10 +511,10 @@ class Switchboard:
     @contextlib.asynccontextmanager
     async def offers_of(
         self, tenant: str, agent_id: uuid.UUID
-    ) -> AsyncIterator[asyncio.Queue[Offer]]:
+    ) -> AsyncIterator[asyncio.Queue[Offer | None]]:
         """A queue of the offers made to the agent from now on, while the block runs."""
         desk = await self.desk(tenant)
-        queue: asyncio.Queue[Offer] = asyncio.Queue()
+        queue: asyncio.Queue[Offer | None] = asyncio.Queue()
         desk.subscribers.setdefault(agent_id, set()).add(queue)
         try:
             yield queue
@@ -462,7 +539,7 @@ class Switchboard:
             with contextlib.suppress(Problem):
                 await self.run(
                     desk.tenant,
-                    lambda d, c: _set_status(
+                    lambda d, c: set_agent_status(
                         d,
                         c,
                         agent_id,
@@ -487,10 +564,10 @@ def _tick(desk: Desk, changes: Changes) -> None:
         _, task_id = heapq.heappop(desk.expiries)
         row = desk.tasks.get(task_id)
         if row is not None and row["state"] in LIVE:
-            _end_unanswered(desk, changes, task_id, "timed_out", now)
+            end_unanswered(desk, changes, task_id, "timed_out", now)
 
 
-def _end_unanswered(
+def end_unanswered(
     desk: Desk, changes: Changes, task_id: uuid.UUID, reason: str, now: float
 ) -> None:
     row = desk.tasks[task_id]
@@ -524,7 +601,9 @@ def _end_unanswered(
         )
 
 
-def _set_status(desk: Desk, changes: Changes, agent_id: uuid.UUID, update: StatusUpdate) -> None:
+def set_agent_status(
+    desk: Desk, changes: Changes, agent_id: uuid.UUID, update: StatusUpdate
+) -> None:
     if agent_id not in desk.agents:
         raise not_found("agent", agent_id)
     now = desk.now()

@@ -75,8 +75,8 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _agent(board: Switchboard, tenant: str, row: dict[str, Any]) -> AgentPublic:
-    return AgentPublic(**row, load=service.agent_load(board, tenant, row["id"]))
+async def _agent(board: Switchboard, tenant: str, row: dict[str, Any]) -> AgentPublic:
+    return AgentPublic(**row, load=await service.agent_load(board, tenant, row["id"]))
 
 
 def _task(row: dict[str, Any]) -> TaskPublic:
@@ -96,7 +96,7 @@ def _task(row: dict[str, Any]) -> TaskPublic:
 )
 async def create_agent(body: AgentCreate, caller: Staff, board: Board) -> AgentPublic:
     row = await service.create_agent(board, caller.tenant, body)
-    return _agent(board, caller.tenant, row)
+    return await _agent(board, caller.tenant, row)
 
 
 @router.get("/agents", response_model=list[AgentPublic], tags=["agents"], summary="List agents")
@@ -114,7 +114,7 @@ async def list_agents(
     rows = await RoutingRepository(session, tenant=caller.tenant).agents(
         team=team, status=status.value if status else None, after=after, limit=limit
     )
-    return [_agent(board, caller.tenant, row) for row in rows]
+    return [await _agent(board, caller.tenant, row) for row in rows]
 
 
 @router.get(
@@ -130,7 +130,7 @@ async def get_agent(
     row = await RoutingRepository(session, tenant=caller.tenant).agent(agent_id)
     if row is None:
         raise not_found("agent", agent_id)
-    return _agent(board, caller.tenant, row)
+    return await _agent(board, caller.tenant, row)
 
 
 @router.patch(
@@ -146,7 +146,7 @@ async def patch_agent(
     """A JSON merge patch: ``{"skills": {"billing": 5, "sales": null}}`` sets billing (pinned:
     learning leaves it alone) and removes sales."""
     row = await service.patch_agent(board, caller.tenant, agent_id, patch)
-    return _agent(board, caller.tenant, row)
+    return await _agent(board, caller.tenant, row)
 
 
 @router.delete(
@@ -173,7 +173,7 @@ async def put_status(
     agent_id: uuid.UUID, update: StatusUpdate, caller: Presence, board: Board
 ) -> AgentPublic:
     row = await service.set_status(board, caller.tenant, agent_id, update)
-    return _agent(board, caller.tenant, row)
+    return await _agent(board, caller.tenant, row)
 
 
 @router.get(
@@ -187,8 +187,10 @@ async def agent_reservations(
     agent_id: uuid.UUID,
     caller: Caller,
     session: SessionDep,
+    board: Board,
     state: ReservationState | None = None,
 ) -> list[ReservationPublic]:
+    await board.desk(caller.tenant)  # the owner's view, rebuilt if it just took the tenant
     repository = RoutingRepository(session, tenant=caller.tenant)
     if await repository.agent(agent_id) is None:
         raise not_found("agent", agent_id)
@@ -469,6 +471,7 @@ async def offers(
         repository = RoutingRepository(session, tenant=caller.tenant)
         if await repository.agent(agent_id) is None:
             raise not_found("agent", agent_id)
+    await board.desk(caller.tenant)  # the owner streams; another replica forwards
     heartbeat = board.settings.stream_heartbeat_seconds
 
     async def stream() -> AsyncIterator[str]:
@@ -492,6 +495,8 @@ async def offers(
                 except TimeoutError:
                     yield ": heartbeat\n\n"
                     continue
+                if offer is None:  # this replica no longer owns the tenant: reconnect
+                    return
                 if offer.reservation["id"] not in sent:
                     yield _frame(offer)
 
