@@ -167,6 +167,9 @@ def test_environment_is_what_the_settings_read(rendered: tuple[str, list[Object]
         env = environment(objects, workload, ctr)
 
         fields = set(cls.model_fields)
+        if component == "routing":  # the pod's address only composes INSTANCE_URL
+            assert env.pop(f"{prefix}POD_IP") is None, where
+            assert env[f"{prefix}INSTANCE_URL"] == f"http://$({prefix}POD_IP):{PORT}", where
         for name in env:
             assert name.startswith(prefix), f"{where}: {name} is not read by {cls.__name__}"
             assert name[len(prefix) :].lower() in fields, f"{where}: {cls.__name__} has no {name}"
@@ -220,11 +223,23 @@ def test_network_policies_let_only_the_gateway_reach_the_services(
     gateway_pods = {"app.kubernetes.io/name": GATEWAY, "app.kubernetes.io/component": "server"}
     for service in SERVICES:
         policy = policies[service]
-        assert policy["spec"]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": service}
+        own_pods = {"app.kubernetes.io/name": service}
+        assert policy["spec"]["podSelector"]["matchLabels"] == own_pods
         (ingress,) = policy["spec"]["ingress"]
-        assert ingress["from"] == [{"podSelector": {"matchLabels": gateway_pods}}]
+        callers = [{"podSelector": {"matchLabels": gateway_pods}}]
+        expected_egress = {53, 4222, 5432}
+        if service == "routing":  # replicas forward a tenant's calls to the one that owns it
+            callers.append({"podSelector": {"matchLabels": own_pods}})
+            expected_egress.add(PORT)
+            (to_replicas,) = [
+                r
+                for r in policy["spec"]["egress"]
+                if r.get("ports") == [{"protocol": "TCP", "port": PORT}]
+            ]
+            assert to_replicas["to"] == [{"podSelector": {"matchLabels": own_pods}}]
+        assert ingress["from"] == callers
         assert ingress["ports"] == [{"protocol": "TCP", "port": PORT}]
-        assert {53, 4222, 5432} == egress_ports(policy), service
+        assert expected_egress == egress_ports(policy), service
 
     gateway = policies[GATEWAY]
     peers = [peer for rule in gateway["spec"]["egress"] for peer in rule["to"]]

@@ -94,7 +94,8 @@ def pod_owners(objects: list[Object]) -> Iterator[tuple[str, Object, Object]]:
 
 def environment(objects: list[Object], workload: Object, ctr: Object) -> dict[str, str | None]:
     """The variables the container gets: literal values, ConfigMap values, and ``None`` for a
-    value taken from a Secret (whose value is never in the repository)."""
+    value taken from a Secret (whose value is never in the repository) or from the pod itself
+    (its address, through the downward API)."""
     env: dict[str, str | None] = {}
     configmaps = by_kind(objects, "ConfigMap")
     for source in ctr.get("envFrom", []):
@@ -104,7 +105,9 @@ def environment(objects: list[Object], workload: Object, ctr: Object) -> dict[st
         env.update(configmaps[name]["data"])
     for var in ctr.get("env", []):
         if "valueFrom" in var:
-            assert "secretKeyRef" in var["valueFrom"], var
+            assert {"secretKeyRef"} == set(var["valueFrom"]) or var["valueFrom"] == {
+                "fieldRef": {"fieldPath": "status.podIP"}
+            }, var
             env[var["name"]] = None
         else:
             env[var["name"]] = var["value"]

@@ -267,6 +267,8 @@ class Suite:
         }
         if self.nats_seed_dir is not None:
             env[f"{prefix}NATS_NKEY_SEED_FILE"] = str(seed_file(self.nats_seed_dir, component))
+        if component in SERVICES:  # where its other replicas reach it
+            env[f"{prefix}INSTANCE_URL"] = self.url(component)
         if component == GATEWAY:
             env.update(
                 {f"{prefix}{service.upper()}_URL": self.url(service) for service in SERVICES}

@@ -105,3 +105,6 @@ class ServiceSettings(NatsSettings, BaseCxopsSettings):
     consumer_ack_wait_seconds: float = Field(default=30.0, gt=0)
     consumer_batch_size: int = Field(default=100, ge=1)
     retry_backoff_seconds: tuple[float, ...] = (0.5, 2.0, 5.0, 15.0)
+    #: Where the service's other replicas reach this one (``http://<pod ip>:<port>``), for a
+    #: service that hands calls to the replica that owns them (routing's tenants).
+    instance_url: str | None = None

@@ -17,9 +17,6 @@ class RoutingSettings(ServiceSettings):
     stream_grace_seconds: float = Field(default=30.0, ge=0)
     #: How often an idle offer stream sends a heartbeat (below every proxy's idle timeout).
     stream_heartbeat_seconds: float = Field(default=15.0, gt=0)
-    #: Where the other replicas reach this one (``http://<pod ip>:8000``): a tenant's calls
-    #: that reach another replica are forwarded here while this one owns the tenant.
-    instance_url: str | None = None
     #: How long a dead replica's tenants wait for a new owner (at most twice this).
     lease_ttl_seconds: float = Field(default=10.0, gt=0)
     #: Connecting to the owner replica, and each write to it, when forwarding a call.

@@ -76,6 +76,10 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 
 
 async def _agent(board: Switchboard, tenant: str, row: dict[str, Any]) -> AgentPublic:
+    """The agent with its load from the owner's engine. An endpoint that reads in its session
+    first makes sure of the desk (``board.desk``) before that session's first statement: on
+    SQLite the session holds the write lock from its first statement, and a desk that has to
+    be rebuilt writes through another connection, which would wait for it forever."""
     return AgentPublic(**row, load=await service.agent_load(board, tenant, row["id"]))
 
 
@@ -111,6 +115,7 @@ async def list_agents(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[AgentPublic]:
+    await board.desk(caller.tenant)  # before the session: a rebuild writes (see _agent)
     rows = await RoutingRepository(session, tenant=caller.tenant).agents(
         team=team, status=status.value if status else None, after=after, limit=limit
     )
@@ -127,6 +132,7 @@ async def list_agents(
 async def get_agent(
     agent_id: uuid.UUID, caller: Caller, session: SessionDep, board: Board
 ) -> AgentPublic:
+    await board.desk(caller.tenant)  # before the session: a rebuild writes (see _agent)
     row = await RoutingRepository(session, tenant=caller.tenant).agent(agent_id)
     if row is None:
         raise not_found("agent", agent_id)
@@ -526,6 +532,7 @@ async def queue_statistics(
     (today in UTC, the last `minutes`, or `from`-`to`): tasks entered, answered, abandoned,
     timed out, service level against the queue's target, mean and p90 speed of answer, offers
     accepted, rejected and timed out, occupancy per agent (definitions in the service README)."""
+    await board.desk(caller.tenant)  # before the session: a rebuild writes (see _agent)
     repository = RoutingRepository(session, tenant=caller.tenant)
     queue = await repository.queue(queue_id)
     if queue is None:
