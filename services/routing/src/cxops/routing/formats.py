@@ -381,6 +381,11 @@ MAX_PLAN_AGENTS = 2_000_000
 MAX_VOLUME = 10_000_000
 DAY_SECONDS = 86_400
 DAY_MINUTES = 1_440
+#: Patience of days is Erlang C's customer, who never hangs up.
+MAX_PATIENCE_SECONDS = 1_000_000
+
+#: Problems of a plan's intervals reported at most (the first ones).
+MAX_PROBLEMS = 20
 
 DEFAULT_INTERVAL_MINUTES = 30.0
 DEFAULT_SHRINKAGE = 0.0
@@ -477,16 +482,16 @@ PatienceSeconds = Annotated[
         strict=True,
         allow_inf_nan=False,
         ge=0.001,
-        le=DAY_SECONDS,
+        le=MAX_PATIENCE_SECONDS,
         description="Customers' mean patience before hanging up, seconds.",
     ),
 ]
 #: Agents asked about; Erlang A needs at least one.
 ErlangCAgents = Annotated[
-    int, BeforeValidator(_whole_number), Field(strict=True, ge=0, le=MAX_AGENTS)
+    int, Field(strict=True, ge=0, le=MAX_AGENTS), BeforeValidator(_whole_number)
 ]
 ErlangAAgents = Annotated[
-    int, BeforeValidator(_whole_number), Field(strict=True, ge=1, le=MAX_AGENTS)
+    int, Field(strict=True, ge=1, le=MAX_AGENTS), BeforeValidator(_whole_number)
 ]
 _AGENTS = "Evaluate this many agents instead of sizing (the fewest that meet the target)."
 
@@ -543,8 +548,10 @@ def staffing_input(model: type[StaffingInputT], data: Mapping[str, object]) -> S
 
 
 def _size_problems(
-    place: Place, traffic: float, max_occupancy: float, *, sizing: bool
+    place: Place, traffic: float, max_occupancy: float, *, sizing: bool, interval: str = ""
 ) -> Iterator[InputProblem]:
+    """An interval's traffic (``place`` + ``volume``) and the agents sizing it may need (at
+    ``max_occupancy``, a field of the request itself) within bounds."""
     if traffic > MAX_TRAFFIC_ERLANGS:
         yield InputProblem(
             (*place, "volume"),
@@ -554,10 +561,10 @@ def _size_problems(
         )
     elif sizing and traffic / max_occupancy > MAX_AGENTS:
         yield InputProblem(
-            (*place, "max_occupancy"),
+            ("max_occupancy",),
             "too_many_agents",
-            f"would need more than {MAX_AGENTS:,} agents for {traffic:,.1f} erlangs; at most "
-            f"{MAX_AGENTS:,} are computed",
+            f"would need more than {MAX_AGENTS:,} agents for the {traffic:,.1f} erlangs "
+            f"of {interval or 'the interval'}; at most {MAX_AGENTS:,} are computed",
         )
 
 
@@ -687,11 +694,21 @@ class StaffingPlanRequest(_StaffingInput):
             return
         seconds = self.interval_seconds()
         agents = 0.0
+        found: dict[Place, InputProblem] = {}  # each place once, the first interval's
         for i, (_, volume, aht) in enumerate(self.rows()):
             traffic = volume * aht / seconds
-            yield from _size_problems(("intervals", i), traffic, self.max_occupancy, sizing=True)
+            for problem in _size_problems(
+                ("intervals", i),
+                traffic,
+                self.max_occupancy,
+                sizing=True,
+                interval=f"intervals[{i}]",
+            ):
+                found.setdefault(problem.place, problem)
             agents += traffic / self.max_occupancy
-        if agents > MAX_PLAN_AGENTS:
+        if found:
+            yield from list(found.values())[:MAX_PROBLEMS]
+        elif agents > MAX_PLAN_AGENTS:
             yield InputProblem(
                 ("intervals",),
                 "plan_too_large",
