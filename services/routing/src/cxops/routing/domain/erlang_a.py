@@ -88,22 +88,31 @@ def _evaluate(
     traffic = demand.traffic_erlangs
     if traffic == 0:
         return AbandonmentStaffing(0.0, agents, staff_for(agents, shrinkage), 0, 1, 0, 0, 0), 1
-    if max_steps is not None and agents > max_steps:
-        raise TooMuchWork(agents, max_steps)
     arrival = demand.volume / demand.interval_seconds
     service = 1 / demand.aht_seconds
     patience = 1 / patience_seconds
+    full_service = service * agents
+    if max_steps is not None:
+        # The queue is followed at least to its mode, where arrivals and departures balance:
+        # refuse at once what is too large even so.
+        fewest = _steps(
+            agents,
+            max(1.0, (arrival - full_service) / patience),
+            full_service,
+            patience,
+            answer_seconds,
+        )
+        if fewest > max_steps:
+            raise TooMuchWork(_whole(fewest), max_steps)
     below, queue = _distribution(
         agents,
         traffic,
         arrival,
-        service * agents,
+        full_service,
         patience,
         max_positions=None if max_steps is None else max_steps - agents,
     )
-    steps = agents + len(queue) * (
-        2 + _uniformization_steps(len(queue), service * agents, patience, answer_seconds)
-    )
+    steps = _whole(_steps(agents, len(queue), full_service, patience, answer_seconds))
     if max_steps is not None and steps > max_steps:
         raise TooMuchWork(steps, max_steps)
 
@@ -168,14 +177,21 @@ def _distribution(
     return below, [math.exp(x - top) / total for x in logs_queue]
 
 
-def _uniformization_steps(
-    positions: int, full_service: float, patience: float, seconds: float
-) -> int:
-    """At most how many steps :func:`_answered_within` takes (its loop's stopping rule)."""
-    if seconds == 0:
-        return 0
-    mean = (full_service + positions * patience + patience) * seconds
-    return math.ceil(mean + 12 * math.sqrt(mean) + 31)
+def _steps(
+    agents: int, positions: float, full_service: float, patience: float, seconds: float
+) -> float:
+    """At most how many steps :func:`evaluate` takes with ``positions`` queue positions: one
+    per agent and per position, and one per position at each step of :func:`_answered_within`
+    (its loop's stopping rule). A float: it may be astronomically large."""
+    per_position = 2.0
+    if seconds > 0:
+        mean = (full_service + positions * patience + patience) * seconds
+        per_position += mean + 12 * math.sqrt(mean) + 31
+    return agents + positions * per_position
+
+
+def _whole(steps: float) -> int:
+    return math.ceil(min(steps, 1e18))
 
 
 def _answered_within(
