@@ -381,7 +381,7 @@ MAX_PLAN_AGENTS = 2_000_000
 MAX_VOLUME = 10_000_000
 DAY_SECONDS = 86_400
 DAY_MINUTES = 1_440
-#: Patience of days is Erlang C's customer, who never hangs up.
+#: Customers who wait days are in effect Erlang C's, who never hang up: more only costs work.
 MAX_PATIENCE_SECONDS = 1_000_000
 
 #: Problems of a plan's intervals reported at most (the first ones).
@@ -578,6 +578,7 @@ class _OneInterval(_StaffingInput):
     service_level: ServiceLevel
     shrinkage: Shrinkage = DEFAULT_SHRINKAGE
     max_occupancy: MaxOccupancy = DEFAULT_MAX_OCCUPANCY
+    agents: int | None = None  # each request states its own bounds
 
     def demand(self) -> Demand:
         return Demand(self.volume, self.aht_seconds, self.interval_minutes * 60)
@@ -585,12 +586,9 @@ class _OneInterval(_StaffingInput):
     def target(self) -> Target:
         return Target(self.target_seconds, self.service_level, self.shrinkage, self.max_occupancy)
 
-    def sizing(self) -> bool:
-        return getattr(self, "agents", None) is None
-
     def problems(self) -> Iterator[InputProblem]:
         yield from _size_problems(
-            (), self.demand().traffic_erlangs, self.max_occupancy, sizing=self.sizing()
+            (), self.demand().traffic_erlangs, self.max_occupancy, sizing=self.agents is None
         )
 
 
