@@ -70,6 +70,19 @@ async def feedback(
         yield service
 
 
+@pytest.fixture
+async def routing(routing_database: str, nats_server: NatsServer) -> AsyncIterator[RunningService]:
+    """The routing service in-process on ``routing_database`` (each test folder says which)."""
+    from cxops.routing.app import create_app
+    from cxops.routing.settings import RoutingSettings
+
+    settings = settings_for(
+        RoutingSettings, database_url=routing_database, nats_url=nats_server.url
+    )
+    async with running(create_app(settings)) as service:
+        yield service
+
+
 @pytest.fixture(autouse=True)
 async def no_task_left_behind() -> AsyncIterator[None]:
     """Cancel what a test left running, again and again until it ends.

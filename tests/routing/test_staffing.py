@@ -339,3 +339,42 @@ def test_plan_refuses_bad_forecasts_naming_the_place(
     assert result.exit_code == 2
     assert message in result.output
     assert "intervals" not in result.output  # nothing half-run is printed
+
+
+def test_erlang_a_work_bound_refuses_before_the_expensive_part_and_changes_no_figure() -> None:
+    """An overloaded queue of patient customers has a very long queue to follow: with a bound,
+    it is refused at once; within the bound, the figures are those computed without one."""
+    overloaded = Demand(1000, 180, 1800)  # 100 erlangs
+    with pytest.raises(erlang_a.TooMuchWork, match="more than the 100,000 allowed"):
+        erlang_a.evaluate(
+            overloaded, 50, patience_seconds=1e6, answer_seconds=20, max_steps=100_000
+        )
+    with pytest.raises(erlang_a.TooMuchWork):
+        erlang_a.required(overloaded, Target(20, 0.8), patience_seconds=1e6, max_steps=100_000)
+
+    bounded = erlang_a.required(TEN, Target(20, 0.8), patience_seconds=300, max_steps=100_000)
+    assert bounded == erlang_a.required(TEN, Target(20, 0.8), patience_seconds=300)
+
+
+def test_plan_names_the_line_of_an_interval_beyond_the_sizes(tmp_path: Path) -> None:
+    """The forecast's rows are the API's intervals, with the same bounds: the command says which
+    line of the file is at fault."""
+    forecast = tmp_path / "forecast.csv"
+    forecast.write_text("2026-11-30T08:00:00Z,10\n\n2026-11-30T08:30:00Z,1000000\n")
+    result = CliRunner().invoke(
+        app,
+        [
+            "staffing",
+            "plan",
+            str(forecast),
+            "--aht-seconds",
+            "3600",
+            "--target-seconds",
+            "20",
+            "--service-level",
+            "0.8",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 2
+    assert "line 3, volume: makes 2,000,000.0 erlangs" in " ".join(result.output.split())

@@ -1,75 +1,51 @@
-"""``cxops staffing``: Erlang C and Erlang A staffing, for one interval or a whole forecast."""
+"""``cxops staffing``: Erlang C and Erlang A staffing, for one interval or a whole forecast.
+
+The options are the fields of the routing API's staffing requests and are read by the same
+models (:mod:`cxops.routing.formats`), and the figures come from the same functions
+(:mod:`cxops.routing.staffing`), so ``--json`` prints what ``POST /v1/routing/staffing/...``
+answers for the same input.
+"""
 
 import json
-import math
-from collections.abc import Callable
-from dataclasses import asdict
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 
-from cxops.routing.domain import erlang_a
-from cxops.routing.domain.staffing import Demand, Target, evaluate, plan, required
-from cxops.routing.formats import read_forecast
+from cxops.routing import staffing
+from cxops.routing.formats import (
+    DEFAULT_ERLANG_A_SERVICE_LEVEL,
+    DEFAULT_INTERVAL_MINUTES,
+    DEFAULT_MAX_OCCUPANCY,
+    DEFAULT_SHRINKAGE,
+    ErlangARequest,
+    ErlangCRequest,
+    read_forecast,
+    staffing_input,
+)
 
 app = typer.Typer(
     help="Staffing: the agents a queue needs, and what a number of agents achieves.",
     no_args_is_help=True,
 )
 
-Volume = Annotated[float, typer.Option(help="Contacts offered in the interval.", min=0)]
-AhtSeconds = Annotated[float, typer.Option(help="Mean handle time, seconds.", min=0.001)]
-TargetSeconds = Annotated[float, typer.Option(help="Answer within this many seconds.", min=0)]
+Volume = Annotated[float, typer.Option(help="Contacts offered in the interval.")]
+AhtSeconds = Annotated[float, typer.Option(help="Mean handle time, seconds.")]
+TargetSeconds = Annotated[float, typer.Option(help="Answer within this many seconds.")]
 ServiceLevel = Annotated[float, typer.Option(help="Share to answer within the target, 0-1.")]
-IntervalMinutes = Annotated[float, typer.Option(help="Interval length.", min=0.001)]
+IntervalMinutes = Annotated[float, typer.Option(help="Interval length.")]
 Shrinkage = Annotated[float, typer.Option(help="Share of paid time off the phones, 0-1.")]
 MaxOccupancy = Annotated[float, typer.Option(help="Highest acceptable occupancy, 0-1.")]
-Agents = Annotated[
-    int | None, typer.Option(help="Evaluate this many agents instead of sizing.", min=0)
-]
+Agents = Annotated[int | None, typer.Option(help="Evaluate this many agents instead of sizing.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
-FIELDS = (
-    "traffic_erlangs",
-    "agents",
-    "staff",
-    "wait_probability",
-    "service_level",
-    "asa_seconds",
-    "occupancy",
-    "abandon_probability",
-)
+RequestT = TypeVar("RequestT", ErlangCRequest, ErlangARequest)
 
 
-def _figures(result: object) -> dict[str, Any]:
-    """The contracted JSON fields, rounded; an infinite wait is ``null``."""
-    values = asdict(result)  # type: ignore[call-overload]
-    out: dict[str, Any] = {}
-    for name in FIELDS:
-        if name not in values:
-            continue
-        value = values[name]
-        if isinstance(value, float):
-            value = None if math.isinf(value) else round(value, 6)
-        out[name] = value
-    return out
-
-
-def _inputs(
-    volume: float,
-    aht_seconds: float,
-    interval_minutes: float,
-    target_seconds: float,
-    service_level: float,
-    shrinkage: float,
-    max_occupancy: float,
-) -> tuple[Demand, Target]:
+def _request(model: type[RequestT], options: Mapping[str, object]) -> RequestT:
     try:
-        return (
-            Demand(volume, aht_seconds, interval_minutes * 60),
-            Target(target_seconds, service_level, shrinkage, max_occupancy),
-        )
+        return staffing_input(model, options)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
 
@@ -88,28 +64,27 @@ def erlang_c_command(
     aht_seconds: AhtSeconds,
     target_seconds: TargetSeconds,
     service_level: ServiceLevel,
-    interval_minutes: IntervalMinutes = 30,
-    shrinkage: Shrinkage = 0.0,
-    max_occupancy: MaxOccupancy = 1.0,
+    interval_minutes: IntervalMinutes = DEFAULT_INTERVAL_MINUTES,
+    shrinkage: Shrinkage = DEFAULT_SHRINKAGE,
+    max_occupancy: MaxOccupancy = DEFAULT_MAX_OCCUPANCY,
     agents: Agents = None,
     as_json: AsJson = False,
 ) -> None:
     """The agents needed for a service level (or, with --agents, the figures for N agents)."""
-    demand, target = _inputs(
-        volume,
-        aht_seconds,
-        interval_minutes,
-        target_seconds,
-        service_level,
-        shrinkage,
-        max_occupancy,
+    request = _request(
+        ErlangCRequest,
+        {
+            "volume": volume,
+            "interval_minutes": interval_minutes,
+            "aht_seconds": aht_seconds,
+            "target_seconds": target_seconds,
+            "service_level": service_level,
+            "shrinkage": shrinkage,
+            "max_occupancy": max_occupancy,
+            "agents": agents,
+        },
     )
-    result = (
-        evaluate(demand, agents, answer_seconds=target_seconds, shrinkage=shrinkage)
-        if agents is not None
-        else required(demand, target)
-    )
-    _print(_figures(result), as_json)
+    _print(staffing.erlang_c(request=request).model_dump(mode="json"), as_json)
 
 
 @app.command("erlang-a")
@@ -118,39 +93,35 @@ def erlang_a_command(
     aht_seconds: AhtSeconds,
     target_seconds: TargetSeconds,
     patience_seconds: Annotated[
-        float, typer.Option(help="Customers' mean patience before hanging up.", min=0.001)
+        float, typer.Option(help="Customers' mean patience before hanging up.")
     ],
-    service_level: ServiceLevel = 0.8,
-    interval_minutes: IntervalMinutes = 30,
-    shrinkage: Shrinkage = 0.0,
-    max_occupancy: MaxOccupancy = 1.0,
+    service_level: ServiceLevel = DEFAULT_ERLANG_A_SERVICE_LEVEL,
+    interval_minutes: IntervalMinutes = DEFAULT_INTERVAL_MINUTES,
+    shrinkage: Shrinkage = DEFAULT_SHRINKAGE,
+    max_occupancy: MaxOccupancy = DEFAULT_MAX_OCCUPANCY,
     agents: Agents = None,
     as_json: AsJson = False,
 ) -> None:
     """Like erlang-c, with customers who abandon: adds the probability of abandoning."""
-    demand, target = _inputs(
-        volume,
-        aht_seconds,
-        interval_minutes,
-        target_seconds,
-        service_level,
-        shrinkage,
-        max_occupancy,
+    request = _request(
+        ErlangARequest,
+        {
+            "volume": volume,
+            "interval_minutes": interval_minutes,
+            "aht_seconds": aht_seconds,
+            "target_seconds": target_seconds,
+            "service_level": service_level,
+            "shrinkage": shrinkage,
+            "max_occupancy": max_occupancy,
+            "patience_seconds": patience_seconds,
+            "agents": agents,
+        },
     )
-    if agents is not None and agents < 1:
-        raise typer.BadParameter("agents must be at least 1", param_hint="--agents")
-    result = (
-        erlang_a.evaluate(
-            demand,
-            agents,
-            patience_seconds=patience_seconds,
-            answer_seconds=target_seconds,
-            shrinkage=shrinkage,
-        )
-        if agents is not None
-        else erlang_a.required(demand, target, patience_seconds=patience_seconds)
-    )
-    _print(_figures(result), as_json)
+    try:
+        result = staffing.erlang_a(request=request)
+    except ValueError as exc:  # a queue tail that does not converge
+        raise typer.BadParameter(str(exc)) from exc
+    _print(result.model_dump(mode="json"), as_json)
 
 
 @app.command("plan")
@@ -161,8 +132,8 @@ def plan_command(
     aht_seconds: AhtSeconds,
     target_seconds: TargetSeconds,
     service_level: ServiceLevel,
-    shrinkage: Shrinkage = 0.0,
-    max_occupancy: MaxOccupancy = 1.0,
+    shrinkage: Shrinkage = DEFAULT_SHRINKAGE,
+    max_occupancy: MaxOccupancy = DEFAULT_MAX_OCCUPANCY,
     interval_minutes: Annotated[
         float | None,
         typer.Option(help="Interval length; by default the spacing of the starts, else 30."),
@@ -171,27 +142,20 @@ def plan_command(
 ) -> None:
     """Erlang C staffing for every interval of a forecast, and the totals."""
     try:
-        intervals, spacing = read_forecast(forecast, default_aht_seconds=aht_seconds)
-        seconds = interval_minutes * 60 if interval_minutes else (spacing or 1800.0)
-        target = Target(target_seconds, service_level, shrinkage, max_occupancy)
+        request = read_forecast(
+            forecast,
+            {
+                "interval_minutes": interval_minutes,
+                "aht_seconds": aht_seconds,
+                "target_seconds": target_seconds,
+                "service_level": service_level,
+                "shrinkage": shrinkage,
+                "max_occupancy": max_occupancy,
+            },
+        )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    rows, totals = plan(intervals, interval_seconds=seconds, target=target)
-    result = {
-        "interval_minutes": seconds / 60,
-        "intervals": [
-            {
-                "interval_start": row.start,
-                "volume": row.volume,
-                "aht_seconds": row.aht_seconds,
-                **_figures(row.staffing),
-            }
-            for row in rows
-        ],
-        "totals": {
-            k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(totals).items()
-        },
-    }
+    result = staffing.plan(request=request).model_dump(mode="json")
     if as_json:
         typer.echo(json.dumps(result))
         return

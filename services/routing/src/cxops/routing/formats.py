@@ -1,5 +1,6 @@
-"""The formats routing reads: the replay scenario (``SCENARIO.json`` of ``cxops routing replay``,
-and later the body of the routing API) and the staffing forecast (``cxops staffing plan``'s CSV).
+"""The formats routing reads and writes: the replay scenario (``SCENARIO.json`` of ``cxops routing
+replay``, and later the body of the routing API), and staffing's inputs and answers (the options
+and forecast CSV of ``cxops staffing``, the bodies and responses of ``/v1/routing/staffing/...``).
 
 A scenario is validated into the engine's own objects, and the replay's result written back as
 plain JSON. Validation is all-or-nothing and names every problem's place the way a user would
@@ -8,15 +9,15 @@ valid. The models refuse unknown fields, so one can be an API's request body as 
 """
 
 import csv
-import itertools
 import math
-from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from cxops.common.validation import UtcDateTime
 from cxops.routing.domain.engine import Policy
 from cxops.routing.domain.escalation import Action, Condition, EscalationRule, Queue
 from cxops.routing.domain.learning import LearningPolicy
@@ -38,6 +39,7 @@ from cxops.routing.domain.replay import (
     Scenario,
     summarise,
 )
+from cxops.routing.domain.staffing import Demand, IntervalPlan, PlanTotals, Staffing, Target
 
 Proficiency = Annotated[int, Field(ge=1, le=5)]
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -365,21 +367,366 @@ def _events(events: list[Event], kind: str) -> list[dict[str, Any]]:
     return [{"task": e.task_id, "at": e.at, "detail": e.detail} for e in events if e.kind == kind]
 
 
-# --- the staffing forecast ------------------------------------------------------------------
+# --- staffing: one interval (Erlang C, Erlang A) and a forecast's plan --------------------------
+#
+# One definition of each input for ``cxops staffing`` (its options, its forecast CSV) and for
+# ``POST /v1/routing/staffing/...`` (the request bodies), and one of each answer (the command's
+# ``--json`` and the responses), so that the same input can never give two different figures.
+
+#: Sizes that keep one calculation within a fraction of a second (Erlang C costs one step per
+#: agent; a plan, one per agent of every interval), far above any real queue.
+MAX_AGENTS = 100_000
+MAX_TRAFFIC_ERLANGS = 50_000
+MAX_INTERVALS = 10_000
+MAX_PLAN_AGENTS = 2_000_000
+MAX_VOLUME = 10_000_000
+DAY_SECONDS = 86_400
+DAY_MINUTES = 1_440
+#: Customers who wait days are in effect Erlang C's, who never hang up: more only costs work.
+MAX_PATIENCE_SECONDS = 1_000_000
+
+#: Problems of a plan's intervals reported at most (the first ones).
+MAX_PROBLEMS = 20
+
+DEFAULT_INTERVAL_MINUTES = 30.0
+DEFAULT_SHRINKAGE = 0.0
+DEFAULT_MAX_OCCUPANCY = 1.0
+#: Erlang A's default service level (Erlang C has none: it must be given).
+DEFAULT_ERLANG_A_SERVICE_LEVEL = 0.8
+
+
+def _whole_number(value: Any) -> Any:
+    """``14.0`` is the integer 14, as in JSON Schema; ``14.5``, ``"14"`` and ``true`` stay what
+    they are, for the strict integer check to refuse."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# Quantities are JSON numbers (strict: a string or a boolean is refused, as the schema says),
+# finite, and in bounds.
+Volume = Annotated[
+    float,
+    Field(
+        strict=True,
+        allow_inf_nan=False,
+        ge=0,
+        le=MAX_VOLUME,
+        description="Contacts offered in the interval.",
+    ),
+]
+AhtSeconds = Annotated[
+    float,
+    Field(
+        strict=True,
+        allow_inf_nan=False,
+        ge=0.001,
+        le=DAY_SECONDS,
+        description="Mean handle time, seconds.",
+    ),
+]
+IntervalMinutes = Annotated[
+    float,
+    Field(
+        strict=True,
+        allow_inf_nan=False,
+        ge=0.001,
+        le=DAY_MINUTES,
+        description="Interval length, minutes.",
+    ),
+]
+TargetSeconds = Annotated[
+    float,
+    Field(
+        strict=True,
+        allow_inf_nan=False,
+        ge=0,
+        le=DAY_SECONDS,
+        description="Answer within this many seconds.",
+    ),
+]
+ServiceLevel = Annotated[
+    float,
+    Field(
+        strict=True,
+        allow_inf_nan=False,
+        gt=0,
+        lt=1,
+        description="Share of contacts to answer within the target, above 0 and below 1.",
+    ),
+]
+Shrinkage = Annotated[
+    float,
+    Field(
+        strict=True,
+        allow_inf_nan=False,
+        ge=0,
+        lt=1,
+        description=(
+            "Share of paid time off the phones (breaks, training, absence), from 0, below 1."
+        ),
+    ),
+]
+MaxOccupancy = Annotated[
+    float,
+    Field(
+        strict=True,
+        allow_inf_nan=False,
+        gt=0,
+        le=1,
+        description="Highest acceptable occupancy, above 0, at most 1.",
+    ),
+]
+PatienceSeconds = Annotated[
+    float,
+    Field(
+        strict=True,
+        allow_inf_nan=False,
+        ge=0.001,
+        le=MAX_PATIENCE_SECONDS,
+        description="Customers' mean patience before hanging up, seconds.",
+    ),
+]
+#: Agents asked about; Erlang A needs at least one.
+ErlangCAgents = Annotated[
+    int, Field(strict=True, ge=0, le=MAX_AGENTS), BeforeValidator(_whole_number)
+]
+ErlangAAgents = Annotated[
+    int, Field(strict=True, ge=1, le=MAX_AGENTS), BeforeValidator(_whole_number)
+]
+_AGENTS = "Evaluate this many agents instead of sizing (the fewest that meet the target)."
+
+#: Where a problem is, as pydantic says it: ``("intervals", 3, "interval_start")``.
+Place = tuple[str | int, ...]
+
+
+class InputProblem(NamedTuple):
+    """One problem of a staffing input: where, a stable code, and what is wrong."""
+
+    place: Place
+    code: str
+    message: str
+
+
+def place_text(place: Place) -> str:
+    """``("intervals", 3, "volume")`` → ``intervals[3].volume``."""
+    text = ""
+    for part in place:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+class StaffingInputError(ValueError):
+    """Every problem of a staffing input, each with its place."""
+
+    def __init__(self, problems: list[InputProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{place_text(p.place)}: {p.message}" for p in problems))
+
+
+class _StaffingInput(_Spec):
+    def problems(self) -> Iterator[InputProblem]:
+        """What the field types cannot say; nothing is computed while there is one."""
+        return iter(())
+
+
+StaffingInputT = TypeVar("StaffingInputT", bound=_StaffingInput)
+
+
+def staffing_input(model: type[StaffingInputT], data: Mapping[str, object]) -> StaffingInputT:
+    """``data`` (a command's options) as ``model``, or :class:`StaffingInputError` with every
+    problem: what the API answers 422 for, the command refuses, with the same words."""
+    try:
+        request = model.model_validate(data)
+    except ValidationError as exc:
+        raise StaffingInputError(
+            [InputProblem(tuple(e["loc"]), e["type"], e["msg"]) for e in exc.errors()]
+        ) from None
+    problems = list(request.problems())
+    if problems:
+        raise StaffingInputError(problems)
+    return request
+
+
+def _size_problems(
+    place: Place, traffic: float, max_occupancy: float, *, sizing: bool, interval: str = ""
+) -> Iterator[InputProblem]:
+    """An interval's traffic (``place`` + ``volume``) and the agents sizing it may need (at
+    ``max_occupancy``, a field of the request itself) within bounds."""
+    if traffic > MAX_TRAFFIC_ERLANGS:
+        yield InputProblem(
+            (*place, "volume"),
+            "traffic_too_large",
+            f"makes {traffic:,.1f} erlangs of traffic (volume * aht_seconds / the interval "
+            f"length); at most {MAX_TRAFFIC_ERLANGS:,} are computed",
+        )
+    elif sizing and traffic / max_occupancy > MAX_AGENTS:
+        yield InputProblem(
+            ("max_occupancy",),
+            "too_many_agents",
+            f"would need more than {MAX_AGENTS:,} agents for the {traffic:,.1f} erlangs "
+            f"of {interval or 'the interval'}; at most {MAX_AGENTS:,} are computed",
+        )
+
+
+class _OneInterval(_StaffingInput):
+    """One interval's demand and the service goal."""
+
+    volume: Volume
+    interval_minutes: IntervalMinutes = DEFAULT_INTERVAL_MINUTES
+    aht_seconds: AhtSeconds
+    target_seconds: TargetSeconds
+    service_level: ServiceLevel
+    shrinkage: Shrinkage = DEFAULT_SHRINKAGE
+    max_occupancy: MaxOccupancy = DEFAULT_MAX_OCCUPANCY
+    agents: int | None = None  # each request states its own bounds
+
+    def demand(self) -> Demand:
+        return Demand(self.volume, self.aht_seconds, self.interval_minutes * 60)
+
+    def target(self) -> Target:
+        return Target(self.target_seconds, self.service_level, self.shrinkage, self.max_occupancy)
+
+    def problems(self) -> Iterator[InputProblem]:
+        yield from _size_problems(
+            (), self.demand().traffic_erlangs, self.max_occupancy, sizing=self.agents is None
+        )
+
+
+class ErlangCRequest(_OneInterval):
+    """Erlang C for one interval: the agents that meet the target, or, with ``agents``, what
+    that many achieve. The options of ``cxops staffing erlang-c``."""
+
+    agents: ErlangCAgents | None = Field(default=None, description=_AGENTS)
+
+
+class ErlangARequest(_OneInterval):
+    """Erlang A for one interval: Erlang C with customers who hang up after an exponentially
+    distributed patience. The options of ``cxops staffing erlang-a``."""
+
+    service_level: ServiceLevel = DEFAULT_ERLANG_A_SERVICE_LEVEL
+    patience_seconds: PatienceSeconds
+    agents: ErlangAAgents | None = Field(default=None, description=_AGENTS)
+
+
+class ForecastInterval(_Spec):
+    """One row of a forecast: ``interval_start,volume[,aht_seconds]`` in the CSV."""
+
+    interval_start: UtcDateTime
+    volume: Volume
+    aht_seconds: AhtSeconds | None = Field(
+        default=None,
+        description="Mean handle time in this interval, seconds; by default the plan's.",
+    )
+
+
+def _uneven_start(starts: Sequence[datetime]) -> tuple[int, str] | None:
+    """The first start out of order or off the spacing of the first two, and why."""
+    if len(starts) < 2:
+        return None
+    step = starts[1] - starts[0]
+    for i in range(1, len(starts)):
+        gap = starts[i] - starts[i - 1]
+        if gap <= timedelta(0):
+            return i, (
+                "interval starts must be in order and evenly spaced: this one is not after "
+                "the previous"
+            )
+        if gap != step:
+            return i, (
+                f"interval starts must be in order and evenly spaced: this one is {gap} after "
+                f"the previous, the first two are {step} apart"
+            )
+    return None
+
+
+class StaffingPlanRequest(_StaffingInput):
+    """Erlang C for every interval of a forecast, and the totals. The forecast CSV and the
+    options of ``cxops staffing plan``."""
+
+    intervals: list[ForecastInterval] = Field(
+        min_length=1,
+        max_length=MAX_INTERVALS,
+        description=(
+            "The forecast, starts in order and evenly spaced (a time without an offset is UTC)."
+        ),
+    )
+    interval_minutes: IntervalMinutes | None = Field(
+        default=None,
+        description="Interval length, minutes; by default the spacing of the starts, else 30.",
+    )
+    aht_seconds: AhtSeconds = Field(description="Mean handle time where an interval has none.")
+    target_seconds: TargetSeconds
+    service_level: ServiceLevel
+    shrinkage: Shrinkage = DEFAULT_SHRINKAGE
+    max_occupancy: MaxOccupancy = DEFAULT_MAX_OCCUPANCY
+
+    def interval_seconds(self) -> float:
+        if self.interval_minutes is not None:
+            return self.interval_minutes * 60
+        if len(self.intervals) > 1:
+            return (
+                self.intervals[1].interval_start - self.intervals[0].interval_start
+            ).total_seconds()
+        return DEFAULT_INTERVAL_MINUTES * 60
+
+    def rows(self) -> list[tuple[str, float, float]]:
+        """The intervals as the domain plans them: ``(start, volume, aht_seconds)``."""
+        return [
+            (
+                interval.interval_start.isoformat(),
+                interval.volume,
+                interval.aht_seconds if interval.aht_seconds is not None else self.aht_seconds,
+            )
+            for interval in self.intervals
+        ]
+
+    def target(self) -> Target:
+        return Target(self.target_seconds, self.service_level, self.shrinkage, self.max_occupancy)
+
+    def problems(self) -> Iterator[InputProblem]:
+        uneven = _uneven_start([interval.interval_start for interval in self.intervals])
+        if uneven is not None:
+            yield InputProblem(
+                ("intervals", uneven[0], "interval_start"), "uneven_starts", uneven[1]
+            )
+            return
+        seconds = self.interval_seconds()
+        agents = 0.0
+        found: dict[Place, InputProblem] = {}  # each place once, the first interval's
+        for i, (_, volume, aht) in enumerate(self.rows()):
+            traffic = volume * aht / seconds
+            for problem in _size_problems(
+                ("intervals", i),
+                traffic,
+                self.max_occupancy,
+                sizing=True,
+                interval=f"intervals[{i}]",
+            ):
+                found.setdefault(problem.place, problem)
+            agents += traffic / self.max_occupancy
+        if found:
+            yield from list(found.values())[:MAX_PROBLEMS]
+        elif agents > MAX_PLAN_AGENTS:
+            yield InputProblem(
+                ("intervals",),
+                "plan_too_large",
+                f"would need more than {MAX_PLAN_AGENTS:,} agents over all intervals together "
+                f"(about {agents:,.0f}); at most {MAX_PLAN_AGENTS:,} are computed in one plan",
+            )
 
 
 class ForecastError(ValueError):
     """A forecast that cannot be planned; the message names the line and the column."""
 
 
-def read_forecast(
-    path: Path, *, default_aht_seconds: float
-) -> tuple[list[tuple[str, float, float]], float | None]:
-    """Rows of ``interval_start,volume[,aht_seconds]`` (a header row is optional) as
-    ``(start, volume, aht_seconds)``, and the interval length implied by the starts. Errors
-    (:class:`ForecastError`) name the line and the column."""
-    intervals: list[tuple[str, float, float]] = []
-    starts: list[datetime] = []
+def read_forecast(path: Path, options: Mapping[str, object]) -> StaffingPlanRequest:
+    """The forecast CSV at ``path`` (rows of ``interval_start,volume[,aht_seconds]``, a header
+    row optional) with the plan's other fields (``options``: the command's), as the
+    :class:`StaffingPlanRequest` the API receives. A :class:`ForecastError` names the line and
+    the column of a bad row, the field of a bad option, and refuses a forecast that is empty."""
+    intervals: list[ForecastInterval] = []
+    lines: list[int] = []
     with path.open(newline="") as handle:
         for line, row in enumerate(csv.reader(handle), start=1):
             if not row or all(not cell.strip() for cell in row):
@@ -393,31 +740,40 @@ def read_forecast(
                 continue
             if len(row) not in (2, 3):
                 raise ForecastError(f"line {line}: expected interval_start,volume[,aht_seconds]")
-            start = row[0].strip()
+            fields: dict[str, object] = {
+                "interval_start": row[0].strip(),
+                "volume": _cell_number(row[1], line, "volume"),
+            }
+            if len(row) == 3:
+                fields["aht_seconds"] = _cell_number(row[2], line, "aht_seconds")
             try:
-                starts.append(datetime.fromisoformat(start))
-            except ValueError as exc:
+                intervals.append(ForecastInterval.model_validate(fields))
+            except ValidationError as exc:
                 raise ForecastError(
-                    f"line {line}, interval_start: not a date-time: {start!r}"
-                ) from exc
-            values = [_number(row[1], line, "volume")]
-            values.append(
-                _number(row[2], line, "aht_seconds") if len(row) == 3 else default_aht_seconds
-            )
-            if values[0] < 0:
-                raise ForecastError(f"line {line}, volume: must not be negative")
-            if values[1] <= 0:
-                raise ForecastError(f"line {line}, aht_seconds: must be positive")
-            intervals.append((start, values[0], values[1]))
+                    "; ".join(
+                        f"line {line}, {place_text(tuple(e['loc']))}: {e['msg']}"
+                        for e in exc.errors()
+                    )
+                ) from None
+            lines.append(line)
     if not intervals:
         raise ForecastError("the forecast has no intervals")
-    steps = {(b - a).total_seconds() for a, b in itertools.pairwise(starts)}
-    if len(steps) > 1 or any(step <= 0 for step in steps):
-        raise ForecastError("interval starts must be in order and evenly spaced")
-    return intervals, (steps.pop() if steps else None)
+    try:
+        return staffing_input(StaffingPlanRequest, {**options, "intervals": intervals})
+    except StaffingInputError as exc:
+        raise ForecastError("; ".join(_forecast_place(p, lines) for p in exc.problems)) from None
 
 
-def _number(cell: str, line: int, column: str) -> float:
+def _forecast_place(problem: InputProblem, lines: Sequence[int]) -> str:
+    """An interval's problem at its line of the CSV; an option's at its name."""
+    place = problem.place
+    if len(place) > 1 and place[0] == "intervals" and isinstance(place[1], int):
+        column = f", {place_text(place[2:])}" if len(place) > 2 else ""
+        return f"line {lines[place[1]]}{column}: {problem.message}"
+    return f"{place_text(place)}: {problem.message}"
+
+
+def _cell_number(cell: str, line: int, column: str) -> float:
     try:
         value = float(cell)
     except ValueError as exc:
@@ -425,3 +781,106 @@ def _number(cell: str, line: int, column: str) -> float:
     if not math.isfinite(value):
         raise ForecastError(f"line {line}, {column}: not a finite number")
     return value
+
+
+# The answers: ``cxops staffing ... --json`` prints them, the API returns them.
+
+
+def _rounded(value: object) -> object:
+    """Figures to 6 decimals; an infinite wait is ``null``."""
+    if isinstance(value, float):
+        return None if math.isinf(value) else round(value, 6)
+    return value
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class StaffingFigures(_Answer):
+    """What a number of agents achieves in one interval (Erlang C)."""
+
+    traffic_erlangs: float = Field(
+        description="Offered load in erlangs: volume * aht_seconds / the interval length."
+    )
+    agents: int = Field(
+        description="Agents on the phones: the fewest that meet the target, or those asked about."
+    )
+    staff: int = Field(description="Paid staff that leaves that many agents after shrinkage.")
+    wait_probability: float = Field(description="Share of contacts that wait at all.")
+    service_level: float = Field(description="Share of contacts answered within the target.")
+    asa_seconds: float | None = Field(
+        description=(
+            "Average speed of answer, seconds; null when the agents cannot keep up "
+            "(the wait grows without bound)."
+        )
+    )
+    occupancy: float = Field(description="Share of the agents' time spent on contacts.")
+
+    @classmethod
+    def of(cls, figures: Staffing) -> Self:
+        """The domain's figures, rounded to 6 decimals (this class's fields only)."""
+        return cls.model_validate(
+            {name: _rounded(getattr(figures, name)) for name in cls.model_fields}
+        )
+
+
+class AbandonmentFigures(StaffingFigures):
+    """Erlang A's figures: service level is the share of all offered contacts answered within
+    the target; the speed of answer is the mean wait of answered contacts."""
+
+    abandon_probability: float = Field(description="Share of contacts that hang up unanswered.")
+
+
+class _PlannedDemand(_Answer):
+    interval_start: datetime = Field(description="The interval's start, in UTC.")
+    volume: float = Field(description="Contacts offered in the interval.")
+    aht_seconds: float = Field(description="Mean handle time in the interval, seconds.")
+
+
+class PlannedInterval(StaffingFigures, _PlannedDemand):
+    """One interval of a plan: its demand and the Erlang C figures of the fewest agents."""
+
+
+class StaffingPlanTotals(_Answer):
+    volume: float = Field(description="Contacts over the plan.")
+    agent_hours: float = Field(description="Agent hours on the phones.")
+    staff_hours: float = Field(description="Paid staff hours (after shrinkage).")
+    peak_agents: int
+    peak_staff: int
+    service_level: float = Field(description="Service level averaged over contacts.")
+    asa_seconds: float = Field(description="Average speed of answer averaged over contacts.")
+
+    @classmethod
+    def of(cls, totals: PlanTotals) -> Self:
+        return cls.model_validate(
+            {name: _rounded(getattr(totals, name)) for name in cls.model_fields}
+        )
+
+
+class StaffingPlan(_Answer):
+    """Every interval of a forecast sized with Erlang C, and the totals."""
+
+    interval_minutes: float = Field(description="The interval length the plan used.")
+    intervals: list[PlannedInterval]
+    totals: StaffingPlanTotals
+
+    @classmethod
+    def of(
+        cls, request: StaffingPlanRequest, rows: Sequence[IntervalPlan], totals: PlanTotals
+    ) -> Self:
+        return cls(
+            interval_minutes=request.interval_seconds() / 60,
+            intervals=[
+                PlannedInterval.model_validate(
+                    {
+                        "interval_start": interval.interval_start,
+                        "volume": row.volume,
+                        "aht_seconds": row.aht_seconds,
+                        **StaffingFigures.of(row.staffing).model_dump(),
+                    }
+                )
+                for interval, row in zip(request.intervals, rows, strict=True)
+            ],
+            totals=StaffingPlanTotals.of(totals),
+        )

@@ -7,6 +7,11 @@ truncated where the tail no longer matters. A customer's fate after arriving is 
 chain of "customers ahead of me": each step ahead happens at rate ``n·μ + m·θ`` (a service or one
 of the ``m`` ahead abandoning), and the customer leaves at rate ``θ``; the probability of being
 answered within ``t`` comes from that chain by uniformization.
+
+The work grows with the agents, the queue positions that matter and the uniformization's steps,
+and can be very large (an overloaded queue with patient customers has millions of positions): a
+caller that must answer in bounded time gives ``max_steps`` and gets :class:`TooMuchWork`
+before the expensive part runs. The figures do not depend on it.
 """
 
 import math
@@ -19,6 +24,19 @@ from cxops.routing.domain.staffing import required as erlang_c_required
 TAIL_EPSILON = 1e-15
 #: Poisson mass ignored in the uniformization sum.
 POISSON_EPSILON = 1e-14
+
+
+class TooMuchWork(ValueError):
+    """The calculation would take more than ``allowed`` steps (``steps`` is a lower bound)."""
+
+    def __init__(self, steps: int, allowed: int) -> None:
+        self.steps = steps
+        self.allowed = allowed
+        super().__init__(
+            f"Erlang A at this size takes at least {steps:,} steps, more than the {allowed:,} "
+            "allowed (one step per agent, per queue position, and per queue position at each "
+            "step of the answer-time calculation)"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,21 +53,68 @@ def evaluate(
     patience_seconds: float,
     answer_seconds: float,
     shrinkage: float = 0.0,
+    max_steps: int | None = None,
 ) -> AbandonmentStaffing:
     """The figures of ``agents`` agents for ``demand`` when customers wait ``patience_seconds``
     on average. Service level is the share of all offered contacts answered within
-    ``answer_seconds``; the speed of answer is the mean wait of answered contacts."""
+    ``answer_seconds``; the speed of answer is the mean wait of answered contacts.
+
+    With ``max_steps``, a calculation that would take more steps raises :class:`TooMuchWork`
+    before its expensive part (a step is a fraction of a microsecond to about one)."""
+    return _evaluate(
+        demand,
+        agents,
+        patience_seconds=patience_seconds,
+        answer_seconds=answer_seconds,
+        shrinkage=shrinkage,
+        max_steps=max_steps,
+    )[0]
+
+
+def _evaluate(
+    demand: Demand,
+    agents: int,
+    *,
+    patience_seconds: float,
+    answer_seconds: float,
+    shrinkage: float,
+    max_steps: int | None,
+) -> tuple[AbandonmentStaffing, int]:
+    """:func:`evaluate`, and the steps it took."""
     if agents < 1:
         raise ValueError("agents must be at least 1")
     if patience_seconds <= 0:
         raise ValueError("patience_seconds must be positive")
     traffic = demand.traffic_erlangs
     if traffic == 0:
-        return AbandonmentStaffing(0.0, agents, staff_for(agents, shrinkage), 0, 1, 0, 0, 0)
+        return AbandonmentStaffing(0.0, agents, staff_for(agents, shrinkage), 0, 1, 0, 0, 0), 1
     arrival = demand.volume / demand.interval_seconds
     service = 1 / demand.aht_seconds
     patience = 1 / patience_seconds
-    below, queue = _distribution(agents, traffic, arrival, service * agents, patience)
+    full_service = service * agents
+    if max_steps is not None:
+        # The queue is followed at least to its mode, where arrivals and departures balance:
+        # refuse at once what is too large even so.
+        fewest = _steps(
+            agents,
+            max(1.0, (arrival - full_service) / patience),
+            full_service,
+            patience,
+            answer_seconds,
+        )
+        if fewest > max_steps:
+            raise TooMuchWork(_whole(fewest), max_steps)
+    below, queue = _distribution(
+        agents,
+        traffic,
+        arrival,
+        full_service,
+        patience,
+        max_positions=None if max_steps is None else max_steps - agents,
+    )
+    steps = _whole(_steps(agents, len(queue), full_service, patience, answer_seconds))
+    if max_steps is not None and steps > max_steps:
+        raise TooMuchWork(steps, max_steps)
 
     # For a customer who finds k waiting ahead: P(answered), E[wait · answered], P(answered ≤ t).
     answered = [0.0] * len(queue)
@@ -65,7 +130,7 @@ def evaluate(
     wait_probability = sum(queue)
     served = below + sum(p * a for p, a in zip(queue, answered, strict=True))
     wait_of_served = sum(p * w for p, w in zip(queue, answered_wait, strict=True))
-    return AbandonmentStaffing(
+    result = AbandonmentStaffing(
         traffic_erlangs=traffic,
         agents=agents,
         staff=staff_for(agents, shrinkage),
@@ -75,12 +140,20 @@ def evaluate(
         occupancy=min(1.0, traffic * served / agents),
         abandon_probability=max(0.0, 1 - served),
     )
+    return result, steps
 
 
 def _distribution(
-    agents: int, traffic: float, arrival: float, full_service: float, patience: float
+    agents: int,
+    traffic: float,
+    arrival: float,
+    full_service: float,
+    patience: float,
+    *,
+    max_positions: int | None = None,
 ) -> tuple[float, list[float]]:
-    """P(fewer than ``agents`` in system), and P(``agents`` + k in system) for k = 0, 1, …."""
+    """P(fewer than ``agents`` in system), and P(``agents`` + k in system) for k = 0, 1, …;
+    :class:`TooMuchWork` past ``max_positions`` queue positions."""
     logs_below = [j * math.log(traffic) - math.lgamma(j + 1) for j in range(agents)]
     log_at_n = agents * math.log(traffic) - math.lgamma(agents + 1)
     logs_queue = [log_at_n]
@@ -94,12 +167,31 @@ def _distribution(
         # Past the mode the terms fall faster and faster: stop once negligible.
         if step < 0 and logs_queue[-1] - peak < math.log(TAIL_EPSILON):
             break
+        if max_positions is not None and k > max_positions:
+            raise TooMuchWork(agents + k, agents + max_positions)
         if k > 5_000_000:
             raise ValueError("the queue tail does not converge; check the patience")
     top = max(max(logs_below, default=-math.inf), max(logs_queue))
     total = sum(math.exp(x - top) for x in logs_below) + sum(math.exp(x - top) for x in logs_queue)
     below = sum(math.exp(x - top) for x in logs_below) / total
     return below, [math.exp(x - top) / total for x in logs_queue]
+
+
+def _steps(
+    agents: int, positions: float, full_service: float, patience: float, seconds: float
+) -> float:
+    """At most how many steps :func:`evaluate` takes with ``positions`` queue positions: one
+    per agent and per position, and one per position at each step of :func:`_answered_within`
+    (its loop's stopping rule). A float: it may be astronomically large."""
+    per_position = 2.0
+    if seconds > 0:
+        mean = (full_service + positions * patience + patience) * seconds
+        per_position += mean + 12 * math.sqrt(mean) + 31
+    return agents + positions * per_position
+
+
+def _whole(steps: float) -> int:
+    return math.ceil(min(steps, 1e18))
 
 
 def _answered_within(
@@ -137,19 +229,31 @@ def _answered_within(
     return total
 
 
-def required(demand: Demand, target: Target, *, patience_seconds: float) -> AbandonmentStaffing:
+def required(
+    demand: Demand, target: Target, *, patience_seconds: float, max_steps: int | None = None
+) -> AbandonmentStaffing:
     """The fewest agents meeting the target with abandonment; never more than Erlang C needs
-    (customers who hang up relieve the queue), so a bisection below that bound suffices."""
+    (customers who hang up relieve the queue), so a bisection below that bound suffices.
+    ``max_steps`` bounds the steps of all the evaluations together."""
     ceiling = erlang_c_required(demand, target).agents
+    spent = 0
 
     def figures(agents: int) -> AbandonmentStaffing:
-        return evaluate(
-            demand,
-            agents,
-            patience_seconds=patience_seconds,
-            answer_seconds=target.answer_seconds,
-            shrinkage=target.shrinkage,
-        )
+        nonlocal spent
+        try:
+            result, steps = _evaluate(
+                demand,
+                agents,
+                patience_seconds=patience_seconds,
+                answer_seconds=target.answer_seconds,
+                shrinkage=target.shrinkage,
+                max_steps=None if max_steps is None else max_steps - spent,
+            )
+        except TooMuchWork as exc:
+            assert max_steps is not None
+            raise TooMuchWork(spent + exc.steps, max_steps) from None
+        spent += steps
+        return result
 
     def meets(result: AbandonmentStaffing) -> bool:
         return (
