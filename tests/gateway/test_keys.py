@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from cxops.common.auth import INTERNAL_TOKEN_HEADER, CallerContext, Role, verify_internal_token
 from cxops.common.db import Database, create_engine
 from cxops.common.migrations import downgrade, upgrade
+from cxops.gateway import create_key as create_key_command
 from cxops.gateway.app import MIGRATIONS
 from cxops.gateway.keys import (
     AgentBindingNotAllowed,
@@ -436,3 +437,32 @@ async def test_the_internal_token_of_a_bound_key_carries_its_agent(
             assert await caller_seen_upstream(unbound_key) == CallerContext(
                 tenant="acme", role=Role.AGENT, subject=str(unbound.id)
             )
+
+
+def test_the_gateway_images_command_binds_an_agent_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m cxops.gateway.create_key ... --agent-id UUID``, as in the gateway's image."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'image.db'}"
+    asyncio.run(upgrade(url, MIGRATIONS))
+    monkeypatch.setenv("CXOPS_GATEWAY_DATABASE_URL", url)
+    args = ["--tenant", "acme", "--role", "agent", "--agent-id", str(AGENT)]
+    assert create_key_command.main(args) == 0
+    out, err = capsys.readouterr()
+    assert KEY_FORMAT.fullmatch(out.strip()) and f"agent {AGENT}" in err
+
+    refused = ["--tenant", "acme", "--role", "viewer", "--agent-id", str(AGENT)]
+    assert create_key_command.main(refused) == 1
+    assert "agent_id may be set only for role 'agent'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        create_key_command.main(["--tenant", "acme", "--role", "agent", "--agent-id", "x"])
+
+    async def listed() -> list[Any]:
+        database = Database(url)
+        try:
+            async with database.transaction() as session:
+                return [key.agent_id for key in await list_keys(session)]
+        finally:
+            await database.dispose()
+
+    assert asyncio.run(listed()) == [AGENT]
