@@ -146,3 +146,37 @@ def test_bad_input_is_an_error_not_a_traceback(gateway_db: str) -> None:
     assert unknown.exit_code == 1
     assert "no key" in unknown.stderr
     assert json.loads(cxops("keys", "list", "--json", *url).stdout) == []
+
+
+def test_an_agent_key_is_bound_with_agent_id(gateway_db: str) -> None:
+    url = ["--database-url", gateway_db]
+    agent = "0190f3c2-7a1b-7c3d-8e4f-5a6b7c8d9e0f"
+    created = cxops(
+        "keys", "create", "--tenant", "acme", "--role", "agent", "--agent-id", agent, *url
+    )
+    assert created.exit_code == 0, created.stderr
+    assert f"agent {agent}" in created.stderr
+    as_json = cxops(
+        "keys", "create", "--tenant", "acme", "--role", "agent", "--agent-id", agent, "--json", *url
+    )
+    assert json.loads(as_json.stdout)["agent_id"] == agent
+    unbound = cxops("keys", "create", "--tenant", "acme", "--role", "agent", *url)
+    assert unbound.exit_code == 0, unbound.stderr
+
+    listed = json.loads(cxops("keys", "list", "--json", *url).stdout)
+    assert [record["agent_id"] for record in listed] == [agent, agent, None]
+    table = cxops("keys", "list", *url).stdout
+    assert "AGENT_ID" in table and agent in table
+
+    other_role = cxops(
+        "keys", "create", "--tenant", "acme", "--role", "integration", "--agent-id", agent, *url
+    )
+    assert other_role.exit_code == 1
+    assert "agent_id may be set only for role 'agent'" in other_role.stderr
+    not_a_uuid = runner.invoke(
+        app,
+        ["keys", "create", "--tenant", "acme", "--role", "agent", "--agent-id", "agent-7", *url],
+    )
+    assert not_a_uuid.exit_code == 2
+    assert "--agent-id" in not_a_uuid.stderr
+    assert len(json.loads(cxops("keys", "list", "--json", *url).stdout)) == 3

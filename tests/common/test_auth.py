@@ -13,6 +13,7 @@ from cxops.common.auth import (
     CallerContext,
     InternalTokenVerifier,
     Role,
+    acting_agent,
     mint_internal_token,
     require_role,
     verify_internal_token,
@@ -27,6 +28,58 @@ def test_round_trip() -> None:
     assert (
         verify_internal_token(mint_internal_token(caller, secret=SECRET), secret=SECRET) == caller
     )
+
+
+AGENT = "0190f3c2-7a1b-7c3d-8e4f-5a6b7c8d9e0f"
+
+
+def test_round_trip_with_an_agent() -> None:
+    """A key bound to a routing agent: the token carries it as the claim ``agent``."""
+    caller = CallerContext(tenant="acme", role=Role.AGENT, subject="key-1", agent_id=AGENT)
+    token = mint_internal_token(caller, secret=SECRET)
+    assert jwt.decode(token, options={"verify_signature": False})["agent"] == AGENT
+    assert verify_internal_token(token, secret=SECRET) == caller
+
+
+def test_a_token_without_an_agent_has_no_agent_claim() -> None:
+    caller = CallerContext(tenant="acme", role=Role.AGENT, subject="key-1")
+    token = mint_internal_token(caller, secret=SECRET)
+    assert "agent" not in jwt.decode(token, options={"verify_signature": False})
+    assert verify_internal_token(token, secret=SECRET).agent_id is None
+
+
+def test_an_agent_claim_that_is_not_a_string_is_refused() -> None:
+    now = int(time.time())
+    token = jwt.encode(
+        {
+            "iss": "cxops-gateway",
+            "aud": "cxops-services",
+            "sub": "k",
+            "tenant": "acme",
+            "role": "agent",
+            "agent": {"id": AGENT},
+            "iat": now,
+            "exp": now + 60,
+        },
+        SECRET,
+        algorithm="HS256",
+    )
+    with pytest.raises(Problem) as err:
+        verify_internal_token(token, secret=SECRET)
+    assert err.value.status == 401
+
+
+def test_acting_agent() -> None:
+    bound = CallerContext("acme", Role.AGENT, "k", agent_id=AGENT)
+    assert acting_agent(bound) == AGENT
+    with pytest.raises(Problem) as err:
+        acting_agent(CallerContext("acme", Role.AGENT, "k"))
+    assert err.value.status == 403
+    assert err.value.detail == "an agent key must be bound to an agent (agent_id) to act on offers"
+    for role in Role:
+        if role is not Role.AGENT:  # they may act for any agent, bound or not
+            assert acting_agent(CallerContext("acme", role, "k")) is None
+            assert acting_agent(CallerContext("acme", role, "k", agent_id=AGENT)) is None
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import asyncio
 import os
 import sys
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -137,11 +138,16 @@ class Gateway:
         return state
 
     async def create_key(
-        self, *, tenant: str = "acme", role: Role = Role.ADMIN, name: str = "test"
+        self,
+        *,
+        tenant: str = "acme",
+        role: Role = Role.ADMIN,
+        name: str = "test",
+        agent_id: uuid.UUID | None = None,
     ) -> tuple[ApiKeyRecord, str]:
         """As ``cxops keys create`` does it: straight into the gateway's database."""
         async with self.state.db.transaction() as session:
-            return await create_key(session, tenant=tenant, role=role, name=name)
+            return await create_key(session, tenant=tenant, role=role, name=name, agent_id=agent_id)
 
     async def key(self, *, tenant: str = "acme", role: Role = Role.ADMIN) -> dict[str, str]:
         """Headers carrying a new key."""

@@ -10,13 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import event, select
+from sqlalchemy.exc import IntegrityError
 
-from cxops.common.auth import Role
-from cxops.common.db import Database
-from cxops.common.migrations import upgrade
+from cxops.common.auth import INTERNAL_TOKEN_HEADER, CallerContext, Role, verify_internal_token
+from cxops.common.db import Database, create_engine
+from cxops.common.migrations import downgrade, upgrade
+from cxops.gateway import create_key as create_key_command
 from cxops.gateway.app import MIGRATIONS
 from cxops.gateway.keys import (
+    AgentBindingNotAllowed,
     InvalidTenant,
     KeyNotFound,
     KeyRejected,
@@ -29,10 +33,11 @@ from cxops.gateway.keys import (
     revoke_key,
 )
 from cxops.gateway.models import ApiKey
-from tests.gateway.conftest import Clock, StartGateway
+from tests.gateway.conftest import SECRET, Clock, StartGateway
 from tests.gateway.test_auth import assert_problem
 
 KEY_FORMAT = re.compile(r"cxk_[a-z2-7]{8}_[A-Za-z0-9_-]{43}")
+AGENT = uuid.UUID("0190f3c2-7a1b-7c3d-8e4f-5a6b7c8d9e0f")
 
 
 @pytest.fixture
@@ -275,3 +280,189 @@ async def test_unknown_prefixes_are_remembered_briefly(tmp_path: Path) -> None:
         assert len(lookups) == 4 + 4 + 1  # the oldest was forgotten, the newest was not
     finally:
         await db.dispose()
+
+
+async def api_key_columns(url: str) -> set[str] | None:
+    """The columns of ``api_keys``, or None without the table."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+
+            def inspect(sync: sa.Connection) -> set[str] | None:
+                inspector = sa.inspect(sync)
+                if not inspector.has_table("api_keys"):
+                    return None
+                return {column["name"] for column in inspector.get_columns("api_keys")}
+
+            return await connection.run_sync(inspect)
+    finally:
+        await engine.dispose()
+
+
+async def test_the_agent_binding_migration_goes_up_down_and_up_again(database_url: str) -> None:
+    """0003 adds the nullable ``agent_id`` column; taken back to 0002 the keys table is as it
+    was, keys and the unique prefix included; down to nothing and up again works too."""
+    await upgrade(database_url, MIGRATIONS)
+    assert "agent_id" in (await api_key_columns(database_url) or set())
+    db = Database(database_url)
+    try:
+        async with db.transaction() as session:
+            bound, _ = await create_key(
+                session, tenant="acme", role=Role.AGENT, name="a", agent_id=AGENT
+            )
+            unbound, _ = await create_key(session, tenant="acme", role=Role.AGENT, name="b")
+    finally:
+        await db.dispose()
+
+    await downgrade(database_url, MIGRATIONS, "0002")
+    columns = await api_key_columns(database_url)
+    assert columns is not None and "agent_id" not in columns
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            rows = (await connection.execute(sa.text("SELECT id, prefix FROM api_keys"))).all()
+            assert len(rows) == 2
+            with pytest.raises(IntegrityError):  # the prefix is still unique
+                await connection.execute(
+                    sa.text(
+                        "INSERT INTO api_keys (id, prefix, key_hash, tenant, role, name, "
+                        "created_at) VALUES (:id, :prefix, 'h', 'acme', 'agent', 'c', :at)"
+                    ),
+                    {"id": uuid.uuid4().hex, "prefix": bound.prefix, "at": datetime.now(UTC)},
+                )
+    finally:
+        await engine.dispose()
+
+    await upgrade(database_url, MIGRATIONS)
+    db = Database(database_url)
+    try:
+        async with db.transaction() as session:
+            listed = {key.id: key.agent_id for key in await list_keys(session, tenant="acme")}
+    finally:
+        await db.dispose()
+    assert listed == {bound.id: None, unbound.id: None}  # a binding dropped stays dropped
+
+    await downgrade(database_url, MIGRATIONS)
+    assert await api_key_columns(database_url) is None
+    await upgrade(database_url, MIGRATIONS)
+    assert "agent_id" in (await api_key_columns(database_url) or set())
+
+
+async def test_only_an_agent_key_is_bound_to_an_agent(db: Database) -> None:
+    async with db.transaction() as session:
+        bound, _ = await create_key(
+            session, tenant="acme", role=Role.AGENT, name="desk", agent_id=str(AGENT)
+        )
+        unbound, _ = await create_key(session, tenant="acme", role=Role.AGENT, name="any")
+        for role in set(Role) - {Role.AGENT}:
+            with pytest.raises(AgentBindingNotAllowed, match="agent_id"):
+                await create_key(session, tenant="acme", role=role, name="x", agent_id=AGENT)
+        with pytest.raises(ValueError, match="not a UUID"):
+            await create_key(session, tenant="acme", role=Role.AGENT, name="x", agent_id="agent-7")
+    assert (bound.agent_id, unbound.agent_id) == (AGENT, None)
+    async with db.transaction() as session:
+        listed = {key.id: key.agent_id for key in await list_keys(session, tenant="acme")}
+    assert listed == {bound.id: AGENT, unbound.id: None}
+
+    verifier = KeyVerifier(ttl_seconds=60, max_entries=10)
+    verifier.db = db
+    async with db.transaction() as session:
+        _, key = await create_key(session, tenant="acme", role=Role.AGENT, name="k", agent_id=AGENT)
+    verified = await verifier.verify(key)
+    assert verified.caller() == CallerContext(
+        tenant="acme", role=Role.AGENT, subject=str(verified.id), agent_id=str(AGENT)
+    )
+
+
+async def test_an_admin_binds_an_agent_key_to_an_agent(start_gateway: StartGateway) -> None:
+    async with start_gateway() as gateway:
+        admin = await gateway.key()
+        created = await gateway.client.post(
+            "/v1/keys",
+            headers=admin,
+            json={"role": "agent", "name": "desk-7", "agent_id": str(AGENT)},
+        )
+        assert created.status_code == 201, created.text
+        body = created.json()
+        assert (body["role"], body["agent_id"]) == ("agent", str(AGENT))
+        unbound = await gateway.client.post(
+            "/v1/keys", headers=admin, json={"role": "agent", "name": "floor", "agent_id": None}
+        )
+        assert unbound.status_code == 201, unbound.text
+        assert unbound.json()["agent_id"] is None
+
+        listed = (await gateway.client.get("/v1/keys", headers=admin)).json()["items"]
+        by_id = {item["id"]: item for item in listed}
+        assert by_id[body["id"]]["agent_id"] == str(AGENT)
+        assert by_id[unbound.json()["id"]]["agent_id"] is None
+        assert all("agent_id" in item for item in listed)
+
+        for payload in [
+            {"role": "integration", "name": "x", "agent_id": str(AGENT)},
+            {"role": "admin", "name": "x", "agent_id": str(AGENT)},
+            {"role": "agent", "name": "x", "agent_id": "agent-7"},  # not a UUID
+            {"role": "agent", "name": "x", "agent_id": 7},
+        ]:
+            refused = await gateway.client.post("/v1/keys", headers=admin, json=payload)
+            problem = assert_problem(refused, 422)
+            assert [error["field"] for error in problem["errors"]] == ["agent_id"], problem
+
+        # The document says so too, for clients and generators built from it.
+        document = (await gateway.client.get("/openapi.json")).json()
+        schema = document["components"]["schemas"]["KeyCreate"]
+        assert "agent_id" in schema["properties"]
+        [rule] = schema["allOf"]
+        assert rule["then"] == {"properties": {"role": {"const": "agent"}}}
+
+
+async def test_the_internal_token_of_a_bound_key_carries_its_agent(
+    start_gateway: StartGateway,
+) -> None:
+    """What the upstream receives: the claim ``agent`` for a bound key, none for an unbound
+    one, each key's own (tokens are reused per key)."""
+
+    async def caller_seen_upstream(key: str) -> CallerContext:
+        response = await gateway.client.get("/v1/journey/echo", headers={"X-API-Key": key})
+        assert response.status_code == 200, response.text
+        [token] = [v for k, v in response.json()["headers"] if k == INTERNAL_TOKEN_HEADER.lower()]
+        return verify_internal_token(token, secret=SECRET)
+
+    async with start_gateway() as gateway:
+        bound, bound_key = await gateway.create_key(role=Role.AGENT, agent_id=AGENT)
+        unbound, unbound_key = await gateway.create_key(role=Role.AGENT)
+        for _ in range(2):  # minted, then reused
+            assert await caller_seen_upstream(bound_key) == CallerContext(
+                tenant="acme", role=Role.AGENT, subject=str(bound.id), agent_id=str(AGENT)
+            )
+            assert await caller_seen_upstream(unbound_key) == CallerContext(
+                tenant="acme", role=Role.AGENT, subject=str(unbound.id)
+            )
+
+
+def test_the_gateway_images_command_binds_an_agent_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m cxops.gateway.create_key ... --agent-id UUID``, as in the gateway's image."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'image.db'}"
+    asyncio.run(upgrade(url, MIGRATIONS))
+    monkeypatch.setenv("CXOPS_GATEWAY_DATABASE_URL", url)
+    args = ["--tenant", "acme", "--role", "agent", "--agent-id", str(AGENT)]
+    assert create_key_command.main(args) == 0
+    out, err = capsys.readouterr()
+    assert KEY_FORMAT.fullmatch(out.strip()) and f"agent {AGENT}" in err
+
+    refused = ["--tenant", "acme", "--role", "viewer", "--agent-id", str(AGENT)]
+    assert create_key_command.main(refused) == 1
+    assert "agent_id may be set only for role 'agent'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        create_key_command.main(["--tenant", "acme", "--role", "agent", "--agent-id", "x"])
+
+    async def listed() -> list[Any]:
+        database = Database(url)
+        try:
+            async with database.transaction() as session:
+                return [key.agent_id for key in await list_keys(session)]
+        finally:
+            await database.dispose()
+
+    assert asyncio.run(listed()) == [AGENT]

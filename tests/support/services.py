@@ -47,10 +47,18 @@ def settings_for(
     return settings_class(**values)
 
 
-def auth(tenant: str, role: Role = Role.ADMIN, *, subject: str = "test-key") -> dict[str, str]:
-    """The header the gateway adds for a caller of ``tenant`` with ``role``."""
+def auth(
+    tenant: str,
+    role: Role = Role.ADMIN,
+    *,
+    subject: str = "test-key",
+    agent_id: str | None = None,
+) -> dict[str, str]:
+    """The header the gateway adds for a caller of ``tenant`` with ``role`` (and, for a key
+    bound to a routing agent, ``agent_id``)."""
     token = mint_internal_token(
-        CallerContext(tenant=tenant, role=role, subject=subject), secret=SIGNING_SECRET
+        CallerContext(tenant=tenant, role=role, subject=subject, agent_id=agent_id),
+        secret=SIGNING_SECRET,
     )
     return {INTERNAL_TOKEN_HEADER: token}
 

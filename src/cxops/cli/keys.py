@@ -6,6 +6,7 @@ creation; the database keeps only its hash.
 """
 
 import json
+import uuid
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -74,6 +75,15 @@ def create(
     tenant: Annotated[str, typer.Option(help="The tenant the key acts for.")],
     role: Annotated[Role, typer.Option(help="What the key may do.")],
     name: Annotated[str | None, typer.Option(help="A label: who or what holds the key.")] = None,
+    agent_id: Annotated[
+        uuid.UUID | None,
+        typer.Option(
+            "--agent-id",
+            metavar="UUID",
+            help="Bind a key of role agent to this routing agent: it may act on that agent's "
+            "offers only. Only for --role agent.",
+        ),
+    ] = None,
     database_url: DatabaseUrl = None,
     var_dir: VarDir = Path("var"),
     as_json: AsJson = False,
@@ -81,27 +91,32 @@ def create(
     """Create a key and print it. This is the only time the key is shown.
 
     The key alone goes to standard output (``KEY=$(cxops keys create ...)`` works); the
-    details go to standard error.
+    details go to standard error. An agent's key is bound to their routing agent with
+    ``--role agent --agent-id <id>``; an integration acting for many agents gets
+    ``--role integration`` instead.
     """
     from cxops.gateway.keys import create_key
 
     label = name or f"{tenant}-{role.value}"
 
     async def _create(session: AsyncSession) -> tuple[Any, str]:
-        result: tuple[Any, str] = await create_key(session, tenant=tenant, role=role, name=label)
+        result: tuple[Any, str] = await create_key(
+            session, tenant=tenant, role=role, name=label, agent_id=agent_id
+        )
         return result
 
     try:
         record, plaintext = on_gateway_db(gateway_database_url(database_url, var_dir), _create)
-    except ValueError as exc:  # a tenant that is not a slug, a name too long
+    except ValueError as exc:  # a tenant that is not a slug, a name too long, a misplaced agent_id
         raise fail(str(exc)) from exc
     details = key_fields(record)
     if as_json:
         typer.echo(json.dumps({**details, "key": plaintext}))
         return
+    bound = f", agent {details['agent_id']}" if details["agent_id"] else ""
     typer.echo(
         f"Created key {details['id']} ({details['name']}): tenant {details['tenant']}, "
-        f"role {details['role']}. Store it now; it is not shown again.",
+        f"role {details['role']}{bound}. Store it now; it is not shown again.",
         err=True,
     )
     typer.echo(plaintext)
@@ -130,7 +145,7 @@ def list_(
     if not records:
         typer.echo("no keys", err=True)
         return
-    columns = ("id", "prefix", "tenant", "role", "name", "created_at", "revoked_at")
+    columns = ("id", "prefix", "tenant", "role", "agent_id", "name", "created_at", "revoked_at")
     rows = [["-" if record[c] is None else str(record[c]) for c in columns] for record in records]
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(columns)]
     for row in [[c.upper() for c in columns], *rows]:

@@ -60,6 +60,10 @@ class KeyNotFound(LookupError):
     """No such key (or not in the caller's tenant)."""
 
 
+class AgentBindingNotAllowed(ValueError):
+    """Only a key of role ``agent`` may be bound to a routing agent (``agent_id``)."""
+
+
 class ApiKeyRecord(BaseModel):
     """What may be shown about a key: never its hash, never its plaintext."""
 
@@ -70,6 +74,8 @@ class ApiKeyRecord(BaseModel):
     tenant: str
     role: Role
     name: str
+    #: The routing agent an ``agent``-role key is bound to; None for an unbound key.
+    agent_id: uuid.UUID | None = None
     created_at: datetime
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
@@ -86,6 +92,19 @@ def validate_tenant(tenant: str) -> str:
             "starting with a letter or digit, at most 64 characters"
         )
     return tenant
+
+
+def check_agent_binding(*, role: Role | str, agent_id: uuid.UUID | None) -> None:
+    """A key may be bound to a routing agent only if its role is ``agent``.
+
+    An ``agent`` key without a binding stays valid: it reads what its role may read, but cannot
+    act on an agent's offers (``cxops.common.auth.acting_agent``). An agent-desktop integration
+    acting for many agents is given role ``integration`` instead.
+    """
+    if agent_id is not None and Role(role) is not Role.AGENT:
+        raise AgentBindingNotAllowed(
+            f"agent_id may be set only for role 'agent', not '{Role(role).value}'"
+        )
 
 
 def generate_key() -> tuple[str, str]:
@@ -106,14 +125,28 @@ def hash_key(key: str) -> str:
 
 
 async def create_key(
-    session: AsyncSession, *, tenant: str, role: Role | str, name: str
+    session: AsyncSession,
+    *,
+    tenant: str,
+    role: Role | str,
+    name: str,
+    agent_id: uuid.UUID | str | None = None,
 ) -> tuple[ApiKeyRecord, str]:
     """Create a key; returns its record and the plaintext, which is never stored or shown again.
 
-    The caller's transaction commits it (``async with db.transaction() as session``).
+    ``agent_id`` binds a key of role ``agent`` to that routing agent (see
+    :func:`check_agent_binding`); it is not checked against the routing service, which owns the
+    agents: a key bound to an agent that does not exist acts on nothing. The caller's
+    transaction commits it (``async with db.transaction() as session``).
     """
     validate_tenant(tenant)
     role = Role(role)
+    if isinstance(agent_id, str):
+        try:
+            agent_id = uuid.UUID(agent_id)
+        except ValueError as exc:
+            raise ValueError(f"agent_id {agent_id!r} is not a UUID") from exc
+    check_agent_binding(role=role, agent_id=agent_id)
     name = name.strip()
     if not name or len(name) > 200:
         raise ValueError("a key's name has 1 to 200 characters")
@@ -136,6 +169,7 @@ async def create_key(
         tenant=tenant,
         role=role.value,
         name=name,
+        agent_id=agent_id,
         created_at=datetime.now(UTC),
     )
     session.add(row)
@@ -188,9 +222,15 @@ class VerifiedKey:
     prefix: str
     tenant: str
     role: Role
+    agent_id: uuid.UUID | None = None
 
     def caller(self) -> CallerContext:
-        return CallerContext(tenant=self.tenant, role=self.role, subject=str(self.id))
+        return CallerContext(
+            tenant=self.tenant,
+            role=self.role,
+            subject=str(self.id),
+            agent_id=None if self.agent_id is None else str(self.agent_id),
+        )
 
 
 @dataclass(slots=True)
@@ -327,7 +367,11 @@ class KeyVerifier:
             return _CachedKey(
                 key_hash=row.key_hash,
                 key=VerifiedKey(
-                    id=row.id, prefix=row.prefix, tenant=row.tenant, role=Role(row.role)
+                    id=row.id,
+                    prefix=row.prefix,
+                    tenant=row.tenant,
+                    role=Role(row.role),
+                    agent_id=row.agent_id,
                 ),
                 revoked=row.revoked_at is not None,
                 expires_at=self.clock() + self.ttl_seconds,

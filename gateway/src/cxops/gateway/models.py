@@ -34,6 +34,8 @@ class ApiKey(SQLModel, table=True):
     tenant: str = Field(sa_column=Column(String(64), nullable=False, index=True))
     role: str = Field(sa_column=Column(String(32), nullable=False))
     name: str = Field(sa_column=Column(String(200), nullable=False))
+    #: The routing agent an ``agent``-role key is bound to (None: unbound, or another role).
+    agent_id: uuid.UUID | None = Field(default=None, sa_column=Column(Uuid()))
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     last_used_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))

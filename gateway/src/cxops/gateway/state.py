@@ -108,7 +108,9 @@ class GatewayState:
 
         Minting costs more than the whole key check (HMAC and JSON, ~20-60 µs); reuse is safe
         because the key itself is verified on every request before its token is handed out, and
-        the services see a token at least ``ttl/2`` seconds away from expiring.
+        the services see a token at least ``ttl/2`` seconds away from expiring. Tokens are kept
+        per key id: what a token says (tenant, role, the bound agent) is fixed when the key is
+        created, so a key's token is the same whenever it is minted.
         """
         now = time.monotonic()
         cached = self._tokens.get(key.id)

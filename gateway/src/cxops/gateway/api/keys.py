@@ -22,7 +22,11 @@ async def create_key(
     on, even if its prefix had just been tried as unknown."""
     async with runtime.db.transaction() as session:
         record, plaintext = await keys.create_key(
-            session, tenant=caller.tenant, role=body.role, name=body.name
+            session,
+            tenant=caller.tenant,
+            role=body.role,
+            name=body.name,
+            agent_id=body.agent_id,
         )
     runtime.keys.invalidate(record.prefix)  # after the commit, as for a revocation
     response.headers["Cache-Control"] = "no-store"

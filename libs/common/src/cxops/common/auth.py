@@ -1,7 +1,8 @@
 """The gateway's short-lived internal token, and the role guards services put on endpoints.
 
-The gateway turns an API key into a signed token (HS256) carrying tenant, role and subject; a
-service trusts only that token, so a service reached without the gateway still refuses the call.
+The gateway turns an API key into a signed token (HS256) carrying tenant, role and subject (and,
+for a key bound to a routing agent, that agent's id); a service trusts only that token, so a
+service reached without the gateway still refuses the call.
 """
 
 import logging
@@ -37,11 +38,17 @@ class Role(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class CallerContext:
-    """Who is calling: the tenant every query is scoped to, the role guards check, the key id."""
+    """Who is calling: the tenant every query is scoped to, the role guards check, the key id.
+
+    ``agent_id`` is the routing agent (its id, a UUID string) an ``agent``-role key is bound to,
+    carried in the internal token as the claim ``agent``; None for an unbound key. What it
+    allows is decided by :func:`acting_agent`.
+    """
 
     tenant: str
     role: Role
     subject: str
+    agent_id: str | None = None
 
 
 def mint_internal_token(caller: CallerContext, *, secret: str, ttl_seconds: int = 60) -> str:
@@ -56,6 +63,8 @@ def mint_internal_token(caller: CallerContext, *, secret: str, ttl_seconds: int 
         "exp": now + ttl_seconds,
         "jti": uuid.uuid4().hex,
     }
+    if caller.agent_id is not None:
+        claims["agent"] = caller.agent_id
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -76,8 +85,14 @@ def _verify(token: str, *, secret: str) -> tuple[CallerContext, float]:
             options={"require": ["exp", "iat", "sub", "aud", "iss"]},
             leeway=5,
         )
+        agent = claims.get("agent")
+        if agent is not None and not isinstance(agent, str):
+            raise ValueError("the claim 'agent' is not a string")
         caller = CallerContext(
-            tenant=str(claims["tenant"]), role=Role(claims["role"]), subject=str(claims["sub"])
+            tenant=str(claims["tenant"]),
+            role=Role(claims["role"]),
+            subject=str(claims["sub"]),
+            agent_id=agent,
         )
         return caller, float(claims["exp"])
     except (jwt.PyJWTError, KeyError, ValueError) as exc:
@@ -167,6 +182,26 @@ def require_role(
         return caller
 
     return guard
+
+
+def acting_agent(caller: CallerContext) -> str | None:
+    """The agent the caller may act as on offers and tasks: for role ``agent``, the routing agent
+    its key is bound to, and only that one; for every other role None (an ``admin``,
+    ``integration`` or ``supervisor`` key may act for any agent of its tenant).
+
+    An ``agent``-role key without a binding is still a valid key (it reads what its role may
+    read), but it cannot act on an agent's stream: 403. An agent-desktop integration that acts
+    for many agents is given role ``integration`` instead of one unbound ``agent`` key.
+    """
+    if caller.role is not Role.AGENT:
+        return None
+    if caller.agent_id is None:
+        raise Problem(
+            403,
+            "an agent key must be bound to an agent (agent_id) to act on offers",
+            slug="forbidden",
+        )
+    return caller.agent_id
 
 
 Caller = Annotated[CallerContext, Depends(current_caller)]
