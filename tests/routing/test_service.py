@@ -23,7 +23,13 @@ from tests.support.services import RunningService, auth, eventually, running, se
 TENANT = "acme"
 OTHER = "globex"
 ADMIN = auth(TENANT)
-AGENT_KEY = auth(TENANT, Role.AGENT)
+UNBOUND_AGENT = auth(TENANT, Role.AGENT)
+
+
+def agent_key(agent_id: str) -> dict[str, str]:
+    """An agent desktop's key, bound to its agent."""
+    return auth(TENANT, Role.AGENT, agent_id=agent_id)
+
 
 StartRouting = Callable[..., AbstractAsyncContextManager[RunningService]]
 
@@ -151,27 +157,32 @@ async def test_a_platforms_day(start_routing: StartRouting, nats_client: NatsCli
         third = await task(routing, external_id="call-3")
         assert third["state"] == "pending"  # everyone eligible is busy
 
-        accepted = await post(routing, f"/reservations/{offer['id']}/accept", headers=AGENT_KEY)
+        as_ana, as_bo = agent_key(ana["id"]), agent_key(bo["id"])
+        for other in (as_bo, UNBOUND_AGENT):  # only ana answers ana's offers
+            refused = await post(routing, f"/reservations/{offer['id']}/accept", headers=other)
+            assert refused.status_code == 403, refused.text
+        accepted = await post(routing, f"/reservations/{offer['id']}/accept", headers=as_ana)
         assert accepted.status_code == 200, accepted.text
         assert accepted.json()["state"] == "accepted"
-        again = await post(routing, f"/reservations/{offer['id']}/accept", headers=AGENT_KEY)
+        again = await post(routing, f"/reservations/{offer['id']}/accept", headers=as_ana)
         assert again.status_code == 409
         assert "already accepted" in again.json()["detail"]
 
-        rejected = await post(routing, f"/reservations/{offer_two['id']}/reject", headers=AGENT_KEY)
+        rejected = await post(routing, f"/reservations/{offer_two['id']}/reject", headers=as_bo)
         assert rejected.json()["state"] == "rejected"
         # The rejected task is never offered to bo again; bo takes the next one instead.
         [offer_three] = await pending_offers(routing, bo["id"])
         assert offer_three["task_id"] == third["id"]
 
-        wrapped = await post(routing, f"/tasks/{first['id']}/wrap", headers=AGENT_KEY)
+        assert (await post(routing, f"/tasks/{first['id']}/wrap", headers=as_bo)).status_code == 403
+        wrapped = await post(routing, f"/tasks/{first['id']}/wrap", headers=as_ana)
         assert wrapped.json()["state"] == "wrapping"
         assert (await pending_offers(routing, ana["id"])) == []  # wrapping holds the capacity
         done = await post(
             routing,
             f"/tasks/{first['id']}/complete",
             {"handle_seconds": 240, "resolved": True, "csat": 5},
-            AGENT_KEY,
+            as_ana,
         )
         assert done.status_code == 200, done.text
         assert done.json()["state"] == "completed"

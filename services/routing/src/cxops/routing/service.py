@@ -439,10 +439,15 @@ async def cancel_task(
 
 
 async def wrap_task(
-    board: Switchboard, tenant: str, task_id: uuid.UUID, stored: Any
+    board: Switchboard,
+    tenant: str,
+    task_id: uuid.UUID,
+    stored: Any,
+    agent_only: uuid.UUID | None = None,
 ) -> dict[str, Any]:
     async def operation(desk: Desk, changes: Changes) -> dict[str, Any]:
         row = await _open_task(desk, task_id, stored)
+        _check_owner(row["agent_id"], agent_only)
         if row["state"] != "assigned":
             raise _wrong_state(row, "wrapped", "only an assigned task")
         changes.update_task(task_id, state="wrapping", wrapping_at=moment(desk.now()))
@@ -452,10 +457,16 @@ async def wrap_task(
 
 
 async def complete_task(
-    board: Switchboard, tenant: str, task_id: uuid.UUID, body: CompleteBody, stored: Any
+    board: Switchboard,
+    tenant: str,
+    task_id: uuid.UUID,
+    body: CompleteBody,
+    stored: Any,
+    agent_only: uuid.UUID | None = None,
 ) -> dict[str, Any]:
     async def operation(desk: Desk, changes: Changes) -> dict[str, Any]:
         row = await _open_task(desk, task_id, stored)
+        _check_owner(row["agent_id"], agent_only)
         if row["state"] not in WORKING:
             raise _wrong_state(row, "completed", "only an assigned or wrapping task")
         now = desk.now()
@@ -586,7 +597,8 @@ async def answer_offer(
     return await board.run(tenant, operation)
 
 
-def _check_owner(agent_id: uuid.UUID, agent_only: uuid.UUID | None) -> None:
+def _check_owner(agent_id: uuid.UUID | None, agent_only: uuid.UUID | None) -> None:
+    """An agent's key answers only its own offers and finishes only its own tasks."""
     if agent_only is not None and agent_id != agent_only:
         raise Problem(403, "An agent answers only the offers made to them.", slug="forbidden")
 

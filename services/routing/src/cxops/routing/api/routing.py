@@ -11,9 +11,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from cxops.common.auth import Caller, CallerContext, Role, require_role
+from cxops.common.auth import Caller, CallerContext, Role, acting_agent, require_role
 from cxops.common.db import SessionDep
-from cxops.common.errors import PROBLEM_MEDIA_TYPE
+from cxops.common.errors import PROBLEM_MEDIA_TYPE, Problem
 from cxops.common.service import State
 from cxops.common.validation import UtcDateTime
 from cxops.routing import service
@@ -81,6 +81,19 @@ async def _agent(board: Switchboard, tenant: str, row: dict[str, Any]) -> AgentP
     SQLite the session holds the write lock from its first statement, and a desk that has to
     be rebuilt writes through another connection, which would wait for it forever."""
     return AgentPublic(**row, load=await service.agent_load(board, tenant, row["id"]))
+
+
+def _bound(caller: CallerContext) -> uuid.UUID | None:
+    """The agent an agent's key acts as (None for other roles)."""
+    bound = acting_agent(caller)
+    return uuid.UUID(bound) if bound else None
+
+
+def _as_self(caller: CallerContext, agent_id: uuid.UUID) -> None:
+    """An agent's key acts only as the agent it is bound to; other roles for any agent."""
+    bound = acting_agent(caller)
+    if bound is not None and bound != str(agent_id):
+        raise Problem(403, "An agent's key acts only for its own agent.", slug="forbidden")
 
 
 def _task(row: dict[str, Any]) -> TaskPublic:
@@ -178,6 +191,7 @@ async def delete_agent(agent_id: uuid.UUID, caller: Staff, board: Board) -> Resp
 async def put_status(
     agent_id: uuid.UUID, update: StatusUpdate, caller: Presence, board: Board
 ) -> AgentPublic:
+    _as_self(caller, agent_id)
     row = await service.set_status(board, caller.tenant, agent_id, update)
     return await _agent(board, caller.tenant, row)
 
@@ -378,7 +392,9 @@ async def cancel_task(
 async def wrap_task(task_id: uuid.UUID, caller: Work, board: Board, state: State) -> TaskPublic:
     """The task keeps the agent's capacity until it is completed."""
     return _task(
-        await service.wrap_task(board, caller.tenant, task_id, _stored_task(state, caller.tenant))
+        await service.wrap_task(
+            board, caller.tenant, task_id, _stored_task(state, caller.tenant), _bound(caller)
+        )
     )
 
 
@@ -395,7 +411,12 @@ async def complete_task(
     """Frees the agent's capacity; the outcome feeds proficiency learning."""
     return _task(
         await service.complete_task(
-            board, caller.tenant, task_id, body, _stored_task(state, caller.tenant)
+            board,
+            caller.tenant,
+            task_id,
+            body,
+            _stored_task(state, caller.tenant),
+            _bound(caller),
         )
     )
 
@@ -411,7 +432,12 @@ async def _answer(
             return await RoutingRepository(session, tenant=caller.tenant).reservation(found)
 
     row = await service.answer_offer(
-        board, caller.tenant, reservation_id, accept=accept, stored=stored, agent_only=None
+        board,
+        caller.tenant,
+        reservation_id,
+        accept=accept,
+        stored=stored,
+        agent_only=_bound(caller),
     )
     return ReservationPublic.model_validate(row)
 
@@ -477,6 +503,7 @@ async def offers(
         repository = RoutingRepository(session, tenant=caller.tenant)
         if await repository.agent(agent_id) is None:
             raise not_found("agent", agent_id)
+    _as_self(caller, agent_id)
     await board.desk(caller.tenant)  # the owner streams; another replica forwards
     heartbeat = board.settings.stream_heartbeat_seconds
 
