@@ -15,9 +15,9 @@ from cxops.common.auth import Role
 from cxops.gateway.settings import SERVICES
 from tests.gateway.conftest import Gateway, StartGateway, running_gateway
 from tests.gateway.events import Publisher
-from tests.gateway.sse import Comment, SseEvent, open_stream
 from tests.gateway.test_auth import assert_problem
 from tests.support.services import eventually
+from tests.support.sse import Comment, SseEvent, open_stream
 
 CASE_OPENED = "cx.feedback.case.opened.v1"
 RESPONSE = "cx.feedback.response.received.v1"

@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.gateway.sse import SseEvent, open_stream
 from tests.gateway.webhook_receiver import receiving
 from tests.support.flow import UNTHROTTLED, client_for, post_responses
 from tests.support.services import eventually
+from tests.support.sse import SseEvent, open_stream
 from tests.support.suite import SuiteFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]

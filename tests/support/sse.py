@@ -69,14 +69,14 @@ async def open_stream(
     *,
     types: str | None = None,
     last_event_id: str | None = None,
+    path: str = "/v1/events/stream",
 ) -> AsyncIterator[SseStream]:
-    """An open ``GET /v1/events/stream``, asserted 200."""
+    """An open stream (the gateway's ``GET /v1/events/stream`` unless ``path`` says another),
+    asserted 200."""
     params = {"types": types} if types is not None else {}
     if last_event_id is not None:
         headers = {**headers, "Last-Event-ID": last_event_id}
-    async with client.stream(
-        "GET", "/v1/events/stream", headers=headers, params=params, timeout=30
-    ) as response:
+    async with client.stream("GET", path, headers=headers, params=params, timeout=30) as response:
         if response.status_code != 200:
             await response.aread()
             raise AssertionError(f"stream refused: {response.status_code} {response.text}")
