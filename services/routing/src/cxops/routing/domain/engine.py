@@ -12,6 +12,11 @@ Policy:
 * Agents are ordered by the *sum* of their proficiencies on the task's effective required
   skills (a sum rewards strength across every skill the task needs; the minimum would make a
   5/5/1 agent equal to a 1/1/1 one), then by ``last_finished_at`` (idle longest first), then id.
+* A task's effective requirements relax by the steps of its *current* queue
+  (``Policy.relaxation_for``: the queue's own steps, else the policy's default), counted from its
+  arrival: a task that escalation or a supervisor moves to another queue takes that queue's
+  steps as if it had been there since it arrived. The policy may be replaced while the engine
+  runs (``engine.policy = ...``); nothing derived from it is cached across operations.
 
 Indexes (so a decision touches buckets, not every agent or task):
 
@@ -77,6 +82,7 @@ class RoutingError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Policy:
     tiers: Mapping[str, Tier] = field(default_factory=lambda: dict(DEFAULT_TIERS))
+    #: The relaxation steps of every queue that has none of its own.
     relaxation: Relaxation = field(default_factory=Relaxation)
     offer_timeout_seconds: float = 15.0
     #: An agent who lets this many offers in a row time out is set away.
@@ -84,9 +90,16 @@ class Policy:
     #: Named requirement sets that escalation rules may move tasks to.
     queues: Mapping[str, Queue] = field(default_factory=dict)
     escalation: tuple[EscalationRule, ...] = ()
+    #: A queue's own relaxation steps, by queue name (any queue a task names, declared in
+    #: ``queues`` or not).
+    relaxation_by_queue: Mapping[str, Relaxation] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_rules(self.escalation, self.queues)
+
+    def relaxation_for(self, queue: str) -> Relaxation:
+        """The steps of a task in ``queue``: the queue's own, else :attr:`relaxation`."""
+        return self.relaxation_by_queue.get(queue, self.relaxation)
 
 
 @dataclass(slots=True)
@@ -104,6 +117,8 @@ class _Entry:
     fired: set[str] = field(default_factory=set)
     #: The heap the task waits in: ``signature`` may already have changed when it leaves.
     heap: "_Heap | None" = None
+    #: When the task's relaxation is next checked: a wake-up for another moment is stale.
+    relax_at: float | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -213,7 +228,7 @@ class Engine:
         *,
         on_event: Callable[[Event], None] | None = None,
     ) -> None:
-        self.policy = policy or Policy()
+        self._policy = policy or Policy()
         self._on_event = on_event
         self._now = float("-inf")
         self._agents: dict[str, Agent] = {}
@@ -232,6 +247,37 @@ class Engine:
         self._escalation_due: list[tuple[float, int, str]] = []
         self._combos: dict[tuple[int, ...], list[list[tuple[int, ...]]]] = {}
         self._offers: list[Reservation] = []
+
+    @property
+    def policy(self) -> Policy:
+        """The policy in force; assign a new one to replace it (a queue added or changed).
+
+        Arrivals, offers and changes from then on follow it. A live task whose queue's
+        relaxation steps changed keeps its level until a due check scheduled at once (run at
+        the start of the next operation): there its level is recomputed from the new steps,
+        from its arrival, and its next check is scheduled by them. If the escalation rules
+        changed, every live task is checked against them at that moment and wakes up at the
+        new rules' moments. Assigning costs a pass over every task the engine holds. A changed
+        tier weight orders a task from its next arrival or change: tasks already waiting keep
+        their place.
+        """
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: Policy) -> None:
+        old, self._policy = self._policy, policy
+        rules_changed = policy.escalation != old.escalation
+        now = self._now
+        for entry in self._tasks.values():
+            if entry.state not in (TaskState.WAITING, TaskState.OFFERED):
+                continue
+            queue = entry.task.queue
+            if policy.relaxation_for(queue).steps != old.relaxation_for(queue).steps:
+                entry.relax_at = now
+                heapq.heappush(self._relax_due, (now, entry.seq, entry.task.id))
+            if rules_changed:
+                heapq.heappush(self._escalation_due, (now, entry.seq, entry.task.id))
+                self._schedule_escalation(entry)
 
     # ----------------------------------------------------------------- queries
 
@@ -350,11 +396,11 @@ class Engine:
         self._advance(now)
         if task.id in self._tasks:
             raise RoutingError(f"task {task.id} already exists")
-        tier = self.policy.tiers.get(task.tier)
+        tier = self._policy.tiers.get(task.tier)
         if tier is None:
             raise RoutingError(f"task {task.id}: unknown tier {task.tier!r}")
         self._seq += 1
-        relaxation = self.policy.relaxation
+        relaxation = self._policy.relaxation_for(task.queue)
         level = relaxation.level_at(task, now)
         entry = _Entry(
             task=task,
@@ -392,7 +438,7 @@ class Engine:
         entry = self._get_task(task_id)
         if entry.state not in (TaskState.WAITING, TaskState.OFFERED):
             raise RoutingError(f"task {task_id} is {entry.state}; only live tasks change")
-        if tier is not None and tier not in self.policy.tiers:
+        if tier is not None and tier not in self._policy.tiers:
             raise RoutingError(f"task {task_id}: unknown tier {tier!r}")
         given = {
             "priority": priority,
@@ -498,28 +544,35 @@ class Engine:
 
     def _relax_due_tasks(self, at: float) -> None:
         due = self._relax_due
-        relaxation = self.policy.relaxation
         relaxed: list[_Entry] = []
         while due and due[0][0] <= at:
-            _, seq, task_id = heapq.heappop(due)
+            when, seq, task_id = heapq.heappop(due)
             entry = self._tasks[task_id]
-            if entry.seq != seq or entry.state not in (TaskState.WAITING, TaskState.OFFERED):
+            if (
+                entry.seq != seq
+                or entry.relax_at != when
+                or entry.state not in (TaskState.WAITING, TaskState.OFFERED)
+            ):
                 continue
-            level = relaxation.level_at(entry.task, at)
-            if level != entry.level:
-                entry.level = level
-                signature = relaxation.signature(entry.task, level)
-                if signature != entry.signature:
-                    self._emit("relaxed", task_id, detail=f"level {level}: {_describe(signature)}")
-                    if entry.state is TaskState.WAITING:
-                        self._dequeue(entry)
-                        relaxed.append(entry)
-                    entry.signature = signature
+            relaxation = self._policy.relaxation_for(entry.task.queue)
+            # The level is recomputed from the steps in force: after a policy change the same
+            # level may stand for other requirements.
+            entry.level = level = relaxation.level_at(entry.task, at)
+            signature = relaxation.signature(entry.task, level)
+            if signature != entry.signature:
+                self._emit("relaxed", task_id, detail=f"level {level}: {_describe(signature)}")
+                if entry.state is TaskState.WAITING:
+                    self._dequeue(entry)
+                    relaxed.append(entry)
+                entry.signature = signature
             self._schedule_relaxation(entry)
         self._rematch(relaxed)
 
     def _schedule_relaxation(self, entry: _Entry) -> None:
-        due = self.policy.relaxation.next_due(entry.task, entry.level)
+        """Schedule the task's next relaxation check by its queue's steps; an earlier scheduled
+        check goes stale (a task has one live wake-up, however often it is rescheduled)."""
+        relaxation = self._policy.relaxation_for(entry.task.queue)
+        due = entry.relax_at = relaxation.next_due(entry.task, entry.level)
         if due is not None:
             heapq.heappush(self._relax_due, (due, entry.seq, entry.task.id))
 
@@ -534,7 +587,7 @@ class Engine:
 
     def _schedule_escalation(self, entry: _Entry) -> None:
         """One wake-up per distinct moment at which a rule's clock conditions come to hold."""
-        moments = {rule.when.due(entry.task) for rule in self.policy.escalation}
+        moments = {rule.when.due(entry.task) for rule in self._policy.escalation}
         for due in sorted(m for m in moments if m is not None and m > self._now):
             heapq.heappush(self._escalation_due, (due, entry.seq, entry.task.id))
 
@@ -560,7 +613,7 @@ class Engine:
         progress = True
         while progress:
             progress = False
-            for rule in self.policy.escalation:
+            for rule in self._policy.escalation:
                 if rule.name in entry.fired:
                     continue
                 due = rule.when.due(entry.task)
@@ -572,7 +625,7 @@ class Engine:
                 if reason is None:
                     continue
                 entry.fired.add(rule.name)
-                changes = rule.then.apply(entry.task, self.policy.queues)
+                changes = rule.then.apply(entry.task, self._policy.queues)
                 if changes:
                     self._revise(entry, changes)
                     changed = progress = True
@@ -585,11 +638,18 @@ class Engine:
 
     def _revise(self, entry: _Entry, changes: Mapping[str, object]) -> None:
         """Replace the entry's task with a changed copy and recompute its order and effective
-        requirements; re-indexing is the caller's."""
+        requirements; re-indexing is the caller's. A task moved to another queue follows that
+        queue's relaxation steps from its arrival: its level is recomputed and rescheduled."""
+        moved_from = entry.task.queue
         task = replace(entry.task, **changes)  # type: ignore[arg-type]
         entry.task = task
-        entry.key = (-task.priority, -self.policy.tiers[task.tier].weight, task.arrival, entry.seq)
-        entry.signature = self.policy.relaxation.signature(task, entry.level)
+        policy = self._policy
+        entry.key = (-task.priority, -policy.tiers[task.tier].weight, task.arrival, entry.seq)
+        relaxation = policy.relaxation_for(task.queue)
+        if task.queue != moved_from:
+            entry.level = relaxation.level_at(task, self._now)
+            self._schedule_relaxation(entry)
+        entry.signature = relaxation.signature(task, entry.level)
 
     # ------------------------------------------------------------ reservations
 
@@ -601,7 +661,7 @@ class Engine:
             agent_id=agent.id,
             channel=channel,
             offered_at=self._now,
-            expires_at=self._now + self.policy.offer_timeout_seconds,
+            expires_at=self._now + self._policy.offer_timeout_seconds,
         )
         self._reservations[reservation.id] = reservation
         self._pending_by_agent[agent.id].add(reservation.id)
@@ -635,7 +695,7 @@ class Engine:
             entry.excluded.add(agent.id)
         if state is ReservationState.TIMEOUT:
             agent.consecutive_timeouts += 1
-            limit = self.policy.max_consecutive_timeouts
+            limit = self._policy.max_consecutive_timeouts
             if agent.consecutive_timeouts >= limit and agent.presence is Presence.READY:
                 agent.presence = Presence.AWAY
                 went_away = True
