@@ -18,6 +18,12 @@ Policy:
   steps as if it had been there since it arrived. The policy may be replaced while the engine
   runs (``engine.policy = ...``); nothing derived from it is cached across operations.
 
+Rebuilding after a restart: add the agents, :meth:`Engine.restore_assignment` each task an agent
+was handling, then :meth:`Engine.restore_task` each live task in the order it arrived (with the
+rules that fired for it and the agents who declined it). Offers in flight are not restored: their
+tasks are restored as waiting and matched again. :meth:`Engine.remove_agent` is the way out: an
+agent logging out for good hands back its offers and its unfinished tasks.
+
 Indexes (so a decision touches buckets, not every agent or task):
 
 * Ready agents with spare capacity sit in buckets per ``(channel, skill, proficiency)``, each a
@@ -247,6 +253,8 @@ class Engine:
         self._escalation_due: list[tuple[float, int, str]] = []
         self._combos: dict[tuple[int, ...], list[list[tuple[int, ...]]]] = {}
         self._offers: list[Reservation] = []
+        #: Tasks each agent accepted and has not finished (what :meth:`remove_agent` requeues).
+        self._assigned_by_agent: dict[str, set[str]] = {}
 
     @property
     def policy(self) -> Policy:
@@ -320,6 +328,10 @@ class Engine:
         """Agents who rejected or let lapse an offer of this task: never offered it again."""
         return frozenset(self._tasks[task_id].excluded)
 
+    def fired_rules(self, task_id: str) -> frozenset[str]:
+        """Escalation rules that fired for this task: never fired for it again."""
+        return frozenset(self._tasks[task_id].fired)
+
     def next_due(self) -> float | None:
         """The earliest moment something may fall due (an offer times out, a task relaxes, a
         rule comes due), for a driver of simulated time to ``tick`` at; ``None`` if nothing is
@@ -345,6 +357,7 @@ class Engine:
         self._agent_keys[agent.id] = (agent.last_finished_at, agent.id)
         self._indexed[agent.id] = set()
         self._pending_by_agent[agent.id] = set()
+        self._assigned_by_agent[agent.id] = set()
         for channel in agent.capacity:
             agent.load.setdefault(channel, 0)
         self._refresh_agent(agent)
@@ -371,6 +384,50 @@ class Engine:
         self._withdraw(self._get_agent(agent_id), Presence.OFFLINE)
         return self._flush()
 
+    def remove_agent(self, agent_id: str, now: float) -> list[Reservation]:
+        """The agent logs out for good. Its pending offers are rescinded (as when it goes
+        offline); every task it accepted and has not finished goes back to the queue with its
+        arrival and priority, its accepted reservation ``rescinded`` (ended now), and a
+        ``requeued`` event naming the agent and that reservation. The agent is not added to
+        those tasks' declined agents. Rules that came due while the tasks were assigned fire,
+        the relaxation level is recomputed from arrival, then all these tasks are matched
+        again, best first. The agent is then forgotten (:meth:`agent` raises ``KeyError``);
+        the same id may be added again, and is still never offered what it declined."""
+        self._advance(now)
+        agent = self._get_agent(agent_id)
+        agent.presence = Presence.OFFLINE
+        self._refresh_agent(agent)
+        requeued: list[_Entry] = []
+        for reservation_id in sorted(self._pending_by_agent[agent.id]):
+            reservation = self._reservations[reservation_id]
+            if reservation.state is ReservationState.PENDING:
+                self._end_offer(reservation, ReservationState.RESCINDED, requeued=requeued)
+        assigned = [self._tasks[task_id] for task_id in self._assigned_by_agent[agent.id]]
+        for entry in sorted(assigned, key=lambda e: e.key):
+            if entry.reservation_id is None:
+                raise RoutingError(f"task {entry.task.id} is assigned without a reservation")
+            reservation = self._reservations[entry.reservation_id]
+            reservation.state = ReservationState.RESCINDED
+            reservation.ended_at = self._now
+            agent.load[reservation.channel] -= 1
+            entry.state = TaskState.WAITING
+            entry.reservation_id = None
+            self._emit("requeued", entry.task.id, agent.id, reservation.id, "agent removed")
+            # Its wake-ups lapsed while it was assigned: catch up from its arrival.
+            relaxation = self._policy.relaxation_for(entry.task.queue)
+            entry.level = relaxation.level_at(entry.task, self._now)
+            entry.signature = relaxation.signature(entry.task, entry.level)
+            self._schedule_relaxation(entry)
+            self._escalate(entry)
+            requeued.append(entry)
+        self._rematch(requeued)
+        del self._agents[agent.id]
+        del self._agent_keys[agent.id]
+        del self._indexed[agent.id]
+        del self._pending_by_agent[agent.id]
+        del self._assigned_by_agent[agent.id]
+        return self._flush()
+
     def agent_freed(self, agent_id: str, channel: str, now: float) -> list[Reservation]:
         """One unit of ``channel`` capacity came free (work finished): the agent takes the best
         waiting task it is eligible for, as long as it has spare capacity. This is the raw
@@ -388,35 +445,91 @@ class Engine:
             raise RoutingError(f"task {task_id} is {entry.state}, not assigned")
         reservation = self._reservations[entry.reservation_id]
         entry.state = TaskState.FINISHED
+        self._assigned_by_agent[reservation.agent_id].discard(task_id)
         self._emit("finished", task_id, reservation.agent_id, reservation.id)
         self._release(self._agents[reservation.agent_id], reservation.channel, finished=True)
         return self._flush()
 
     def task_arrived(self, task: Task, now: float) -> list[Reservation]:
         self._advance(now)
-        if task.id in self._tasks:
-            raise RoutingError(f"task {task.id} already exists")
-        tier = self._policy.tiers.get(task.tier)
-        if tier is None:
-            raise RoutingError(f"task {task.id}: unknown tier {task.tier!r}")
-        self._seq += 1
-        relaxation = self._policy.relaxation_for(task.queue)
-        level = relaxation.level_at(task, now)
-        entry = _Entry(
-            task=task,
-            seq=self._seq,
-            key=(-task.priority, -tier.weight, task.arrival, self._seq),
-            level=level,
-            signature=relaxation.signature(task, level),
-        )
-        self._tasks[task.id] = entry
-        self._schedule_relaxation(entry)
-        self._schedule_escalation(entry)
+        entry = self._admit(task)
         self._escalate(entry)
         if not self._offer_to_best_agent(entry):
             self._enqueue(entry)
             self._emit("queued", task.id, detail=_describe(entry.signature))
         return self._flush()
+
+    def restore_task(
+        self,
+        task: Task,
+        now: float,
+        *,
+        fired: Iterable[str] = (),
+        declined_by: Iterable[str] = (),
+    ) -> list[Reservation]:
+        """Put back a live task as it was stored, when the engine is rebuilt after a restart.
+
+        ``task`` is as it stands (past escalations already in its priority, requirements and
+        queue); the rules named in ``fired`` never fire again for it and the agents in
+        ``declined_by`` are never offered it. Its relaxation level comes from its arrival and
+        ``now``. It is then matched as :meth:`task_arrived` matches, so it may be offered at
+        once. Emits ``restored`` (in place of ``queued``), then what matching emits. Restore
+        the assignments first, then the waiting tasks in the order they arrived: ties of
+        priority, tier and arrival go by restore order."""
+        self._advance(now)
+        entry = self._admit(task, fired=fired, excluded=declined_by)
+        self._emit("restored", task.id, detail=f"waiting: {_describe(entry.signature)}")
+        self._escalate(entry)
+        if not self._offer_to_best_agent(entry):
+            self._enqueue(entry)
+        return self._flush()
+
+    def restore_assignment(
+        self,
+        task: Task,
+        agent_id: str,
+        now: float,
+        *,
+        fired: Iterable[str] = (),
+        declined_by: Iterable[str] = (),
+    ) -> Reservation:
+        """Put back a task the agent had accepted and not finished, when the engine is rebuilt.
+
+        The task holds one unit of the agent's capacity on its channel (whatever the agent's
+        presence) until :meth:`task_finished`. Returns the accepted reservation this makes,
+        numbered as every reservation is; it emits ``restored`` with the agent and reservation,
+        not ``offered`` or ``accepted``: nothing is decided. Offers that fell due before
+        ``now`` are returned by the next operation. Raises :class:`RoutingError` if the agent
+        has no spare unit on the channel (it would be over capacity).
+
+        ``fired`` and ``declined_by`` are as for :meth:`restore_task`; they matter if the task
+        is handed back (:meth:`remove_agent`). Without ``declined_by`` it could then be offered
+        to an agent who declined it before it was accepted, which the original would not do."""
+        self._advance(now)
+        agent = self._get_agent(agent_id)
+        if agent.spare(task.channel) <= 0:
+            raise RoutingError(
+                f"task {task.id}: agent {agent_id} has no spare capacity on {task.channel!r}"
+            )
+        entry = self._admit(task, fired=fired, excluded=declined_by)
+        reservation = Reservation(
+            id=len(self._reservations) + 1,
+            task_id=task.id,
+            agent_id=agent.id,
+            channel=task.channel,
+            offered_at=now,
+            expires_at=now,
+            state=ReservationState.ACCEPTED,
+            ended_at=now,
+        )
+        self._reservations[reservation.id] = reservation
+        entry.state = TaskState.ASSIGNED
+        entry.reservation_id = reservation.id
+        self._assigned_by_agent[agent.id].add(task.id)
+        agent.load[task.channel] = agent.load.get(task.channel, 0) + 1
+        self._refresh_agent(agent)
+        self._emit("restored", task.id, agent.id, reservation.id, detail="assigned")
+        return reservation
 
     def update_task(
         self,
@@ -482,6 +595,7 @@ class Engine:
         self._pending_by_agent[reservation.agent_id].discard(reservation.id)
         reservation.ended_at = now
         self._tasks[reservation.task_id].state = TaskState.ASSIGNED
+        self._assigned_by_agent[reservation.agent_id].add(reservation.task_id)
         self._agents[reservation.agent_id].consecutive_timeouts = 0
         self._emit("accepted", reservation.task_id, reservation.agent_id, reservation.id)
         return self._flush()
@@ -567,6 +681,33 @@ class Engine:
                 entry.signature = signature
             self._schedule_relaxation(entry)
         self._rematch(relaxed)
+
+    def _admit(
+        self, task: Task, *, fired: Iterable[str] = (), excluded: Iterable[str] = ()
+    ) -> _Entry:
+        """Register a new task (not yet matched): its order, relaxation level and wake-ups."""
+        if task.id in self._tasks:
+            raise RoutingError(f"task {task.id} already exists")
+        policy = self._policy
+        tier = policy.tiers.get(task.tier)
+        if tier is None:
+            raise RoutingError(f"task {task.id}: unknown tier {task.tier!r}")
+        self._seq += 1
+        relaxation = policy.relaxation_for(task.queue)
+        level = relaxation.level_at(task, self._now)
+        entry = _Entry(
+            task=task,
+            seq=self._seq,
+            key=(-task.priority, -tier.weight, task.arrival, self._seq),
+            level=level,
+            signature=relaxation.signature(task, level),
+            excluded=set(excluded),
+            fired=set(fired),
+        )
+        self._tasks[task.id] = entry
+        self._schedule_relaxation(entry)
+        self._schedule_escalation(entry)
+        return entry
 
     def _schedule_relaxation(self, entry: _Entry) -> None:
         """Schedule the task's next relaxation check by its queue's steps; an earlier scheduled
@@ -677,11 +818,18 @@ class Engine:
             self._emit("offered", entry.task.id, agent.id, reservation.id, detail)
         return reservation
 
-    def _end_offer(self, reservation: Reservation, state: ReservationState) -> None:
+    def _end_offer(
+        self,
+        reservation: Reservation,
+        state: ReservationState,
+        *,
+        requeued: list[_Entry] | None = None,
+    ) -> None:
         """Close a pending offer; the task requeues (unless canceled) and the agent's unit frees.
 
         The task is matched before the agent pulls, so the task never returns to the agent who
-        turned it down, and the agent then takes the best of what is left."""
+        turned it down, and the agent then takes the best of what is left. Given ``requeued``,
+        the task is added to it instead, for the caller to match with others, best first."""
         reservation.state = state
         reservation.ended_at = self._now
         entry = self._tasks[reservation.task_id]
@@ -706,7 +854,9 @@ class Engine:
         else:
             entry.state = TaskState.WAITING
             self._emit("requeued", entry.task.id, detail=str(state))
-            if not self._offer_to_best_agent(entry):
+            if requeued is not None:
+                requeued.append(entry)
+            elif not self._offer_to_best_agent(entry):
                 self._enqueue(entry)
         if went_away:
             self._rescind_all(agent)

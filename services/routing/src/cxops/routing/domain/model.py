@@ -157,7 +157,12 @@ class Agent:
 @dataclass(slots=True)
 class Reservation:
     """An offer of a task to an agent; it holds one unit of the agent's channel capacity until
-    it is accepted (then the task holds it) or ends otherwise."""
+    it is accepted (then the task holds it) or ends otherwise.
+
+    Two reservations are not offers: ``Engine.restore_assignment`` makes one already accepted
+    (offered, expiring and ended at the restore), and an accepted reservation whose agent is
+    removed before the task finished becomes ``rescinded`` (ended then), so a task has at most
+    one accepted reservation however often it is requeued."""
 
     id: int
     task_id: str
@@ -175,7 +180,18 @@ class Event:
     (persist, publish) and for replay figures. ``kind`` is one of ``queued``, ``offered``,
     ``accepted``, ``rejected``, ``timeout``, ``canceled``, ``rescinded``, ``relaxed``,
     ``requeued``, ``updated``, ``escalated``, ``supervisor_alert``, ``finished``, ``agent_away``,
-    ``proficiency``."""
+    ``proficiency``, ``restored``.
+
+    ``restored``: the engine took back a stored task while being rebuilt, not a new decision.
+    With no agent (``Engine.restore_task``) the task is waiting again (``detail`` is
+    ``waiting: `` and its effective requirements), in place of ``queued``, and an ``offered``
+    may follow; with an agent and a reservation (``Engine.restore_assignment``) the agent is
+    handling it again (``detail`` is ``assigned``).
+
+    ``requeued``: a task back in the queue. After a pending offer ended the event names only the
+    task (``detail``: how the offer ended); when ``Engine.remove_agent`` hands back a task the
+    agent had accepted it names the agent and the accepted reservation, now rescinded
+    (``detail``: ``agent removed``)."""
 
     kind: str
     at: float
