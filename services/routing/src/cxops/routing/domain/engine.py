@@ -485,7 +485,13 @@ class Engine:
         return self._flush()
 
     def restore_assignment(
-        self, task: Task, agent_id: str, now: float, *, fired: Iterable[str] = ()
+        self,
+        task: Task,
+        agent_id: str,
+        now: float,
+        *,
+        fired: Iterable[str] = (),
+        declined_by: Iterable[str] = (),
     ) -> Reservation:
         """Put back a task the agent had accepted and not finished, when the engine is rebuilt.
 
@@ -494,14 +500,18 @@ class Engine:
         numbered as every reservation is; it emits ``restored`` with the agent and reservation,
         not ``offered`` or ``accepted``: nothing is decided. Offers that fell due before
         ``now`` are returned by the next operation. Raises :class:`RoutingError` if the agent
-        has no spare unit on the channel (it would be over capacity)."""
+        has no spare unit on the channel (it would be over capacity).
+
+        ``fired`` and ``declined_by`` are as for :meth:`restore_task`; they matter if the task
+        is handed back (:meth:`remove_agent`). Without ``declined_by`` it could then be offered
+        to an agent who declined it before it was accepted, which the original would not do."""
         self._advance(now)
         agent = self._get_agent(agent_id)
         if agent.spare(task.channel) <= 0:
             raise RoutingError(
                 f"task {task.id}: agent {agent_id} has no spare capacity on {task.channel!r}"
             )
-        entry = self._admit(task, fired=fired)
+        entry = self._admit(task, fired=fired, excluded=declined_by)
         reservation = Reservation(
             id=len(self._reservations) + 1,
             task_id=task.id,
