@@ -461,3 +461,32 @@ async def test_queue_statistics_by_hand(start_routing: StartRouting) -> None:
         assert (
             await routing.client.get(f"/v1/routing/queues/{uuid.uuid4()}/statistics", headers=ADMIN)
         ).status_code == 404
+
+
+async def test_a_supervisor_changes_skills_and_channels(start_routing: StartRouting) -> None:
+    async with start_routing() as routing:
+        await queue(routing, "billing", {"billing": 4})
+        ana = await agent(routing, "ana", {"billing": 3, "sales": 2}, channels={"voice": 1})
+        waiting = await task(routing)
+        assert waiting["state"] == "pending"  # ana is below the requirement
+
+        path = f"/v1/routing/agents/{ana['id']}"
+        raised = await routing.client.patch(
+            path, headers=ADMIN, json={"skills": {"billing": 4, "sales": None}}
+        )
+        assert raised.status_code == 200, raised.text
+        assert raised.json()["skills"] == {"billing": 4}
+        assert raised.json()["pinned_skills"] == ["billing"]  # learning leaves it alone
+        [offer] = await pending_offers(routing, ana["id"])  # now eligible, offered at once
+        assert offer["task_id"] == waiting["id"]
+
+        below = await routing.client.patch(path, headers=ADMIN, json={"channels": {"voice": None}})
+        assert below.status_code == 409
+        assert below.json()["errors"][0]["field"] == "channels.voice"
+        wider = await routing.client.patch(
+            path, headers=ADMIN, json={"channels": {"voice": 2, "chat": 1}}
+        )
+        assert wider.json()["channels"] == {"voice": 2, "chat": 1}
+        assert wider.json()["load"] == {"voice": 1, "chat": 0}
+        # Billing raised and sales removed, each recorded (ana is the only agent).
+        assert await routing.count("routing_proficiency_changes") == 2
