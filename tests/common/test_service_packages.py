@@ -41,7 +41,19 @@ class Package:
 
 PACKAGES = [
     Package("feedback", frozenset({"feedback_responses"})),
-    Package("routing", frozenset()),
+    Package(
+        "routing",
+        frozenset(
+            {
+                "routing_agents",
+                "routing_queues",
+                "routing_tasks",
+                "routing_reservations",
+                "routing_task_events",
+                "routing_proficiency_changes",
+            }
+        ),
+    ),
     Package("scorecard", frozenset({"scorecard_response_facts"})),
     Package("journey", frozenset()),
 ]

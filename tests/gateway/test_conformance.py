@@ -12,12 +12,13 @@ revoked test key would turn the rest of the run into 401s.
 Two values are pinned: a survey answer's ``occurred_at``, which must not be in the future (a
 rule relative to the server's clock, which no schema can state; it says so in words, and the
 service's own tests check it), and a webhook endpoint's ``url``, so that every delivery the run
-sets off goes to a closed port on loopback, never to a generated host elsewhere. Routing's
-staffing calculations refuse, with 422, what JSON Schema cannot state (interval starts evenly
-spaced, the traffic, agents and Erlang A steps one request may take; their 422 descriptions say
-so): for those three operations only, a 422 to schema-valid data is an accepted answer. The
-live event stream is left out: it answers for as long as the client listens, which a
-conformance run does not end; ``tests/gateway/test_event_stream.py`` checks its answers.
+sets off goes to a closed port on loopback, never to a generated host elsewhere. Routing refuses,
+with 422, what JSON Schema cannot state: its staffing calculations (interval starts evenly
+spaced, the traffic, agents and Erlang A steps one request may take) and the references a
+routing request makes to the tenant's own state (a queue, a skill or a channel that exists, a
+rule's queue); for routing's operations only, a 422 to schema-valid data is an accepted answer.
+The live streams are left out (the event stream and an agent's offers): they answer for as long
+as the client listens, which a conformance run does not end; their own tests check them.
 """
 
 import re
@@ -35,10 +36,11 @@ from tests.support.suite import SuiteFactory
 MAX_EXAMPLES = 8
 SEED = 20261207
 EVENT_STREAM = "/v1/events/stream"
-#: Routing's staffing calculations, and what answers schema-valid data there: the defaults
-#: (schemathesis's), and 422 for the rules beyond the schema.
-STAFFING = "/v1/routing/staffing"
-STAFFING_ACCEPTS = '["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]'
+OFFERS_STREAM = "/v1/routing/agents/{agent_id}/offers"
+#: Routing, and what answers schema-valid data there: the defaults (schemathesis's), and 422
+#: for the rules beyond the schema.
+ROUTING = "/v1/routing"
+ROUTING_ACCEPTS = '["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]'
 #: Port 9 (discard) on loopback: nothing listens, a delivery fails at once and stays here.
 CLOSED_LOOPBACK_URL = "http://127.0.0.1:9/webhook"
 
@@ -79,6 +81,7 @@ def test_every_operation_answers_as_documented(conformance_suite: Suite, tmp_pat
         "--request-timeout=30",
         "--no-color",
         f"--exclude-path={EVENT_STREAM}",
+        f"--exclude-path={OFFERS_STREAM}",
     ]
     # In a directory of its own: only this configuration is read, no example database is left.
     (tmp_path / "schemathesis.toml").write_text(
@@ -86,12 +89,12 @@ def test_every_operation_answers_as_documented(conformance_suite: Suite, tmp_pat
         '"body.occurred_at" = "2026-01-15T09:30:00+01:00"\n'
         f'"body.url" = "{CLOSED_LOOPBACK_URL}"\n'
         "\n[[operations]]\n"
-        f'include-path-regex = "^{STAFFING}/"\n'
-        f"checks.positive_data_acceptance.expected-statuses = {STAFFING_ACCEPTS}\n"
+        f'include-path-regex = "^{ROUTING}/"\n'
+        f"checks.positive_data_acceptance.expected-statuses = {ROUTING_ACCEPTS}\n"
     )
     run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-20_000:] + run.stderr[-5_000:]
     selected = re.search(r"Selected: (\d+)/(\d+)", run.stdout)
     assert selected is not None, run.stdout
-    # Every operation but the event stream, and no fewer than the run that found the defects.
-    assert int(selected[1]) == int(selected[2]) - 1 >= 12, run.stdout
+    # Every operation but the two streams, and no fewer than the run that found the defects.
+    assert int(selected[1]) == int(selected[2]) - 2 >= 12, run.stdout

@@ -490,3 +490,13 @@ async def test_a_supervisor_changes_skills_and_channels(start_routing: StartRout
         assert wider.json()["load"] == {"voice": 1, "chat": 0}
         # Billing raised and sales removed, each recorded (ana is the only agent).
         assert await routing.count("routing_proficiency_changes") == 2
+
+
+async def test_list_filters_refuse_what_no_name_can_be(start_routing: StartRouting) -> None:
+    async with start_routing() as routing:
+        for query in ("queue=%00x", "customer_ref=a%0Ab", "state=lost"):
+            listed = await routing.client.get(f"/v1/routing/tasks?{query}", headers=ADMIN)
+            assert listed.status_code == 422, (query, listed.text)
+        assert (
+            await routing.client.get("/v1/routing/agents?team=%01", headers=ADMIN)
+        ).status_code == 422

@@ -26,6 +26,8 @@ from cxops.routing.schemas import (
     AgentStatus,
     CancelBody,
     CompleteBody,
+    ExternalId,
+    Name,
     QueueCreate,
     QueuePatch,
     QueuePublic,
@@ -121,7 +123,7 @@ async def list_agents(
     caller: Caller,
     session: SessionDep,
     board: Board,
-    team: Annotated[str | None, Query(max_length=64)] = None,
+    team: Annotated[Name | None, Query()] = None,
     status: AgentStatus | None = None,
     after: Annotated[
         uuid.UUID | None, Query(description="The last id of the previous page.")
@@ -315,8 +317,8 @@ async def list_tasks(
     caller: Caller,
     session: SessionDep,
     state: TaskState | None = None,
-    queue: Annotated[str | None, Query(max_length=64)] = None,
-    customer_ref: Annotated[str | None, Query(max_length=128)] = None,
+    queue: Annotated[Name | None, Query()] = None,
+    customer_ref: Annotated[ExternalId | None, Query()] = None,
     before: Annotated[
         uuid.UUID | None, Query(description="The last id of the previous page.")
     ] = None,
