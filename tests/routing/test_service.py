@@ -500,3 +500,19 @@ async def test_list_filters_refuse_what_no_name_can_be(start_routing: StartRouti
         assert (
             await routing.client.get("/v1/routing/agents?team=%01", headers=ADMIN)
         ).status_code == 422
+
+
+async def test_a_deleted_agents_external_id_can_be_registered_again(
+    start_routing: StartRouting,
+) -> None:
+    async with start_routing() as routing:
+        first = await agent(routing, "ana", {"billing": 3})
+        assert (
+            await routing.client.delete(f"/v1/routing/agents/{first['id']}", headers=ADMIN)
+        ).status_code == 204
+        again = await agent(routing, "ana", {"billing": 4})
+        assert again["id"] != first["id"] and again["skills"] == {"billing": 4}
+        twice = await post(
+            routing, "/agents", {"external_id": "ana", "name": "Ana", "channels": {"voice": 1}}
+        )
+        assert twice.status_code == 409

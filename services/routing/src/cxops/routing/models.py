@@ -30,7 +30,15 @@ class RoutingAgent(RoutingTable, table=True):
 
     __tablename__ = "routing_agents"
     __table_args__ = (
-        sa.UniqueConstraint("tenant", "external_id", name="uq_routing_agents_tenant_external_id"),
+        # Among agents not deleted: a deleted agent's external id may be registered again.
+        sa.Index(
+            "uq_routing_agents_tenant_external_id",
+            "tenant",
+            "external_id",
+            unique=True,
+            sqlite_where=sa.text("deleted_at IS NULL"),
+            postgresql_where=sa.text("deleted_at IS NULL"),
+        ),
         sa.Index("ix_routing_agents_tenant_team", "tenant", "team"),
     )
 

@@ -37,10 +37,17 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("tenant", "external_id", name="uq_routing_agents_tenant_external_id"),
     )
     with op.batch_alter_table("routing_agents", schema=None) as batch_op:
         batch_op.create_index("ix_routing_agents_tenant_team", ["tenant", "team"], unique=False)
+        # Among agents not deleted: a deleted agent's external id may be registered again.
+        batch_op.create_index(
+            "uq_routing_agents_tenant_external_id",
+            ["tenant", "external_id"],
+            unique=True,
+            sqlite_where=sa.text("deleted_at IS NULL"),
+            postgresql_where=sa.text("deleted_at IS NULL"),
+        )
 
     op.create_table(
         "routing_proficiency_changes",
@@ -184,6 +191,7 @@ def downgrade() -> None:
 
     op.drop_table("routing_proficiency_changes")
     with op.batch_alter_table("routing_agents", schema=None) as batch_op:
+        batch_op.drop_index("uq_routing_agents_tenant_external_id")
         batch_op.drop_index("ix_routing_agents_tenant_team")
 
     op.drop_table("routing_agents")
