@@ -884,3 +884,82 @@ class StaffingPlan(_Answer):
             ],
             totals=StaffingPlanTotals.of(totals),
         )
+
+
+class StaffingFromHistoryRequest(_Spec):
+    """A queue's past period, to size from what it really saw: its tasks per interval and
+    their handle times become the forecast of a plan."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    queue: Annotated[str, Field(min_length=1, max_length=64)]
+    start: UtcDateTime = Field(alias="from", description="The period's start (inclusive).")
+    end: UtcDateTime = Field(alias="to", description="The period's end (exclusive).")
+    interval_minutes: IntervalMinutes = DEFAULT_INTERVAL_MINUTES
+    target_seconds: TargetSeconds | None = Field(
+        default=None, description="By default the queue's `answer_within_seconds`."
+    )
+    service_level: ServiceLevel | None = Field(
+        default=None, description="By default the queue's service-level target."
+    )
+    shrinkage: Shrinkage = DEFAULT_SHRINKAGE
+    max_occupancy: MaxOccupancy = DEFAULT_MAX_OCCUPANCY
+
+
+class UnplannablePeriod(ValueError):
+    """A period that cannot be planned, and why."""
+
+    def __init__(self, problem: InputProblem) -> None:
+        super().__init__(f"{place_text(problem.place)}: {problem.message}")
+        self.problem = problem
+
+
+def plan_from_history(
+    request: StaffingFromHistoryRequest,
+    *,
+    arrivals: Sequence[tuple[datetime, float | None]],
+    answer_within_seconds: float,
+    target: float,
+) -> StaffingPlanRequest:
+    """The plan request a period's tasks call for: per interval, the tasks that arrived and the
+    mean handle time of those completed (the period's mean where an interval has none).
+    ``arrivals`` are (created, handle seconds or None) of the queue's tasks in the period.
+    Raises :class:`UnplannablePeriod` when the period cannot be planned."""
+    step = timedelta(minutes=request.interval_minutes)
+    if request.end <= request.start:
+        raise UnplannablePeriod(InputProblem(("to",), "empty_period", "must be after from"))
+    count = math.ceil((request.end - request.start) / step)
+    if count > MAX_INTERVALS:
+        message = f"at most {MAX_INTERVALS} intervals of {request.interval_minutes} minutes"
+        raise UnplannablePeriod(InputProblem(("to",), "too_many_intervals", message))
+    handled = [seconds for _, seconds in arrivals if seconds is not None and seconds > 0]
+    if not handled:
+        message = "no task of the queue was completed in the period: no handle time to plan with"
+        raise UnplannablePeriod(InputProblem(("from",), "no_handle_time", message))
+    mean = sum(handled) / len(handled)
+    volumes = [0] * count
+    handles: list[list[float]] = [[] for _ in range(count)]
+    for created, seconds in arrivals:
+        slot = int((created - request.start) / step)
+        if 0 <= slot < count:
+            volumes[slot] += 1
+            if seconds is not None and seconds > 0:
+                handles[slot].append(seconds)
+    return StaffingPlanRequest(
+        intervals=[
+            ForecastInterval(
+                interval_start=request.start + i * step,
+                volume=float(volumes[i]),
+                aht_seconds=sum(handles[i]) / len(handles[i]) if handles[i] else None,
+            )
+            for i in range(count)
+        ],
+        interval_minutes=request.interval_minutes,
+        aht_seconds=mean,
+        target_seconds=request.target_seconds
+        if request.target_seconds is not None
+        else answer_within_seconds,
+        service_level=request.service_level if request.service_level is not None else target,
+        shrinkage=request.shrinkage,
+        max_occupancy=request.max_occupancy,
+    )

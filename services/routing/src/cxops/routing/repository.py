@@ -133,3 +133,18 @@ class RoutingRepository(TenantRepository):
             )
         )
         return tasks, {state: int(n) for state, n in counted.all()}
+
+    async def queue_named(self, name: str) -> dict[str, Any] | None:
+        return await self._one(self.select(QUEUES).where(QUEUES.c.name == name))
+
+    async def arrivals(
+        self, queue: str, start: datetime, end: datetime
+    ) -> list[tuple[datetime, float | None]]:
+        """When each task of the queue arrived in ``[start, end)``, and its handle time if it
+        was completed."""
+        rows = await self.session.execute(
+            self.select(TASKS.c.created_at, TASKS.c.handle_seconds).where(
+                TASKS.c.queue == queue, TASKS.c.created_at >= start, TASKS.c.created_at < end
+            )
+        )
+        return [(created, handle) for created, handle in rows.all()]

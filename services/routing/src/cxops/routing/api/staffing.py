@@ -4,8 +4,9 @@ The bodies and answers are the options and ``--json`` output of ``cxops staffing
 models in :mod:`cxops.routing.formats`, the same functions in :mod:`cxops.routing.staffing`), so
 the API and the command give the same figures for the same input.
 
-**Who may call.** These are pure calculations: nothing is stored or published and no database is
-touched, so a POST here changes nothing. Every role that plans or reads may compute: ``admin``,
+**Who may call.** These are calculations: nothing is stored or published (``from-history`` only
+reads the queue's tasks), so a POST here changes nothing. Every role that plans or reads may
+compute: ``admin``,
 ``ops_lead``, ``supervisor``, ``integration`` and ``viewer``; ``agent`` is refused (403), as
 agents do not plan staffing.
 
@@ -18,12 +19,14 @@ bound the answer is 422, naming the field, or ``body`` for Erlang A's work. The 
 plain functions, run in the thread pool, so the event loop keeps serving while one computes.
 """
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.exceptions import RequestValidationError
 
 from cxops.common.auth import CallerContext, Role, require_role
+from cxops.common.db import SessionDep
 from cxops.common.errors import PROBLEM_MEDIA_TYPE, Problem
 from cxops.routing import staffing
 from cxops.routing.formats import (
@@ -31,10 +34,14 @@ from cxops.routing.formats import (
     ErlangARequest,
     ErlangCRequest,
     StaffingFigures,
+    StaffingFromHistoryRequest,
     StaffingInputT,
     StaffingPlan,
     StaffingPlanRequest,
+    UnplannablePeriod,
+    plan_from_history,
 )
+from cxops.routing.repository import RoutingRepository
 
 #: Erlang A's work bound per request (a step is a fraction of a microsecond to about one).
 ERLANG_A_MAX_STEPS = 2_000_000
@@ -131,3 +138,48 @@ def plan(request: StaffingPlanRequest, caller: Planner) -> StaffingPlan:
     spacing of the starts (30 minutes for a single interval). Starts are returned in UTC. The
     same figures as `cxops staffing plan FORECAST.csv --json` for the same forecast."""
     return staffing.plan(request=_checked(request))
+
+
+@router.post(
+    "/from-history",
+    response_model=StaffingPlan,
+    summary="Size a queue from what it saw in a past period",
+    responses={
+        **_invalid(
+            "Invalid input; each problem names its field. Beyond the schema: `to` after `from`, "
+            "at most 10,000 intervals, and at least one task completed in the period (field "
+            "`from`), as for `/plan`."
+        ),
+        404: {"description": "No such queue in this tenant", "content": {PROBLEM_MEDIA_TYPE: {}}},
+    },
+)
+async def from_history(
+    request: StaffingFromHistoryRequest, caller: Planner, session: SessionDep
+) -> StaffingPlan:
+    """The plan the queue's observed volume and handle time call for: its tasks per interval
+    between `from` and `to`, with the mean handle time of those completed in each interval
+    (the period's mean where an interval has none), sized with Erlang C against the queue's own
+    service level unless `target_seconds` and `service_level` say otherwise. Reads the queue's
+    tasks; stores nothing."""
+    repository = RoutingRepository(session, tenant=caller.tenant)
+    queue = await repository.queue_named(request.queue)
+    if queue is None:
+        raise Problem(
+            404, f"No queue named {request.queue!r} in this tenant.", slug="queue-not-found"
+        )
+    arrivals = await repository.arrivals(queue["name"], request.start, request.end)
+    level = queue["service_level"]
+    try:
+        plan_request = plan_from_history(
+            request,
+            arrivals=arrivals,
+            answer_within_seconds=level["answer_within_seconds"],
+            target=level["target"],
+        )
+    except UnplannablePeriod as exc:
+        problem = exc.problem
+        raise RequestValidationError(
+            [{"loc": ("body", *problem.place), "msg": problem.message, "type": problem.code}]
+        ) from exc
+    checked = _checked(plan_request)
+    return await asyncio.to_thread(staffing.plan, request=checked)
