@@ -417,7 +417,7 @@ class Engine:
             relaxation = self._policy.relaxation_for(entry.task.queue)
             entry.level = relaxation.level_at(entry.task, self._now)
             entry.signature = relaxation.signature(entry.task, entry.level)
-            self._schedule_relaxation(entry)
+            self._schedule_relaxation(entry, relaxation)
             self._escalate(entry)
             requeued.append(entry)
         self._rematch(requeued)
@@ -432,7 +432,8 @@ class Engine:
         """One unit of ``channel`` capacity came free (work finished): the agent takes the best
         waiting task it is eligible for, as long as it has spare capacity. This is the raw
         capacity primitive; :meth:`task_finished` also closes the task's record and is what the
-        service should call when it knows which task ended."""
+        service should call when it knows which task ended (a task whose unit was freed here is
+        still assigned to the engine: :meth:`remove_agent` would hand it back)."""
         self._advance(now)
         self._release(self._get_agent(agent_id), channel, finished=True)
         return self._flush()
@@ -477,7 +478,9 @@ class Engine:
         the assignments first, then the waiting tasks in the order they arrived: ties of
         priority, tier and arrival go by restore order."""
         self._advance(now)
-        entry = self._admit(task, fired=fired, excluded=declined_by)
+        entry = self._admit(task)
+        entry.fired.update(fired)
+        entry.excluded.update(declined_by)
         self._emit("restored", task.id, detail=f"waiting: {_describe(entry.signature)}")
         self._escalate(entry)
         if not self._offer_to_best_agent(entry):
@@ -511,7 +514,9 @@ class Engine:
             raise RoutingError(
                 f"task {task.id}: agent {agent_id} has no spare capacity on {task.channel!r}"
             )
-        entry = self._admit(task, fired=fired, excluded=declined_by)
+        entry = self._admit(task)
+        entry.fired.update(fired)
+        entry.excluded.update(declined_by)
         reservation = Reservation(
             id=len(self._reservations) + 1,
             task_id=task.id,
@@ -713,12 +718,10 @@ class Engine:
                     self._dequeue(entry)
                     relaxed.append(entry)
                 entry.signature = signature
-            self._schedule_relaxation(entry)
+            self._schedule_relaxation(entry, relaxation)
         self._rematch(relaxed)
 
-    def _admit(
-        self, task: Task, *, fired: Iterable[str] = (), excluded: Iterable[str] = ()
-    ) -> _Entry:
+    def _admit(self, task: Task) -> _Entry:
         """Register a new task (not yet matched): its order, relaxation level and wake-ups."""
         if task.id in self._tasks:
             raise RoutingError(f"task {task.id} already exists")
@@ -735,18 +738,16 @@ class Engine:
             key=(-task.priority, -tier.weight, task.arrival, self._seq),
             level=level,
             signature=relaxation.signature(task, level),
-            excluded=set(excluded),
-            fired=set(fired),
         )
         self._tasks[task.id] = entry
-        self._schedule_relaxation(entry)
+        self._schedule_relaxation(entry, relaxation)
         self._schedule_escalation(entry)
         return entry
 
-    def _schedule_relaxation(self, entry: _Entry) -> None:
-        """Schedule the task's next relaxation check by its queue's steps; an earlier scheduled
-        check goes stale (a task has one live wake-up, however often it is rescheduled)."""
-        relaxation = self._policy.relaxation_for(entry.task.queue)
+    def _schedule_relaxation(self, entry: _Entry, relaxation: Relaxation) -> None:
+        """Schedule the task's next relaxation check by its queue's steps (``relaxation``); an
+        earlier scheduled check goes stale (a task has one live wake-up, however often it is
+        rescheduled)."""
         due = entry.relax_at = relaxation.next_due(entry.task, entry.level)
         if due is not None:
             heapq.heappush(self._relax_due, (due, entry.seq, entry.task.id))
@@ -823,7 +824,7 @@ class Engine:
         relaxation = policy.relaxation_for(task.queue)
         if task.queue != moved_from:
             entry.level = relaxation.level_at(task, self._now)
-            self._schedule_relaxation(entry)
+            self._schedule_relaxation(entry, relaxation)
         entry.signature = relaxation.signature(task, entry.level)
 
     # ------------------------------------------------------------ reservations
