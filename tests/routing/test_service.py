@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -516,3 +517,65 @@ async def test_a_deleted_agents_external_id_can_be_registered_again(
             routing, "/agents", {"external_id": "ana", "name": "Ana", "channels": {"voice": 1}}
         )
         assert twice.status_code == 409
+
+
+async def test_a_queue_is_sized_from_its_history(start_routing: StartRouting) -> None:
+    async with start_routing() as routing:
+        await queue(
+            routing,
+            "billing",
+            {"billing": 3},
+            service_level={"answer_within_seconds": 20, "target": 0.8},
+        )
+        ana = await agent(routing, "ana", {"billing": 4}, channels={"voice": 3})
+        for n in range(3):
+            made = await task(routing, external_id=f"h-{n}")
+            [offer] = [
+                o for o in await pending_offers(routing, ana["id"]) if o["task_id"] == made["id"]
+            ]
+            await post(routing, f"/reservations/{offer['id']}/accept")
+            await post(
+                routing,
+                f"/tasks/{made['id']}/complete",
+                {"handle_seconds": 100 + 100 * n, "resolved": True},
+            )
+        await task(routing, external_id="h-open")  # arrived, not completed: volume, no handle
+
+        # One two-hour interval from the hour of the first task: all four are in it.
+        oldest = (
+            await routing.client.get("/v1/routing/tasks?limit=10&queue=billing", headers=ADMIN)
+        ).json()[-1]["created_at"]
+        hour = datetime.fromisoformat(oldest).replace(minute=0, second=0, microsecond=0)
+        body = {
+            "queue": "billing",
+            "from": hour.isoformat(),
+            "to": (hour + timedelta(hours=2)).isoformat(),
+            "interval_minutes": 120,
+        }
+        sized = await post(routing, "/staffing/from-history", body)
+        assert sized.status_code == 200, sized.text
+        [interval] = sized.json()["intervals"]
+        assert interval["volume"] == 4 and interval["aht_seconds"] == 200.0  # mean of 100..300
+        direct = await post(
+            routing,
+            "/staffing/plan",
+            {
+                "intervals": [{"interval_start": body["from"], "volume": 4}],
+                "interval_minutes": 120,
+                "aht_seconds": 200.0,
+                "target_seconds": 20,
+                "service_level": 0.8,
+            },
+        )
+        assert sized.json() == direct.json()  # the same plan as given by hand
+
+        empty = await post(
+            routing,
+            "/staffing/from-history",
+            {**body, "from": "2020-01-01T00:00:00Z", "to": "2020-01-01T01:00:00Z"},
+        )
+        assert empty.status_code == 422 and empty.json()["errors"][0]["field"] == "from"
+        backwards = await post(routing, "/staffing/from-history", {**body, "to": body["from"]})
+        assert backwards.json()["errors"][0]["field"] == "to"
+        unknown = await post(routing, "/staffing/from-history", {**body, "queue": "nope"})
+        assert unknown.status_code == 404

@@ -414,23 +414,24 @@ class Switchboard:
                     )
                 ).mappings()
             ]
-            live_ids = [row["id"] for row in tasks if row["state"] in LIVE]
-            reservations = (
-                (
-                    await session.execute(
-                        sa.select(
-                            RESERVATIONS.c.id,
-                            RESERVATIONS.c.task_id,
-                            RESERVATIONS.c.agent_id,
-                            RESERVATIONS.c.state,
-                        ).where(
-                            RESERVATIONS.c.tenant == tenant, RESERVATIONS.c.task_id.in_(live_ids)
-                        )
-                    )
-                ).all()
-                if live_ids
-                else []
+            # The offers of the open tasks, by a subquery: there may be more tasks than a
+            # statement may carry parameters.
+            open_tasks = sa.select(TASKS.c.id).where(
+                TASKS.c.tenant == tenant, TASKS.c.state.in_(LIVE + WORKING)
             )
+            reservations = (
+                await session.execute(
+                    sa.select(
+                        RESERVATIONS.c.id,
+                        RESERVATIONS.c.task_id,
+                        RESERVATIONS.c.agent_id,
+                        RESERVATIONS.c.state,
+                    ).where(
+                        RESERVATIONS.c.tenant == tenant,
+                        RESERVATIONS.c.task_id.in_(open_tasks.scalar_subquery()),
+                    )
+                )
+            ).all()
         desk.queues, desk.agents = queues, agents
         desk.tasks = {row["id"]: row for row in tasks}
         desk.reservation_ids.clear()
@@ -463,7 +464,11 @@ class Switchboard:
             for row in tasks:
                 if row["state"] in WORKING and row["agent_id"] in agents:
                     desk.engine.restore_assignment(
-                        engine_task(row), str(row["agent_id"]), now, fired=row["fired_rules"]
+                        engine_task(row),
+                        str(row["agent_id"]),
+                        now,
+                        fired=row["fired_rules"],
+                        declined_by=declined.get(row["id"], ()),
                     )
             for row in tasks:
                 if row["state"] in LIVE:
