@@ -171,10 +171,11 @@ async def test_sigkill_while_tasks_arrive_loses_and_doubles_nothing(
         await check_invariants(suite, client, load)
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
 async def test_the_other_replica_takes_over_when_the_owner_dies(
-    suite_factory: SuiteFactory,
+    suite_factory: SuiteFactory, database: str
 ) -> None:
-    suite = await asyncio.to_thread(suite_factory.start, env=FAST)
+    suite = await asyncio.to_thread(suite_factory.start, database=database, env=FAST)
     owner_url = suite.url("routing")
     spec = suite.spec("routing")
     port = free_port()
