@@ -40,7 +40,7 @@ NATS_VALUES = Path(__file__).resolve().parents[2] / "k8s" / "dependencies" / "na
 #: from the manifests (by their name after ``CXOPS_<COMPONENT>_``).
 PLACES_AND_SECRETS = {"DATABASE_URL", "SIGNING_SECRET", "NATS_URL", "NATS_NKEY_SEED"} | {
     f"{service.upper()}_URL" for service in SERVICES
-}
+} | {"POD_IP", "INSTANCE_URL"}
 
 
 def chart_authorization(values_file: Path = NATS_VALUES) -> str:
@@ -186,6 +186,7 @@ class ProductionTopology(Suite):
         env = super().component_env(component)
         seed = env.pop(f"{env_prefix(component)}NATS_NKEY_SEED_FILE")
         env[f"{env_prefix(component)}NATS_NKEY_SEED"] = Path(seed).read_text().strip()
+        env[f"{env_prefix(component)}POD_IP"] = self.host  # the pod's address, for routing
         return env
 
     def _localised(self, component: str, manifest: Mapping[str, str | None]) -> dict[str, str]:
