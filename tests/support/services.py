@@ -59,6 +59,9 @@ def auth(
     token = mint_internal_token(
         CallerContext(tenant=tenant, role=role, subject=subject, agent_id=agent_id),
         secret=SIGNING_SECRET,
+        # Tests keep headers made at import: they must outlive a whole run, not the minute
+        # the gateway gives them.
+        ttl_seconds=3600,
     )
     return {INTERNAL_TOKEN_HEADER: token}
 
