@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from nats.aio.client import Client as NatsClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from cxops.cli.nats_server import NatsServer
 from cxops.common.auth import Role
@@ -500,3 +501,38 @@ async def test_list_filters_refuse_what_no_name_can_be(start_routing: StartRouti
         assert (
             await routing.client.get("/v1/routing/agents?team=%01", headers=ADMIN)
         ).status_code == 422
+
+
+async def metric_samples(service: RunningService) -> dict[str, float]:
+    """The service's ``/metrics`` as {sample name with its labels: value}."""
+    response = await service.client.get("/metrics")
+    assert response.status_code == 200, response.text
+    samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}"] = sample.value
+    return samples
+
+
+async def test_metrics_time_the_engine_apart_from_the_database(
+    start_routing: StartRouting,
+) -> None:
+    """A task that is offered at once: one offer counted, and its operation timed in memory
+    (``engine``), in its lookup of an earlier task (``read``) and in its transaction
+    (``write``)."""
+    async with start_routing() as routing:
+        await queue(routing, "billing", {"billing": 3})
+        await agent(routing, "ana", {"billing": 4})
+        before = await metric_samples(routing)
+        made = await task(routing, external_id="call-1")
+        assert made["state"] == "reserved"
+        after = await metric_samples(routing)
+
+        def grew(name: str) -> float:
+            return after.get(name, 0.0) - before.get(name, 0.0)
+
+        assert grew("cxops_routing_offers_total{}") == 1
+        for phase in ("engine", "read", "write"):
+            assert grew(f"cxops_routing_operation_seconds_count{{phase={phase}}}") >= 1
+            assert grew(f"cxops_routing_operation_seconds_sum{{phase={phase}}}") > 0
