@@ -7,9 +7,11 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from nats.aio.client import Client as NatsClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -18,6 +20,7 @@ from cxops.common.auth import Role
 from cxops.common.errors import PROBLEM_MEDIA_TYPE
 from cxops.common.migrations import upgrade
 from cxops.routing.app import SPEC, create_app
+from cxops.routing.changes import TASKS
 from cxops.routing.settings import RoutingSettings
 from tests.support.services import RunningService, auth, eventually, running, settings_for
 
@@ -396,6 +399,46 @@ async def test_a_restart_loses_and_doubles_nothing(start_routing: StartRouting) 
         assert done.status_code == 200
         [next_offer] = await pending_offers(routing, ana["id"])
         assert next_offer["task_id"] == waiting["id"]
+
+
+async def test_a_rebuild_takes_more_live_tasks_than_a_statement_binds(
+    start_routing: StartRouting,
+) -> None:
+    """33,000 waiting tasks are more than one statement may bind (32,767 parameters on
+    PostgreSQL; SQLite by default 32,766): the rebuild reads their offers without listing them."""
+    async with start_routing() as routing:
+        billing = await queue(routing, "billing", {"billing": 3})
+        bo = await agent(routing, "bo", {"billing": 4})
+        offered = await task(routing, external_id="offered")
+        [before] = await pending_offers(routing, bo["id"])
+        at = datetime.now(UTC)
+        rows = [
+            {
+                "id": uuid.uuid4(),
+                "tenant": TENANT,
+                "external_id": f"w-{i}",
+                "channel": "voice",
+                "queue": "billing",
+                "requires": {"billing": 5},
+                "optional": {},
+                "priority": 0,
+                "tier": "standard",
+                "attributes": {},
+                "state": "pending",
+                "fired_rules": [],
+                "created_at": at,
+            }
+            for i in range(33_000)
+        ]
+        await routing.db.run_transaction(lambda c, _: c.execute(sa.insert(TASKS), rows))
+
+    async with start_routing() as routing:
+        [renewed] = await pending_offers(routing, bo["id"])
+        assert renewed["task_id"] == offered["id"] and renewed["id"] != before["id"]
+        figures = await routing.client.get(
+            f"/v1/routing/queues/{billing['id']}/statistics", headers=ADMIN
+        )
+        assert figures.json()["now"]["waiting"] == 33_001
 
 
 async def test_a_deleted_agents_work_goes_back_to_the_queue(start_routing: StartRouting) -> None:

@@ -437,23 +437,21 @@ class Switchboard:
                     )
                 ).mappings()
             ]
-            live_ids = [row["id"] for row in tasks if row["state"] in LIVE]
-            reservations = (
-                (
-                    await session.execute(
-                        sa.select(
-                            RESERVATIONS.c.id,
-                            RESERVATIONS.c.task_id,
-                            RESERVATIONS.c.agent_id,
-                            RESERVATIONS.c.state,
-                        ).where(
-                            RESERVATIONS.c.tenant == tenant, RESERVATIONS.c.task_id.in_(live_ids)
-                        )
-                    )
-                ).all()
-                if live_ids
-                else []
+            # The live tasks as a subquery, not a list of their ids: a tenant may have more than
+            # a statement can bind (32,767 parameters on PostgreSQL; SQLite's default 32,766).
+            live_ids = sa.select(TASKS.c.id).where(
+                TASKS.c.tenant == tenant, TASKS.c.state.in_(LIVE)
             )
+            reservations = (
+                await session.execute(
+                    sa.select(
+                        RESERVATIONS.c.id,
+                        RESERVATIONS.c.task_id,
+                        RESERVATIONS.c.agent_id,
+                        RESERVATIONS.c.state,
+                    ).where(RESERVATIONS.c.tenant == tenant, RESERVATIONS.c.task_id.in_(live_ids))
+                )
+            ).all()
         desk.queues, desk.agents = queues, agents
         desk.tasks = {row["id"]: row for row in tasks}
         desk.reservation_ids.clear()
