@@ -23,9 +23,18 @@ BENCH_ENV = {
 }
 
 
-def start_suite() -> Suite:
+def start_suite(
+    env: dict[str, str] | None = None, database_urls: dict[str, str] | None = None
+) -> Suite:
+    """The embedded suite on free ports with :data:`BENCH_ENV`, and ``env`` over it (a bench's
+    own settings, e.g. a larger upstream pool); ``database_urls`` as in :class:`SuiteConfig`."""
     var_dir = Path(tempfile.mkdtemp(prefix="cxops-bench-"))
-    config = SuiteConfig(var_dir=var_dir, ports=Ports.free(), env=dict(BENCH_ENV))
+    config = SuiteConfig(
+        var_dir=var_dir,
+        ports=Ports.free(),
+        env={**BENCH_ENV, **(env or {})},
+        database_urls=database_urls or {},
+    )
     return Suite(config).start()
 
 

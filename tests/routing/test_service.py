@@ -7,17 +7,20 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from nats.aio.client import Client as NatsClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from cxops.cli.nats_server import NatsServer
 from cxops.common.auth import Role
 from cxops.common.errors import PROBLEM_MEDIA_TYPE
 from cxops.common.migrations import upgrade
 from cxops.routing.app import SPEC, create_app
+from cxops.routing.changes import TASKS
 from cxops.routing.settings import RoutingSettings
 from tests.support.services import RunningService, auth, eventually, running, settings_for
 
@@ -398,6 +401,46 @@ async def test_a_restart_loses_and_doubles_nothing(start_routing: StartRouting) 
         assert next_offer["task_id"] == waiting["id"]
 
 
+async def test_a_rebuild_takes_more_live_tasks_than_a_statement_binds(
+    start_routing: StartRouting,
+) -> None:
+    """33,000 waiting tasks are more than one statement may bind (32,767 parameters on
+    PostgreSQL; SQLite by default 32,766): the rebuild reads their offers without listing them."""
+    async with start_routing() as routing:
+        billing = await queue(routing, "billing", {"billing": 3})
+        bo = await agent(routing, "bo", {"billing": 4})
+        offered = await task(routing, external_id="offered")
+        [before] = await pending_offers(routing, bo["id"])
+        at = datetime.now(UTC)
+        rows = [
+            {
+                "id": uuid.uuid4(),
+                "tenant": TENANT,
+                "external_id": f"w-{i}",
+                "channel": "voice",
+                "queue": "billing",
+                "requires": {"billing": 5},
+                "optional": {},
+                "priority": 0,
+                "tier": "standard",
+                "attributes": {},
+                "state": "pending",
+                "fired_rules": [],
+                "created_at": at,
+            }
+            for i in range(33_000)
+        ]
+        await routing.db.run_transaction(lambda c, _: c.execute(sa.insert(TASKS), rows))
+
+    async with start_routing() as routing:
+        [renewed] = await pending_offers(routing, bo["id"])
+        assert renewed["task_id"] == offered["id"] and renewed["id"] != before["id"]
+        figures = await routing.client.get(
+            f"/v1/routing/queues/{billing['id']}/statistics", headers=ADMIN
+        )
+        assert figures.json()["now"]["waiting"] == 33_001
+
+
 async def test_a_deleted_agents_work_goes_back_to_the_queue(start_routing: StartRouting) -> None:
     async with start_routing() as routing:
         await queue(routing, "billing", {"billing": 3})
@@ -579,3 +622,38 @@ async def test_a_queue_is_sized_from_its_history(start_routing: StartRouting) ->
         assert backwards.json()["errors"][0]["field"] == "to"
         unknown = await post(routing, "/staffing/from-history", {**body, "queue": "nope"})
         assert unknown.status_code == 404
+
+
+async def metric_samples(service: RunningService) -> dict[str, float]:
+    """The service's ``/metrics`` as {sample name with its labels: value}."""
+    response = await service.client.get("/metrics")
+    assert response.status_code == 200, response.text
+    samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}"] = sample.value
+    return samples
+
+
+async def test_metrics_time_the_engine_apart_from_the_database(
+    start_routing: StartRouting,
+) -> None:
+    """A task that is offered at once: one offer counted, and its operation timed in memory
+    (``engine``), in its lookup of an earlier task (``read``) and in its transaction
+    (``write``)."""
+    async with start_routing() as routing:
+        await queue(routing, "billing", {"billing": 3})
+        await agent(routing, "ana", {"billing": 4})
+        before = await metric_samples(routing)
+        made = await task(routing, external_id="call-1")
+        assert made["state"] == "reserved"
+        after = await metric_samples(routing)
+
+        def grew(name: str) -> float:
+            return after.get(name, 0.0) - before.get(name, 0.0)
+
+        assert grew("cxops_routing_offers_total{}") == 1
+        for phase in ("engine", "read", "write"):
+            assert grew(f"cxops_routing_operation_seconds_count{{phase={phase}}}") >= 1
+            assert grew(f"cxops_routing_operation_seconds_sum{{phase={phase}}}") > 0

@@ -38,9 +38,11 @@ HOST = "127.0.0.1"
 NATS_VALUES = Path(__file__).resolve().parents[2] / "k8s" / "dependencies" / "nats-values.yaml"
 #: Settings whose value names a place or a secret: the only ones a local run sets differently
 #: from the manifests (by their name after ``CXOPS_<COMPONENT>_``).
-PLACES_AND_SECRETS = {"DATABASE_URL", "SIGNING_SECRET", "NATS_URL", "NATS_NKEY_SEED"} | {
-    f"{service.upper()}_URL" for service in SERVICES
-} | {"POD_IP", "INSTANCE_URL"}
+PLACES_AND_SECRETS = (
+    {"DATABASE_URL", "SIGNING_SECRET", "NATS_URL", "NATS_NKEY_SEED"}
+    | {f"{service.upper()}_URL" for service in SERVICES}
+    | {"POD_IP", "INSTANCE_URL"}
+)
 
 
 def chart_authorization(values_file: Path = NATS_VALUES) -> str:

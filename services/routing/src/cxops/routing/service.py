@@ -316,7 +316,9 @@ async def create_task(
     fingerprint = request_fingerprint(body)
 
     async def operation(desk: Desk, changes: Changes) -> tuple[dict[str, Any], bool]:
-        first = await earlier(external_id=body.external_id, idempotency_key=idempotency_key)
+        first = await changes.read(
+            earlier(external_id=body.external_id, idempotency_key=idempotency_key)
+        )
         if first is not None:
             if (
                 idempotency_key is not None
@@ -429,7 +431,7 @@ async def cancel_task(
     board: Switchboard, tenant: str, task_id: uuid.UUID, body: CancelBody, stored: Any
 ) -> dict[str, Any]:
     async def operation(desk: Desk, changes: Changes) -> dict[str, Any]:
-        row = await _open_task(desk, task_id, stored)
+        row = await _open_task(desk, changes, task_id, stored)
         if row["state"] not in LIVE:
             raise _wrong_state(row, "canceled", "only a pending or reserved task")
         end_unanswered(desk, changes, task_id, body.reason, desk.now())
@@ -446,7 +448,7 @@ async def wrap_task(
     agent_only: uuid.UUID | None = None,
 ) -> dict[str, Any]:
     async def operation(desk: Desk, changes: Changes) -> dict[str, Any]:
-        row = await _open_task(desk, task_id, stored)
+        row = await _open_task(desk, changes, task_id, stored)
         _check_owner(row["agent_id"], agent_only)
         if row["state"] != "assigned":
             raise _wrong_state(row, "wrapped", "only an assigned task")
@@ -465,7 +467,7 @@ async def complete_task(
     agent_only: uuid.UUID | None = None,
 ) -> dict[str, Any]:
     async def operation(desk: Desk, changes: Changes) -> dict[str, Any]:
-        row = await _open_task(desk, task_id, stored)
+        row = await _open_task(desk, changes, task_id, stored)
         _check_owner(row["agent_id"], agent_only)
         if row["state"] not in WORKING:
             raise _wrong_state(row, "completed", "only an assigned or wrapping task")
@@ -534,11 +536,13 @@ def _learn(
         )
 
 
-async def _open_task(desk: Desk, task_id: uuid.UUID, stored: Any) -> dict[str, Any]:
+async def _open_task(
+    desk: Desk, changes: Changes, task_id: uuid.UUID, stored: Any
+) -> dict[str, Any]:
     """The task if it is open (from the desk), else as stored (ended), else 404."""
     row = desk.tasks.get(task_id)
     if row is None:
-        ended: dict[str, Any] | None = await stored(task_id)
+        ended: dict[str, Any] | None = await changes.read(stored(task_id))
         if ended is None:
             raise not_found("task", task_id)
         return ended
@@ -569,7 +573,7 @@ async def answer_offer(
         number = desk.reservation_numbers.get(reservation_id)
         reservation = desk.engine.reservation(number) if number is not None else None
         if reservation is None:
-            row = await stored(reservation_id)
+            row = await changes.read(stored(reservation_id))
             if row is None:
                 raise not_found("reservation", reservation_id)
             _check_owner(row["agent_id"], agent_only)
