@@ -30,10 +30,15 @@ PostgreSQL. Each part runs alone with the other's ``--skip-`` flag.
    ``_rebuild`` of a fresh desk, as ``Switchboard.desk()`` builds one when it takes a tenant
    (without the lease). Goal: <= 10 s.
 
-The issue's figures are the defaults, which ``make bench`` runs (about four minutes).
+The issue's figures are the defaults, which ``make bench`` runs (about four minutes on a
+2-core machine, bounded: POSTs time out after 30 s, the drain after 60 s). Where the machine
+cannot sustain ``--rate``, the run says so and what it could not do; run a lower ``--rate`` to
+see where it holds. ``--routing-postgres`` puts routing's database on a throwaway PostgreSQL
+server instead of the embedded SQLite file (the rest of the suite stays embedded).
 
     uv run python bench/routing_service.py [--agents 1000] [--rate 200] [--seconds 60]
-        [--rebuild-agents 10000] [--rebuild-tasks 100000] [--skip-load] [--skip-rebuild]
+        [--routing-postgres] [--rebuild-agents 10000] [--rebuild-tasks 100000]
+        [--skip-load] [--skip-rebuild]
 """
 
 import argparse
