@@ -22,6 +22,7 @@ from cxops.common.migrations import upgrade
 from cxops.routing.app import SPEC, create_app
 from cxops.routing.changes import TASKS
 from cxops.routing.settings import RoutingSettings
+from cxops.routing.switchboard import Switchboard
 from tests.support.services import RunningService, auth, eventually, running, settings_for
 
 TENANT = "acme"
@@ -657,3 +658,38 @@ async def test_metrics_time_the_engine_apart_from_the_database(
         for phase in ("engine", "read", "write"):
             assert grew(f"cxops_routing_operation_seconds_count{{phase={phase}}}") >= 1
             assert grew(f"cxops_routing_operation_seconds_sum{{phase={phase}}}") > 0
+
+
+async def test_an_answer_after_the_offers_deadline_is_a_conflict(
+    start_routing: StartRouting,
+) -> None:
+    """An answer that comes after the offer's deadline but before the timer has run (stopped
+    here, so that it surely comes first) is a 409 saying it timed out, never an error, and the
+    offer moves on."""
+    async with start_routing(offer_timeout_seconds=0.2) as routing:
+        await queue(routing, "billing", {"billing": 3})
+        board = routing.state.component(Switchboard)
+        board._timers[TENANT].cancel()
+        ana = await agent(routing, "ana", {"billing": 5})
+        bo = await agent(routing, "bo", {"billing": 4})
+        for n in range(5):
+            work = await task(routing, external_id=f"late-{n}")
+            offers = [
+                o
+                for o in await pending_offers(routing, ana["id"])
+                + await pending_offers(routing, bo["id"])
+                if o["task_id"] == work["id"]
+            ]
+            if not offers:
+                continue
+            await asyncio.sleep(0.25)  # past the deadline; no timer has run
+            late = await post(routing, f"/reservations/{offers[0]['id']}/accept")
+            assert late.status_code == 409, late.text
+            assert "timed out" in late.json()["detail"]
+            await post(routing, f"/tasks/{work['id']}/cancel")
+            for person in (ana, bo):
+                await routing.client.put(
+                    f"/v1/routing/agents/{person['id']}/status",
+                    headers=ADMIN,
+                    json={"status": "available"},
+                )

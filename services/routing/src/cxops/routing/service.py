@@ -569,7 +569,7 @@ async def answer_offer(
 ) -> dict[str, Any]:
     """Accept or reject a pending reservation; anything else is a 409 saying why."""
 
-    async def operation(desk: Desk, changes: Changes) -> dict[str, Any]:
+    async def operation(desk: Desk, changes: Changes) -> dict[str, Any] | str:
         number = desk.reservation_numbers.get(reservation_id)
         reservation = desk.engine.reservation(number) if number is not None else None
         if reservation is None:
@@ -579,9 +579,12 @@ async def answer_offer(
             _check_owner(row["agent_id"], agent_only)
             raise _not_pending(reservation_id, row["state"])
         _check_owner(uuid.UUID(reservation.agent_id), agent_only)
-        if reservation.state is not ReservationState.PENDING:
-            raise _not_pending(reservation_id, reservation.state.value)
         now = desk.now()
+        # What fell due first (this offer's own timeout, say) happens first, and is committed
+        # even when it leaves nothing to answer: the 409 comes after the commit (below).
+        desk.engine.tick(now)
+        if reservation.state is not ReservationState.PENDING:
+            return reservation.state.value
         if accept:
             desk.engine.accept(number, now)  # type: ignore[arg-type]
         else:
@@ -598,7 +601,10 @@ async def answer_offer(
         }
         return stored_row
 
-    return await board.run(tenant, operation)
+    answered = await board.run(tenant, operation)
+    if isinstance(answered, str):  # the state it was in when the answer came
+        raise _not_pending(reservation_id, answered)
+    return answered
 
 
 def _check_owner(agent_id: uuid.UUID | None, agent_only: uuid.UUID | None) -> None:
