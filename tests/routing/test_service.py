@@ -321,6 +321,80 @@ async def test_a_repeated_task_returns_the_first(start_routing: StartRouting) ->
         assert await routing.count("routing_tasks") == 2
 
 
+async def test_a_burst_is_committed_together_and_repeats_store_nothing(
+    start_routing: StartRouting,
+) -> None:
+    """Requests that arrive together are committed together (fewer transactions than
+    operations), and still each on its own terms: a repeat within the burst returns the first
+    task of the same burst, a refused request refuses only itself."""
+    async with start_routing() as routing:
+        await queue(routing, "billing", {"billing": 3})
+        await agent(routing, "ana", {"billing": 4}, {"voice": 5})
+        before = await metric_samples(routing)
+        bodies = [{"queue": "billing", "external_id": f"burst-{n % 20}"} for n in range(40)]
+        bodies += [{"queue": "nowhere", "external_id": f"bad-{n}"} for n in range(5)]
+        answers = await asyncio.gather(*(post(routing, "/tasks", body) for body in bodies))
+        after = await metric_samples(routing)
+
+        assert [a.status_code for a in answers[40:]] == [422] * 5
+        ids: dict[str, set[str]] = {}
+        replayed = 0
+        for body, answer in zip(bodies[:40], answers[:40], strict=True):
+            assert answer.status_code == 201, answer.text
+            ids.setdefault(body["external_id"], set()).add(answer.json()["id"])
+            replayed += answer.headers.get("Idempotent-Replayed") == "true"
+        assert all(len(same) == 1 for same in ids.values()) and len(ids) == 20
+        assert replayed == 20
+        assert await routing.count("routing_tasks") == 20
+        offered = [a.json()["id"] for a in answers[:40] if a.json()["state"] == "reserved"]
+        assert len(set(offered)) == 5  # ana's capacity, once each
+
+        transactions = after["cxops_routing_commit_operations_count{}"] - before.get(
+            "cxops_routing_commit_operations_count{}", 0.0
+        )
+        operations = after["cxops_routing_commit_operations_sum{}"] - before.get(
+            "cxops_routing_commit_operations_sum{}", 0.0
+        )
+        assert operations == 20  # the repeats and the refusals wrote nothing
+        assert transactions < operations
+
+
+async def test_a_failed_transaction_fails_its_group_and_the_engine_forgets_it(
+    start_routing: StartRouting,
+) -> None:
+    """While the reservations table is missing, every task that would be offered fails with
+    the rest of its transaction; afterwards the engine holds none of them (it was rebuilt from
+    what was committed) and the same requests succeed, each offered once."""
+    async with start_routing() as routing:
+        await queue(routing, "billing", {"billing": 3})
+        ana = await agent(routing, "ana", {"billing": 4}, {"voice": 3})
+        async with routing.db.engine.begin() as connection:
+            await connection.execute(
+                sa.text("ALTER TABLE routing_reservations RENAME TO routing_reservations_away")
+            )
+        try:
+            failed = await asyncio.gather(
+                *(
+                    post(routing, "/tasks", {"queue": "billing", "external_id": f"t-{n}"})
+                    for n in range(3)
+                ),
+                return_exceptions=True,  # the in-process client re-raises the server's error
+            )
+        finally:
+            async with routing.db.engine.begin() as connection:
+                await connection.execute(
+                    sa.text("ALTER TABLE routing_reservations_away RENAME TO routing_reservations")
+                )
+        for answer in failed:
+            assert isinstance(answer, Exception) or answer.status_code >= 500, answer.text
+        assert await routing.count("routing_tasks") == 0
+
+        made = [await task(routing, external_id=f"t-{n}") for n in range(3)]
+        assert [m["state"] for m in made] == ["reserved"] * 3
+        assert len(await pending_offers(routing, ana["id"])) == 3
+        assert await routing.count("routing_tasks") == 3
+
+
 async def test_offers_time_out_and_tasks_expire(start_routing: StartRouting) -> None:
     async with start_routing(offer_timeout_seconds=0.3, max_consecutive_timeouts=1) as routing:
         await queue(routing, "billing", {"billing": 3})

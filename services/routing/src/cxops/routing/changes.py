@@ -96,9 +96,29 @@ class Changes:
     events: list[CloudEvent] = field(default_factory=list)
     offers: list[Offer] = field(default_factory=list)
     touched_agents: set[uuid.UUID] = field(default_factory=set)
+    #: The operation added, removed or changed agents' skills or channels, or queues: the skills
+    #: and channels the tenant knows must be counted again.
+    catalogue_changed: bool = False
     #: Seconds the operation waited on its lookups in the database (:meth:`read`), told apart
     #: from its time in memory in the ``cxops_routing_operation_seconds`` metric.
     read_seconds: float = 0.0
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to write (a timer that found nothing due, a refused answer)."""
+        return not (
+            self.queue_inserts
+            or self.queue_updates
+            or self.agent_inserts
+            or self.task_inserts
+            or self.agent_updates
+            or self.task_updates
+            or self.reservation_inserts
+            or self.reservation_updates
+            or self.history
+            or self.proficiency
+            or self.events
+        )
 
     async def read(self, lookup: Awaitable[T]) -> T:
         """Await one of the operation's lookups in the database, timed."""

@@ -46,20 +46,6 @@ class RoutingRepository(TenantRepository):
     async def task(self, task_id: uuid.UUID) -> dict[str, Any] | None:
         return await self._one(self.select(TASKS).where(TASKS.c.id == task_id))
 
-    async def first_task(
-        self, *, external_id: str | None, idempotency_key: str | None
-    ) -> dict[str, Any] | None:
-        """The task a repeated request refers to: by external id, else by idempotency key."""
-        for column, value in (
-            (TASKS.c.external_id, external_id),
-            (TASKS.c.idempotency_key, idempotency_key),
-        ):
-            if value is not None:
-                found = await self._one(self.select(TASKS).where(column == value))
-                if found is not None:
-                    return found
-        return None
-
     async def tasks(
         self,
         *,

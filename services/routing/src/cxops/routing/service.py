@@ -43,6 +43,7 @@ from cxops.routing.switchboard import (
     not_found,
     policy_for,
     set_agent_status,
+    task_references,
 )
 
 # --------------------------------------------------------------------------- agents
@@ -50,7 +51,7 @@ from cxops.routing.switchboard import (
 
 async def create_agent(board: Switchboard, tenant: str, body: AgentCreate) -> dict[str, Any]:
     def operation(desk: Desk, changes: Changes) -> dict[str, Any]:
-        if any(row["external_id"] == body.external_id for row in desk.agents.values()):
+        if body.external_id in desk.agent_external_ids:
             raise conflict(
                 f"An agent with external_id {body.external_id!r} exists.",
                 errors=[
@@ -83,8 +84,9 @@ async def create_agent(board: Switchboard, tenant: str, body: AgentCreate) -> di
             "updated_at": at,
             "deleted_at": None,
         }
-        desk.agents[row["id"]] = row
+        desk.add_agent(row)
         changes.agent_inserts.append(row)
+        changes.catalogue_changed = True
         changes.touched_agents.add(row["id"])
         desk.learner.track(str(row["id"]), row["skills"])
         desk.engine.add_agent(engine_agent(row), now)
@@ -175,6 +177,7 @@ async def patch_agent(
         values["skills"] = dict(desk.engine.agent(str(agent_id)).skills)
         changes.touched_agents.add(agent_id)
         changes.update_agent(agent_id, **values)
+        changes.catalogue_changed = bool(patch.skills or patch.channels)
         return row
 
     return await board.run(tenant, operation)
@@ -190,7 +193,8 @@ async def delete_agent(board: Switchboard, tenant: str, agent_id: uuid.UUID) -> 
         desk.engine.remove_agent(str(agent_id), now)
         changes.set_status(agent_id, AgentStatus.OFFLINE.value, at, reason="deleted")
         changes.update_agent(agent_id, deleted_at=at)
-        del desk.agents[agent_id]
+        changes.catalogue_changed = True
+        desk.remove_agent(agent_id)
 
     await board.run(tenant, operation)
 
@@ -251,6 +255,7 @@ async def create_queue(board: Switchboard, tenant: str, body: QueueCreate) -> di
         desk.queues[body.name] = row
         desk.engine.policy = policy_for(desk.queues, board.settings)
         changes.queue_inserts.append(row)
+        changes.catalogue_changed = True
         return row
 
     return await board.run(tenant, operation)
@@ -275,6 +280,7 @@ async def patch_queue(
         row.update(values)
         desk.engine.policy = policy_for(desk.queues, board.settings)
         changes.queue_updates[queue_id] = values
+        changes.catalogue_changed = True
         return row
 
     return await board.run(tenant, operation)
@@ -309,16 +315,14 @@ async def create_task(
     body: TaskCreate,
     *,
     idempotency_key: str | None,
-    earlier: Any,
 ) -> tuple[dict[str, Any], bool]:
-    """Accept a task into its queue; ``(row, replayed)``. ``earlier`` finds a stored task by
-    external id or idempotency key (a repeat returns the first task, storing nothing)."""
+    """Accept a task into its queue; ``(row, replayed)``. A task with the same external id or
+    idempotency key is a repeat: the first task is returned and nothing is stored."""
     fingerprint = request_fingerprint(body)
+    references = task_references(body.external_id, idempotency_key)
 
-    async def operation(desk: Desk, changes: Changes) -> tuple[dict[str, Any], bool]:
-        first = await changes.read(
-            earlier(external_id=body.external_id, idempotency_key=idempotency_key)
-        )
+    def operation(desk: Desk, changes: Changes) -> tuple[dict[str, Any], bool]:
+        first = desk.earlier_task(references)
         if first is not None:
             if (
                 idempotency_key is not None
@@ -335,7 +339,7 @@ async def create_task(
                 )
             return first, True
         row = _new_task(desk, tenant, body, idempotency_key, fingerprint)
-        desk.tasks[row["id"]] = row
+        desk.add_task(row)
         changes.task_inserts.append(row)
         now = clock(row["created_at"])
         if row["expires_at"] is not None:
@@ -355,7 +359,7 @@ async def create_task(
         desk.engine.task_arrived(engine_task(row), now)
         return row, False
 
-    return await board.run(tenant, operation)
+    return await board.run(tenant, operation, references=references)
 
 
 def _new_task(
@@ -672,29 +676,26 @@ async def queue_statistics(
 
 async def _queue_now(board: Switchboard, tenant: str, queue: dict[str, Any]) -> dict[str, Any]:
     desk = await board.desk(tenant)
-    async with desk.lock:
-        clock_now = desk.now()
-        waiting = [
-            t for t in desk.tasks.values() if t["queue"] == queue["name"] and t["state"] in LIVE
-        ]
-        by_priority: dict[str, int] = {}
-        for row in waiting:
-            by_priority[str(row["priority"])] = by_priority.get(str(row["priority"]), 0) + 1
-        eligible: dict[str, int] = {}
-        channel = queue["channel"]
-        for row in desk.agents.values():
-            if row["channels"].get(channel, 0) <= 0 or any(
-                row["skills"].get(skill, 0) < level for skill, level in queue["requires"].items()
-            ):
-                continue
-            status = desk.engine.agent(str(row["id"])).status.value
-            if row["status"] == AgentStatus.BREAK:
-                status = "break"
-            eligible[status] = eligible.get(status, 0) + 1
-        oldest = min((clock(t["created_at"]) for t in waiting), default=None)
-        return {
-            "waiting": len(waiting),
-            "waiting_by_priority": dict(sorted(by_priority.items(), key=lambda i: -int(i[0]))),
-            "longest_waiting_seconds": None if oldest is None else max(0.0, clock_now - oldest),
-            "eligible_agents_by_status": eligible,
-        }
+    clock_now = desk.now()
+    waiting = [t for t in desk.tasks.values() if t["queue"] == queue["name"] and t["state"] in LIVE]
+    by_priority: dict[str, int] = {}
+    for row in waiting:
+        by_priority[str(row["priority"])] = by_priority.get(str(row["priority"]), 0) + 1
+    eligible: dict[str, int] = {}
+    channel = queue["channel"]
+    for row in desk.agents.values():
+        if row["channels"].get(channel, 0) <= 0 or any(
+            row["skills"].get(skill, 0) < level for skill, level in queue["requires"].items()
+        ):
+            continue
+        status = desk.engine.agent(str(row["id"])).status.value
+        if row["status"] == AgentStatus.BREAK:
+            status = "break"
+        eligible[status] = eligible.get(status, 0) + 1
+    oldest = min((clock(t["created_at"]) for t in waiting), default=None)
+    return {
+        "waiting": len(waiting),
+        "waiting_by_priority": dict(sorted(by_priority.items(), key=lambda i: -int(i[0]))),
+        "longest_waiting_seconds": None if oldest is None else max(0.0, clock_now - oldest),
+        "eligible_agents_by_status": eligible,
+    }

@@ -3,7 +3,7 @@
 The engine (``domain/engine.py``) decides in microseconds from in-memory indexes; the database
 holds what it must not forget. A :class:`Desk` is one tenant's engine with its rows; the
 :class:`Switchboard` holds the desks of this process. Every change goes the same way, one at a
-time per tenant (the desk's lock):
+time per tenant (the desk's worker):
 
 1. the operation checks its input against the desk (unknown queue, skill or channel; a state
    that does not allow it) and raises a problem before anything changes;
@@ -11,12 +11,20 @@ time per tenant (the desk's lock):
 3. the rows and the events are written in one transaction (the events through the outbox);
 4. only then do offers reach the agents' live streams and the caller get its answer.
 
-If the write fails, the engine is ahead of the database: the desk is marked stale and rebuilt
-from the database before its next operation, so what the engine holds is never more than what
-was committed. A rebuild (also at start) puts agents back with their presence and bookkeeping,
-accepted tasks back on their agents, and waiting tasks back in their order with the escalation
-rules that already fired and the agents who already declined them; offers that were pending are
-rescinded and made again, so every offer an agent sees was made by the running engine.
+Operations that arrive while a transaction is being written wait, and then go together: the
+worker applies each in turn to the engine and writes all their changes in one transaction (a
+group commit). A tenant's rate is then bounded by the engine, not by one transaction per
+operation; each caller still gets its answer only once its own changes are committed. A
+repeated task is recognised from memory (the open tasks by external id and idempotency key) and
+from one lookup per group for the stored ones, so a group never inserts a task twice.
+
+If the write fails, the engine is ahead of the database: every operation of the group fails,
+the desk is marked stale and rebuilt from the database before its next operation, so what the
+engine holds is never more than what was committed. A rebuild (also at start) puts agents back
+with their presence and bookkeeping, accepted tasks back on their agents, and waiting tasks back
+in their order with the escalation rules that already fired and the agents who already declined
+them; offers that were pending are rescinded and made again, so every offer an agent sees was
+made by the running engine.
 
 Time-driven changes (offer timeouts, relaxation, escalation, a task's time to live) run on a
 timer per desk that sleeps until the engine's next due moment.
@@ -79,15 +87,23 @@ T = TypeVar("T")
 #: Who owns each tenant's engine: one lease per tenant.
 OWNERS_BUCKET = lease_bucket("routing", "owners")
 
-#: Where an operation's time goes, per phase: ``engine`` (its checks, the engine's decisions
-#: and their rows and events, in memory), ``read`` (the lookups in the database it awaited: an
-#: earlier task with the same external id or idempotency key, an ended task or reservation) and
-#: ``write`` (the transaction). Offers per ``engine`` second is the engine's rate in the service.
+#: Where routing's time goes, per phase: ``engine`` (one operation's checks, the engine's
+#: decisions and their rows and events, in memory), ``read`` (a lookup in the database awaited
+#: before or during operations: the stored tasks a group's new tasks may repeat, an ended task or
+#: reservation) and ``write`` (one transaction, committing a group of operations). Offers per
+#: ``engine`` second is the engine's rate in the service.
 OPERATION_SECONDS = Histogram(
     "cxops_routing_operation_seconds",
-    "Time of each committed routing operation, by phase (engine, read, write)",
+    "Time of routing's operations and transactions, by phase (engine, read, write)",
     ["phase"],
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
+#: Operations committed by each transaction: more than one when they arrive faster than a
+#: transaction is written (see the module's documentation).
+COMMIT_OPERATIONS = Histogram(
+    "cxops_routing_commit_operations",
+    "Routing operations committed together by one transaction",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
 ENGINE_SECONDS = OPERATION_SECONDS.labels("engine")
 READ_SECONDS = OPERATION_SECONDS.labels("read")
@@ -139,11 +155,21 @@ class Desk:
     #: (expires clock, task id): tasks with a time to live.
     expiries: list[tuple[float, uuid.UUID]] = field(default_factory=list)
     learner: ProficiencyLearner = field(default_factory=ProficiencyLearner)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     subscribers: dict[uuid.UUID, set[asyncio.Queue[Offer | None]]] = field(default_factory=dict)
     stale: bool = False
     changes: Changes | None = None
+    #: Operations waiting for the worker, and the worker while it runs.
+    calls: list[Call] = field(default_factory=list)
+    worker: asyncio.Task[None] | None = None
+    #: The tasks in :attr:`tasks` by external id and by idempotency key.
+    task_references: dict[Reference, uuid.UUID] = field(default_factory=dict)
+    #: Stored tasks the group's new tasks may repeat, found by one lookup per group.
+    found: dict[Reference, dict[str, Any]] = field(default_factory=dict)
+    agent_external_ids: dict[str, uuid.UUID] = field(default_factory=dict)
+    #: The skills and channels some agent or queue has; ``None`` until asked for again after
+    #: an operation changed agents or queues (:attr:`Changes.catalogue_changed`).
+    catalogue: tuple[frozenset[str], frozenset[str]] | None = None
 
     def now(self) -> float:
         return max(time.time(), self.engine.now)
@@ -164,21 +190,89 @@ class Desk:
         if self.changes is not None:
             self.changes.on_engine_event(event)
 
-    def known_skills(self) -> set[str]:
-        skills = {s for row in self.agents.values() for s in row["skills"]}
-        for queue in self.queues.values():
-            skills.update(queue["requires"], queue["optional"])
-        return skills
+    def known_skills(self) -> frozenset[str]:
+        return self._catalogue()[0]
 
-    def known_channels(self) -> set[str]:
-        channels = {c for row in self.agents.values() for c in row["channels"]}
-        return channels | {queue["channel"] for queue in self.queues.values()}
+    def known_channels(self) -> frozenset[str]:
+        return self._catalogue()[1]
+
+    def _catalogue(self) -> tuple[frozenset[str], frozenset[str]]:
+        if self.catalogue is None:
+            skills = {s for row in self.agents.values() for s in row["skills"]}
+            channels = {c for row in self.agents.values() for c in row["channels"]}
+            for queue in self.queues.values():
+                skills.update(queue["requires"], queue["optional"])
+                channels.add(queue["channel"])
+            self.catalogue = frozenset(skills), frozenset(channels)
+        return self.catalogue
+
+    def add_agent(self, row: dict[str, Any]) -> None:
+        self.agents[row["id"]] = row
+        self.agent_external_ids[row["external_id"]] = row["id"]
+
+    def remove_agent(self, agent_id: uuid.UUID) -> None:
+        row = self.agents.pop(agent_id)
+        self.agent_external_ids.pop(row["external_id"], None)
+
+    def add_task(self, row: dict[str, Any]) -> None:
+        self.tasks[row["id"]] = row
+        for reference in task_references(row["external_id"], row["idempotency_key"]):
+            self.task_references[reference] = row["id"]
+
+    def forget_task(self, task_id: uuid.UUID) -> None:
+        row = self.tasks.pop(task_id, None)
+        if row is not None:
+            for reference in task_references(row["external_id"], row["idempotency_key"]):
+                self.task_references.pop(reference, None)
+
+    def earlier_task(self, references: tuple[Reference, ...]) -> dict[str, Any] | None:
+        """The task a repeated request refers to, by external id first: open or created by an
+        operation not yet committed (from memory), else stored (found for the group)."""
+        for reference in references:
+            task_id = self.task_references.get(reference)
+            if task_id is not None:
+                return self.tasks[task_id]
+            if (stored := self.found.get(reference)) is not None:
+                return stored
+        return None
 
     def next_due(self) -> float:
         heads = [self.engine.next_due() or math.inf]
         if self.expiries:
             heads.append(self.expiries[0][0])
         return min(heads)
+
+
+#: How a request names the task it would repeat: ``("external_id" | "idempotency_key", value)``.
+Reference = tuple[str, str]
+
+
+def task_references(external_id: str | None, idempotency_key: str | None) -> tuple[Reference, ...]:
+    return tuple(
+        (kind, value)
+        for kind, value in (("external_id", external_id), ("idempotency_key", idempotency_key))
+        if value is not None
+    )
+
+
+@dataclass
+class Call:
+    """An operation waiting for its tenant's worker, and where its answer goes."""
+
+    operation: Callable[[Desk, Changes], Any]
+    answer: asyncio.Future[Any]
+    #: The tasks it may repeat, looked up in the database with the others of its group.
+    references: tuple[Reference, ...] = ()
+
+    def settle(self, result: Any = None, error: BaseException | None = None) -> None:
+        if self.answer.done():  # its caller went away
+            return
+        if isinstance(error, Exception):
+            self.answer.set_exception(error)
+        elif error is not None:  # the worker was cancelled (the service is stopping)
+            self.answer.cancel()
+        else:
+            self.answer.set_result(result)
 
 
 def policy_for(queues: dict[str, dict[str, Any]], settings: RoutingSettings) -> Policy:
@@ -271,7 +365,8 @@ class Switchboard:
         self._keeping = asyncio.create_task(self._keep(), name="cxops-routing-ownership")
 
     async def stop(self) -> None:
-        tasks = [t for t in [self._keeping, *self._timers.values()] if t is not None]
+        workers = [desk.worker for desk in self.desks.values()]
+        tasks = [t for t in [self._keeping, *self._timers.values(), *workers] if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -320,6 +415,9 @@ class Switchboard:
             timer.cancel()
         if desk is not None:
             desk.stale = True
+            calls, desk.calls = desk.calls, []
+            for call in calls:  # not run: their callers ask the new owner
+                call.settle(error=NotOwner(tenant, None, reason="ownership moved during the call"))
             for listeners in desk.subscribers.values():
                 for queue in listeners:
                     queue.put_nowait(None)
@@ -363,44 +461,143 @@ class Switchboard:
             raise NotOwner(tenant, None, reason=f"the lease store is unavailable ({exc})") from exc
         raise NotOwner(tenant, holder_url(holder) if holder else None)
 
-    async def run(self, tenant: str, operation: Callable[[Desk, Changes], T | Awaitable[T]]) -> T:
-        """Apply ``operation`` to the tenant's engine and commit what it changed, alone."""
+    async def run(
+        self,
+        tenant: str,
+        operation: Callable[[Desk, Changes], T | Awaitable[T]],
+        *,
+        references: tuple[Reference, ...] = (),
+    ) -> T:
+        """Apply ``operation`` to the tenant's engine and answer once what it changed is
+        committed (with the operations of its group); ``references`` name the stored tasks it
+        may repeat (see :meth:`Desk.earlier_task`)."""
         desk = await self.desk(tenant)
-        async with desk.lock:
-            if not self.leases.holds(tenant_key(tenant)) or self.desks.get(tenant) is not desk:
-                self._drop(tenant)
-                raise NotOwner(tenant, None, reason="ownership moved during the call")
-            if desk.stale:
-                await self._rebuild(desk)
-            changes = desk.begin()
-            try:
-                started = time.perf_counter()
-                result = operation(desk, changes)
-                if asyncio.iscoroutine(result):
-                    result = await result
-                changes.settle_agents()
-                decided = time.perf_counter()
-                await self.db.run_transaction(changes.write)
-                WRITE_SECONDS.observe(time.perf_counter() - decided)
-                ENGINE_SECONDS.observe(decided - started - changes.read_seconds)
-                READ_SECONDS.observe(changes.read_seconds)
-            except Problem:
-                # Refused before the engine changed (checks come first); nothing to undo.
-                if changes.events or changes.task_updates or changes.reservation_inserts:
+        call = Call(operation, asyncio.get_running_loop().create_future(), references)
+        desk.calls.append(call)
+        if desk.worker is None:
+            desk.worker = asyncio.create_task(self._work(desk), name=f"cxops-routing-{tenant}")
+        result: T = await call.answer
+        return result
+
+    async def _work(self, desk: Desk) -> None:
+        """Run the desk's calls, a group at a time: all those that arrived meanwhile."""
+        try:
+            while desk.calls:
+                group, desk.calls = desk.calls, []
+                try:
+                    await self._group(desk, group)
+                except BaseException as exc:
                     desk.stale = True
-                raise
-            except BaseException:
+                    gone = NotOwner(desk.tenant, None, reason="ownership moved during the call")
+                    for call in group:
+                        call.settle(error=gone if self.desks.get(desk.tenant) is not desk else exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    log.exception("routing could not run operations of tenant %s", desk.tenant)
+                finally:
+                    desk.found.clear()
+        finally:
+            desk.worker = None
+
+    async def _group(self, desk: Desk, group: list[Call]) -> None:
+        tenant = desk.tenant
+        if not self.leases.holds(tenant_key(tenant)) or self.desks.get(tenant) is not desk:
+            self._drop(tenant)
+            raise NotOwner(tenant, None, reason="ownership moved during the call")
+        if desk.stale:
+            await self._rebuild(desk)
+        await self._look_up(desk, group)
+        applied: list[tuple[Call, Changes, Any]] = []
+        for i, call in enumerate(group):
+            if call.answer.done():  # its caller went away before it ran: nothing happened
+                continue
+            outcome = await self._apply(desk, call)
+            if outcome is not None:
+                applied.append((call, *outcome))
+            if desk.stale:  # the operation failed half-way: the rest wait for a rebuild
+                desk.calls[:0] = group[i + 1 :]
+                del group[i + 1 :]
+                break
+        await self._commit(desk, applied)
+
+    async def _look_up(self, desk: Desk, group: list[Call]) -> None:
+        """Find, in one query, the stored tasks the group's new tasks may repeat (those not
+        open in memory)."""
+        wanted: dict[str, set[str]] = {}
+        for call in group:
+            for kind, value in call.references:
+                if (kind, value) not in desk.task_references:
+                    wanted.setdefault(kind, set()).add(value)
+        if not wanted:
+            return
+        started = time.perf_counter()
+        async with self.db.transaction() as session:
+            rows = (
+                await session.execute(
+                    sa.select(TASKS).where(
+                        TASKS.c.tenant == desk.tenant,
+                        sa.or_(*(TASKS.c[kind].in_(values) for kind, values in wanted.items())),
+                    )
+                )
+            ).mappings()
+            for row in rows:
+                for reference in task_references(row["external_id"], row["idempotency_key"]):
+                    desk.found[reference] = dict(row)
+        READ_SECONDS.observe(time.perf_counter() - started)
+
+    async def _apply(self, desk: Desk, call: Call) -> tuple[Changes, Any] | None:
+        """Run one operation on the engine; its changes, or ``None`` when it was refused (its
+        caller has the problem)."""
+        changes = desk.begin()
+        started = time.perf_counter()
+        try:
+            result = call.operation(desk, changes)
+            if asyncio.iscoroutine(result):
+                result = await result
+            changes.settle_agents()
+        except Problem as problem:
+            # Refused before the engine changed (checks come first); nothing to undo.
+            if changes.events or changes.task_updates or changes.reservation_inserts:
                 desk.stale = True
-                raise
-            finally:
-                desk.changes = None
+            call.settle(error=problem)
+            return None
+        except Exception as exc:  # noqa: BLE001 - handed to the call it belongs to
+            desk.stale = True
+            call.settle(error=exc)
+            return None
+        finally:
+            desk.changes = None
+        ENGINE_SECONDS.observe(time.perf_counter() - started - changes.read_seconds)
+        if changes.read_seconds:
+            READ_SECONDS.observe(changes.read_seconds)
+        if changes.catalogue_changed:
+            desk.catalogue = None
+        return changes, result
+
+    async def _commit(self, desk: Desk, applied: list[tuple[Call, Changes, Any]]) -> None:
+        """Write the group's changes in one transaction, then answer each of its calls."""
+        writing = [changes for _, changes, _ in applied if not changes.empty]
+        if writing:
+            started = time.perf_counter()
+            try:
+                await self.db.run_transaction(
+                    lambda connection, info: [c.write(connection, info) for c in writing]
+                )
+            except Exception as exc:  # noqa: BLE001 - handed to every call of the group
+                desk.stale = True
+                for call, _, _ in applied:
+                    call.settle(error=exc)
+                return
+            WRITE_SECONDS.observe(time.perf_counter() - started)
+            COMMIT_OPERATIONS.observe(len(writing))
+        for call, changes, result in applied:
             self._committed(desk, changes)
-            return result  # type: ignore[return-value]
+            call.settle(result)
 
     def _committed(self, desk: Desk, changes: Changes) -> None:
-        for task_id, row in list(desk.tasks.items()):
-            if row["state"] not in LIVE + WORKING:
-                del desk.tasks[task_id]
+        for task_id, values in changes.task_updates.items():
+            if values.get("state", "pending") not in LIVE + WORKING:
+                desk.forget_task(task_id)
         OFFERS.inc(len(changes.offers))
         for offer in changes.offers:
             for queue in desk.subscribers.get(offer.agent_id, ()):
@@ -455,8 +652,13 @@ class Switchboard:
                     )
                 )
             ).all()
-        desk.queues, desk.agents = queues, agents
-        desk.tasks = {row["id"]: row for row in tasks}
+        desk.queues, desk.catalogue = queues, None
+        desk.agents, desk.agent_external_ids = {}, {}
+        for row in agents.values():
+            desk.add_agent(row)
+        desk.tasks, desk.task_references = {}, {}
+        for row in tasks:
+            desk.add_task(row)
         desk.reservation_ids.clear()
         desk.reservation_numbers.clear()
         desk.learner = ProficiencyLearner()

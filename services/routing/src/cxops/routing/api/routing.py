@@ -294,12 +294,8 @@ async def create_task(
     `reserved` has already been offered. A repeated `external_id` or `Idempotency-Key`
     answers with the first task (`Idempotent-Replayed: true`) and stores nothing."""
 
-    async def earlier(**keys: Any) -> dict[str, Any] | None:
-        async with state.db.transaction() as session:
-            return await RoutingRepository(session, tenant=caller.tenant).first_task(**keys)
-
     row, replayed = await service.create_task(
-        board, caller.tenant, body, idempotency_key=idempotency_key, earlier=earlier
+        board, caller.tenant, body, idempotency_key=idempotency_key
     )
     headers = {"Location": f"{request.scope['path'].rstrip('/')}/{row['id']}"}
     if replayed:
