@@ -18,10 +18,11 @@ PostgreSQL. Each part runs alone with the other's ``--skip-`` flag.
 2. **The engine inside the service**: routing's ``/metrics`` read before and after the load
    give the offers made per second of the operations' ``engine`` phase
    (``cxops_routing_operation_seconds``: their checks, the engine and the rows and events it
-   decided, in memory; the database's reads and the transaction are the ``read`` and ``write``
-   phases). The baseline is the bare :class:`Engine` in this process with the same shape: the
-   same agents, tasks arriving, each offer accepted and the task finished a little later, so
-   agents free up. Goal: >= 50% of the bare engine.
+   decided, in memory; the database's lookups and the transactions are the ``read`` and
+   ``write`` phases, timed per lookup and per transaction, which commits a group of operations:
+   the run prints how many per transaction). The baseline is the bare :class:`Engine` in this
+   process with the same shape: the same agents, tasks arriving, each offer accepted and the
+   task finished a little later, so agents free up. Goal: >= 50% of the bare engine.
 3. **Rebuild** of one tenant's engine from PostgreSQL (a throwaway server, as the tests start
    it) with ``--rebuild-agents`` agents (available, chat capacity 1) and ``--rebuild-tasks``
    waiting tasks, bulk-inserted straight into the tables. The tasks require a skill at level 5,
@@ -385,11 +386,19 @@ def report_engine(before: dict[str, float], after: dict[str, float], bare: float
 
     offers = grew("cxops_routing_offers_total")
     operations = grew("cxops_routing_operation_seconds_count:engine")
+    transactions = grew("cxops_routing_commit_operations_count")
+    committed = grew("cxops_routing_commit_operations_sum")
     print(f"engine inside the service ({operations:,.0f} operations, {offers:,.0f} offers):")
     for phase in ("engine", "read", "write"):
         seconds = grew(f"cxops_routing_operation_seconds_sum:{phase}")
-        per = seconds / operations * 1000 if operations else 0.0
-        print(f"  {phase:6} {seconds:7.2f} s in all, {per:6.3f} ms per operation")
+        count = grew(f"cxops_routing_operation_seconds_count:{phase}")
+        per = seconds / count * 1000 if count else 0.0
+        print(f"  {phase:6} {seconds:7.2f} s in all, {count:7,.0f} times, {per:6.3f} ms each")
+    if transactions:
+        print(
+            f"  {committed:,.0f} operations committed by {transactions:,.0f} transactions "
+            f"({committed / transactions:.1f} per transaction)"
+        )
     engine_seconds = grew("cxops_routing_operation_seconds_sum:engine")
     if not engine_seconds:
         print("  no engine time recorded")

@@ -3,9 +3,9 @@
 An operation on a tenant's engine (a task arrives, an agent accepts, time passes) makes the
 engine report what it decided as :class:`cxops.routing.domain.model.Event` values, in order.
 :class:`Changes` turns each into the row changes and the CloudEvents it stands for, as it
-happens (so a task's row takes the task as it was at that moment), and writes them all in one
-transaction (:meth:`write`), with the events in the outbox. Nothing here touches the engine
-except to read it.
+happens (so a task's row takes the task as it was at that moment). :func:`write` writes the
+changes of a group of operations in one transaction, with the events in the outbox. Nothing
+here touches the engine except to read it.
 """
 
 from __future__ import annotations
@@ -347,35 +347,65 @@ class Changes:
             except KeyError:  # removed by the operation
                 continue
             finished = moment(agent.last_finished_at) if agent.last_finished_at > 0 else None
-            self.update_agent(
-                agent_id, consecutive_timeouts=agent.consecutive_timeouts, last_finished_at=finished
-            )
-
-    def write(self, connection: sa.Connection, info: CommitInfo) -> None:
-        """Everything, in one transaction (run by ``Database.run_transaction``)."""
-        tenant = self.tenant
-        if self.queue_inserts:
-            connection.execute(sa.insert(QUEUES), self.queue_inserts)
-        if self.agent_inserts:
-            connection.execute(sa.insert(AGENTS), self.agent_inserts)
-        if self.task_inserts:
-            connection.execute(sa.insert(TASKS), self.task_inserts)
-        if self.reservation_inserts:
-            connection.execute(sa.insert(RESERVATIONS), self.reservation_inserts)
-        for table, updates in (
-            (QUEUES, self.queue_updates),
-            (AGENTS, self.agent_updates),
-            (TASKS, self.task_updates),
-            (RESERVATIONS, self.reservation_updates),
-        ):
-            for row_id, values in updates.items():
-                connection.execute(
-                    sa.update(table)
-                    .where(table.c.tenant == tenant, table.c.id == row_id)
-                    .values(**values)
+            row = self.agent_rows.get(agent_id, {})
+            if (row.get("consecutive_timeouts"), row.get("last_finished_at")) != (
+                agent.consecutive_timeouts,
+                finished,
+            ):
+                self.update_agent(
+                    agent_id,
+                    consecutive_timeouts=agent.consecutive_timeouts,
+                    last_finished_at=finished,
                 )
-        if self.history:
-            connection.execute(sa.insert(TASK_EVENTS), self.history)
-        if self.proficiency:
-            connection.execute(sa.insert(PROFICIENCY), self.proficiency)
-        queue_events(connection, info, [outbox_row(e) for e in self.events])
+
+
+def write(group: list[Changes], connection: sa.Connection, info: CommitInfo) -> None:
+    """The changes of a group of operations, in order, in one transaction (run by
+    ``Database.run_transaction``), with as few statements as their shapes allow: a row inserted
+    and then updated within the group is inserted as it ends up; the rest of the inserts go one
+    statement per table, and updates of the same columns one statement per table and columns."""
+    inserts: dict[sa.Table, dict[uuid.UUID, dict[str, Any]]] = {}
+    updates: dict[sa.Table, dict[uuid.UUID, dict[str, Any]]] = {}
+    appended: dict[sa.Table, list[dict[str, Any]]] = {TASK_EVENTS: [], PROFICIENCY: []}
+    for changes in group:
+        for table, rows in (
+            (QUEUES, changes.queue_inserts),
+            (AGENTS, changes.agent_inserts),
+            (TASKS, changes.task_inserts),
+            (RESERVATIONS, changes.reservation_inserts),
+        ):
+            for row in rows:
+                inserts.setdefault(table, {})[row["id"]] = dict(row)
+        for table, changed in (
+            (QUEUES, changes.queue_updates),
+            (AGENTS, changes.agent_updates),
+            (TASKS, changes.task_updates),
+            (RESERVATIONS, changes.reservation_updates),
+        ):
+            for row_id, values in changed.items():
+                inserted = inserts.get(table, {}).get(row_id)
+                if inserted is not None:
+                    inserted.update(values)
+                else:
+                    updates.setdefault(table, {}).setdefault(row_id, {}).update(values)
+        appended[TASK_EVENTS] += changes.history
+        appended[PROFICIENCY] += changes.proficiency
+    for table, rows_by_id in inserts.items():
+        connection.execute(sa.insert(table), list(rows_by_id.values()))
+    for table, values_by_id in updates.items():
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row_id, values in values_by_id.items():
+            by_columns.setdefault(tuple(sorted(values)), []).append(
+                {"row_id": row_id, **{f"new_{column}": value for column, value in values.items()}}
+            )
+        for columns, parameters in by_columns.items():
+            statement = (
+                sa.update(table)
+                .where(table.c.tenant == group[0].tenant, table.c.id == sa.bindparam("row_id"))
+                .values({c: sa.bindparam(f"new_{c}", type_=table.c[c].type) for c in columns})
+            )
+            connection.execute(statement, parameters)
+    for table, rows in appended.items():
+        if rows:
+            connection.execute(sa.insert(table), rows)
+    queue_events(connection, info, [outbox_row(e) for c in group for e in c.events])

@@ -42,6 +42,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import httpx
@@ -62,6 +63,7 @@ from cxops.routing.changes import (
     Offer,
     clock,
     moment,
+    write,
 )
 from cxops.routing.domain.engine import Engine, Policy
 from cxops.routing.domain.escalation import Queue
@@ -530,20 +532,19 @@ class Switchboard:
                     wanted.setdefault(kind, set()).add(value)
         if not wanted:
             return
+        query = sa.select(TASKS).where(
+            TASKS.c.tenant == desk.tenant,
+            sa.or_(*(TASKS.c[kind].in_(values) for kind, values in wanted.items())),
+        )
         started = time.perf_counter()
-        async with self.db.transaction() as session:
-            rows = (
-                await session.execute(
-                    sa.select(TASKS).where(
-                        TASKS.c.tenant == desk.tenant,
-                        sa.or_(*(TASKS.c[kind].in_(values) for kind, values in wanted.items())),
-                    )
-                )
-            ).mappings()
-            for row in rows:
-                for reference in task_references(row["external_id"], row["idempotency_key"]):
-                    desk.found[reference] = dict(row)
+        # One hand-off to the database's writer (on SQLite, one thread hop, not one per step).
+        rows = await self.db.run_transaction(
+            lambda connection, info: [dict(row) for row in connection.execute(query).mappings()]
+        )
         READ_SECONDS.observe(time.perf_counter() - started)
+        for row in rows:
+            for reference in task_references(row["external_id"], row["idempotency_key"]):
+                desk.found[reference] = row
 
     async def _apply(self, desk: Desk, call: Call) -> tuple[Changes, Any] | None:
         """Run one operation on the engine; its changes, or ``None`` when it was refused (its
@@ -580,9 +581,7 @@ class Switchboard:
         if writing:
             started = time.perf_counter()
             try:
-                await self.db.run_transaction(
-                    lambda connection, info: [c.write(connection, info) for c in writing]
-                )
+                await self.db.run_transaction(partial(write, writing))
             except Exception as exc:  # noqa: BLE001 - handed to every call of the group
                 desk.stale = True
                 for call, _, _ in applied:
@@ -707,7 +706,7 @@ class Switchboard:
                     changes.update_task(row["id"], state="pending", agent_id=None)
                     desk.engine.restore_task(engine_task(row), now, fired=row["fired_rules"])
             changes.settle_agents()
-            await self.db.run_transaction(changes.write)
+            await self.db.run_transaction(partial(write, [changes]))
         finally:
             desk.changes = None
         desk.stale = False
