@@ -168,6 +168,8 @@ class Changes:
 
     def on_engine_event(self, event: Event) -> None:
         """Record one engine decision (the engine's ``on_event``)."""
+        if event.kind == "restored":  # as stored: nothing to record (a rebuild has 100,000s)
+            return
         at = moment(event.at)
         task_id = uuid.UUID(event.task_id) if event.task_id else None
         agent_id = uuid.UUID(event.agent_id) if event.agent_id else None
