@@ -12,6 +12,7 @@ from pathlib import Path
 import nats
 import pytest
 from nats.aio.client import Client as NatsClient
+from nats.js.api import StreamConfig
 
 from cxops.cli.nats_server import NatsServer
 from tests.support.postgres import PostgresServer
@@ -53,6 +54,15 @@ async def nats_client(nats_server: NatsServer) -> AsyncIterator[NatsClient]:
     client = await nats.connect(nats_server.url, connect_timeout=2)
     yield client
     await asyncio.wait_for(client.close(), timeout=5)
+
+
+@pytest.fixture
+async def feedback_stream(nats_client: NatsClient) -> str:
+    """CX_FEEDBACK as feedback would provision it, for tests that publish events by hand."""
+    await nats_client.jetstream().add_stream(
+        StreamConfig(name="CX_FEEDBACK", subjects=["cx.feedback.>"], duplicate_window=120)
+    )
+    return "CX_FEEDBACK"
 
 
 @pytest.fixture

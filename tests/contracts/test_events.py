@@ -36,14 +36,27 @@ def _subscriptions() -> list[tuple[str, str]]:
     return found
 
 
-def _publisher_model(subject: str) -> type[BaseModel]:
+def _published(subject: str) -> dict[str, type[BaseModel]]:
     publisher = subject.split(".")[1]
     published: dict[str, type[BaseModel]] = getattr(_events_module(publisher), "PUBLISHED", {})
-    assert subject in published, f"{subject} is consumed but {publisher} does not publish it"
-    return published[subject]
+    return published
 
+
+#: Subjects a consumer already reads that their publisher does not publish yet, and when it
+#: will. Each entry must still be unpublished: once it is, the entry goes and the subject is
+#: checked as every other.
+AWAITED = {
+    "cx.feedback.case.opened.v1": "feedback publishes closed-loop cases with issue 14",
+}
 
 SUBSCRIPTIONS = _subscriptions()
+CHECKED = [(service, subject) for service, subject in SUBSCRIPTIONS if subject not in AWAITED]
+
+
+@pytest.mark.parametrize("subject", sorted(AWAITED))
+def test_an_awaited_subject_is_not_published_yet(subject: str) -> None:
+    assert subject in {s for _, s in SUBSCRIPTIONS}, f"nobody consumes {subject}"
+    assert subject not in _published(subject), f"{subject} is published now: check it"
 
 
 def test_some_subjects_are_consumed() -> None:
@@ -57,9 +70,11 @@ def test_every_published_subject_names_its_publisher() -> None:
             assert subject.startswith(f"cx.{service}.") and subject.endswith(".v1")
 
 
-@pytest.mark.parametrize(("consumer", "subject"), SUBSCRIPTIONS)
+@pytest.mark.parametrize(("consumer", "subject"), CHECKED)
 def test_the_consumer_reads_whatever_the_publisher_publishes(consumer: str, subject: str) -> None:
-    publisher_model = _publisher_model(subject)
+    published = _published(subject)
+    assert subject in published, f"{subject} is consumed but its publisher does not publish it"
+    publisher_model = published[subject]
     consumed: dict[str, type[BaseModel]] = getattr(_events_module(consumer), "CONSUMED", {})
     assert subject in consumed, f"{consumer} subscribes to {subject} without a model to read it"
     consumer_model = consumed[subject]

@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import SimpleNamespace
 
 import httpx
 import nats
@@ -18,6 +19,10 @@ import pytest
 from cxops.cli.processes import Process, free_port, http_ok
 from cxops.cli.supervisor import Suite
 from cxops.common.auth import INTERNAL_TOKEN_HEADER, CallerContext, Role, mint_internal_token
+from cxops.routing.cases import _create_at_owner, case_task
+from cxops.routing.events import CaseOpened
+from cxops.routing.ownership import NotOwner
+from cxops.routing.settings import RoutingSettings
 from tests.support.services import eventually
 from tests.support.suite import SuiteFactory
 
@@ -222,3 +227,22 @@ async def test_the_other_replica_takes_over_when_the_owner_dies(
         assert takeover <= 2 * LEASE_TTL + 1.0, takeover  # + the scan's and the test's polling
     finally:
         await asyncio.to_thread(other.stop)
+
+
+async def test_a_case_consumed_by_a_replica_that_does_not_own_the_tenant_reaches_the_owner(
+    suite_factory: SuiteFactory,
+) -> None:
+    """The hop a non-owner's case consumer takes: the task is made by the owner, over its API,
+    and a redelivered case stores nothing twice."""
+    suite = await asyncio.to_thread(suite_factory.start, database="sqlite", env=FAST)
+    async with routing_client(suite, suite.url("routing")) as client:
+        await set_up(client)  # the running replica owns the tenant
+        settings = RoutingSettings(environment="development", signing_secret=suite.signing_secret)
+        case = CaseOpened.model_validate({"case_id": "c-77", "team": "care", "customer_ref": "x"})
+        async with httpx.AsyncClient(trust_env=False) as http:
+            hop = SimpleNamespace(settings=settings, http=http)
+            moved = NotOwner(TENANT, suite.url("routing"))
+            for _ in range(2):
+                await _create_at_owner(hop, TENANT, moved, case_task(case, "care"))  # type: ignore[arg-type]
+        tasks = (await client.get("/tasks", params={"customer_ref": "x"})).json()
+        assert [(t["external_id"], t["queue"]) for t in tasks] == [("case-c-77", "care")]

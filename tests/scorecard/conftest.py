@@ -6,8 +6,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from nats.aio.client import Client as NatsClient
-from nats.js.api import StreamConfig
 
 from cxops.cli.nats_server import NatsServer
 from cxops.common.migrations import upgrade
@@ -46,12 +44,3 @@ async def scorecard(
     )
     async with running(create_scorecard_app(settings)) as service:
         yield service
-
-
-@pytest.fixture
-async def feedback_stream(nats_client: NatsClient) -> str:
-    """CX_FEEDBACK as feedback would provision it, for tests that publish events by hand."""
-    await nats_client.jetstream().add_stream(
-        StreamConfig(name="CX_FEEDBACK", subjects=["cx.feedback.>"], duplicate_window=120)
-    )
-    return "CX_FEEDBACK"

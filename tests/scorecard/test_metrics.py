@@ -1,7 +1,6 @@
 """Survey metrics from real events: responses posted to feedback, and events published by hand
 to see redeliveries, duplicates and poison, consumed by scorecard's durable consumer."""
 
-import dataclasses
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -11,9 +10,14 @@ from nats.aio.client import Client as NatsClient
 
 from cxops.common.auth import Role
 from cxops.common.errors import PROBLEM_MEDIA_TYPE
-from cxops.common.events import Event
 from cxops.scorecard.events import FEEDBACK_RESPONSE_RECEIVED
-from tests.support.services import RunningService, auth, eventually
+from tests.support.services import (
+    RunningService,
+    auth,
+    consumer_caught_up,
+    eventually,
+    publish_event,
+)
 
 TENANT = "acme"
 OTHER_TENANT = "globex"
@@ -83,28 +87,21 @@ async def publish(
     event_id: str | None = None,
     msg_id: str | None = None,
 ) -> int:
-    """Publish a CloudEvent as feedback's relay would; returns its stream sequence."""
-    event = Event.new(subject=FEEDBACK_RESPONSE_RECEIVED, source="/tests", tenant=tenant, data=data)
-    if event_id is not None:
-        event = dataclasses.replace(event, id=event_id)
-    headers = event.headers()
-    if msg_id is not None:
-        headers["Nats-Msg-Id"] = msg_id
-    ack = await nats_client.jetstream().publish(event.subject, event.body(), headers=headers)
-    assert not ack.duplicate
-    return int(ack.seq)
+    """Publish a ``response.received`` as feedback's relay would; returns its stream sequence."""
+    return await publish_event(
+        nats_client,
+        FEEDBACK_RESPONSE_RECEIVED,
+        data,
+        tenant=tenant,
+        event_id=event_id,
+        msg_id=msg_id,
+    )
 
 
 async def caught_up(nats_client: NatsClient, last_sequence: int) -> None:
     """Wait until scorecard's durable consumer has settled every message up to
     ``last_sequence``."""
-
-    async def check() -> bool:
-        info = await nats_client.jetstream().consumer_info("CX_FEEDBACK", DURABLE)
-        assert info.ack_floor is not None
-        return info.ack_floor.stream_seq >= last_sequence and info.num_ack_pending == 0
-
-    await eventually(check, what=f"the consumer to settle message {last_sequence}")
+    await consumer_caught_up(nats_client, "CX_FEEDBACK", DURABLE, last_sequence)
 
 
 async def test_posted_responses_are_counted_into_each_metric(

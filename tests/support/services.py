@@ -6,6 +6,7 @@ the gateway would mint them, and polling for what happens in the background.
 """
 
 import asyncio
+import dataclasses
 import io
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,9 +18,11 @@ import httpx
 import sqlalchemy as sa
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from nats.aio.client import Client as NatsClient
 
 from cxops.common.auth import INTERNAL_TOKEN_HEADER, CallerContext, Role, mint_internal_token
 from cxops.common.db import Database, create_engine
+from cxops.common.events import Event
 from cxops.common.service import ServiceState
 from cxops.common.settings import ServiceSettings
 
@@ -165,3 +168,37 @@ async def table_names(url: str) -> set[str]:
     finally:
         await engine.dispose()
     return set(names)
+
+
+async def publish_event(
+    nats_client: NatsClient,
+    subject: str,
+    data: dict[str, Any],
+    *,
+    tenant: str,
+    event_id: str | None = None,
+    msg_id: str | None = None,
+) -> int:
+    """Publish a CloudEvent as a service's outbox relay would; returns its stream sequence."""
+    event = Event.new(subject=subject, source="/tests", tenant=tenant, data=data)
+    if event_id is not None:
+        event = dataclasses.replace(event, id=event_id)
+    headers = event.headers()
+    if msg_id is not None:
+        headers["Nats-Msg-Id"] = msg_id
+    ack = await nats_client.jetstream().publish(event.subject, event.body(), headers=headers)
+    assert not ack.duplicate
+    return int(ack.seq)
+
+
+async def consumer_caught_up(
+    nats_client: NatsClient, stream: str, durable: str, last_sequence: int
+) -> None:
+    """Wait until the durable consumer has settled every message up to ``last_sequence``."""
+
+    async def check() -> bool:
+        info = await nats_client.jetstream().consumer_info(stream, durable)
+        assert info.ack_floor is not None
+        return info.ack_floor.stream_seq >= last_sequence and info.num_ack_pending == 0
+
+    await eventually(check, what=f"{durable} to settle message {last_sequence}")

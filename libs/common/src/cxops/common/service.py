@@ -249,7 +249,7 @@ async def _start_events(state: ServiceState) -> None:
             await asyncio.sleep(1.0)
     workers = [state.relay.run()] + [
         Consumer(
-            consumer_spec,
+            consumer_spec.bound(state),
             service=spec.name,
             db=state.db,
             broker=broker,

@@ -16,6 +16,9 @@ stored the change it announces. Payloads only ever gain fields.
 ``cx.routing.agent.status_changed.v1``  an agent's declared status changed (by the agent, a
                                     supervisor, or the engine after offers timed out).
 ``cx.routing.proficiency.changed.v1``   a skill level changed (a supervisor, or learning).
+
+Routing consumes ``cx.feedback.case.opened.v1`` (durable ``routing-feedback-cases``): each case
+becomes a task (:mod:`cxops.routing.cases`). :class:`CaseOpened` names the fields routing reads.
 """
 
 import uuid
@@ -24,6 +27,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from cxops.common.events import Event
+from cxops.routing.schemas import ExternalId, Name
 
 EVENT_SOURCE = "/cxops/routing"
 
@@ -156,3 +160,26 @@ def routing_event(subject: str, *, tenant: str, **fields: Any) -> Event:
     return Event.new(
         subject=subject, source=EVENT_SOURCE, tenant=tenant, data=payload.model_dump(mode="json")
     )
+
+
+CASE_OPENED = "cx.feedback.case.opened.v1"
+
+
+class CaseOpened(BaseModel):
+    """Routing's reading of ``cx.feedback.case.opened.v1``: the fields it uses, the rest
+    ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    case_id: ExternalId
+    #: The owning team: its queue takes the case.
+    team: Name | None = None
+    topic: Name | None = None
+    customer_ref: ExternalId | None = None
+    tier: Name | None = None
+    #: When the corrective action must be documented: the task's ``sla_deadline``.
+    action_due_at: AwareDatetime | None = None
+
+
+#: Every subject this service consumes, and the model it reads the payload with.
+CONSUMED: dict[str, type[BaseModel]] = {CASE_OPENED: CaseOpened}

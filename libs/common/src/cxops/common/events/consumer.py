@@ -13,8 +13,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from nats.aio.msg import Msg
@@ -60,8 +61,28 @@ class ConsumerSpec:
     name: str
     stream: str
     subjects: Sequence[str]
-    handler: EventHandler
+    handler: EventHandler | None = None
     batch_handler: BatchEventHandler | None = None
+    #: In place of ``handler``, for one that needs the running service (a component, such as
+    #: routing's live engines): called once with the started ``ServiceState``, it returns the
+    #: handler.
+    bind: Callable[[Any], EventHandler] | None = None
+    #: False for a handler that is idempotent by itself and commits through its own path
+    #: (routing: a case's task, known by its external id, committed by the tenant's engine): it
+    #: is called outside any transaction, with ``None`` for a session, and nothing is recorded
+    #: in the inbox. Nesting its commit inside the consumer's transaction would deadlock on
+    #: SQLite, where a transaction holds the database's one write lock.
+    inbox: bool = True
+
+    def __post_init__(self) -> None:
+        if (self.handler is None) == (self.bind is None):
+            raise ValueError(f"consumer {self.name}: give a handler or bind, not both")
+
+    def bound(self, state: Any) -> ConsumerSpec:
+        """This consumer with its handler, bound to the running service if it needs to be."""
+        if self.bind is None:
+            return self
+        return replace(self, handler=self.bind(state), bind=None)
 
 
 class Consumer:
@@ -86,6 +107,12 @@ class Consumer:
         self.ack_wait_seconds = ack_wait_seconds
         self.batch_size = batch_size
         self.backoff_seconds = tuple(backoff_seconds) or (1.0,)
+
+    @property
+    def _handler(self) -> EventHandler:
+        if self.spec.handler is None:
+            raise ValueError(f"consumer {self.spec.name} is not bound to its service (bound())")
+        return self.spec.handler
 
     def config(self) -> ConsumerConfig:
         subjects = list(self.spec.subjects)
@@ -131,8 +158,9 @@ class Consumer:
         """Handle a fetched batch in one transaction (one commit, one inbox lookup), and fall
         back to one event at a time if anything in it fails, so a poison event is isolated and
         retried on its own while the rest are handled."""
-        if len(messages) == 1:
-            await self.handle(messages[0])
+        if len(messages) == 1 or not self.spec.inbox:
+            for msg in messages:
+                await self.handle(msg)
             return
         batch: list[tuple[Msg, Event]] = []
         for msg in messages:
@@ -178,7 +206,7 @@ class Consumer:
                     tenant_token = tenant_var.set(event.tenant)
                     try:
                         with self._span(event):
-                            await self.spec.handler(session, event)
+                            await self._handler(session, event)
                     finally:
                         tenant_var.reset(tenant_token)
             if handled:
@@ -259,6 +287,9 @@ class Consumer:
 
     async def _handle_once(self, event: Event) -> str:
         """Run the handler and record the event in the inbox, in one transaction."""
+        if not self.spec.inbox:
+            await self._handler(None, event)  # type: ignore[arg-type]  # see ConsumerSpec.inbox
+            return "handled"
         try:
             async with self.db.transaction() as session:
                 seen = await session.scalar(
@@ -268,7 +299,7 @@ class Consumer:
                 )
                 if seen:
                     return "duplicate"
-                await self.spec.handler(session, event)
+                await self._handler(session, event)
                 await session.execute(
                     sa.insert(inbox).values(
                         consumer=self.durable,
