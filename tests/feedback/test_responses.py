@@ -79,6 +79,7 @@ async def test_a_response_is_stored_and_announced_once(
         "comment": "Quick and friendly.",
         "customer_ref": "cust-42",
         "channel": "email",
+        "task_id": None,
         "occurred_at": "2026-03-01T09:30:00Z",
         "received_at": body["received_at"],
     }
@@ -115,6 +116,27 @@ async def test_a_response_is_stored_and_announced_once(
     await feedback.outbox_drained()
     assert await stored(feedback) == (1, 1)
     assert await stream_size(nats_client) == 1
+
+
+async def test_a_response_may_name_the_routing_task_it_is_about(
+    feedback: RunningService, nats_client: NatsClient
+) -> None:
+    task_id = uuid.uuid4()
+    posted = await feedback.client.post(
+        RESPONSES,
+        json=answer(kind="csat", score=5, task_id=str(task_id)),
+        headers=auth(TENANT, Role.INTEGRATION),
+    )
+    assert posted.status_code == 201, posted.text
+    assert posted.json()["task_id"] == str(task_id)
+    read = await feedback.client.get(posted.headers["Location"], headers=auth(TENANT, Role.VIEWER))
+    assert read.json()["task_id"] == str(task_id)
+    [message] = await stream_messages(nats_client, 1)
+    assert ResponseReceivedV1.model_validate_json(message.data).task_id == task_id
+    refused = await feedback.client.post(
+        RESPONSES, json=answer(task_id="call-9"), headers=auth(TENANT, Role.INTEGRATION)
+    )
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "task_id"
 
 
 async def test_the_answer_time_defaults_to_receipt_and_is_kept_in_utc(

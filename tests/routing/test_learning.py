@@ -4,7 +4,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cxops.routing.domain.learning import LearningPolicy, Outcome, ProficiencyLearner
+from cxops.routing.domain.learning import (
+    LearningPolicy,
+    Outcome,
+    ProficiencyChange,
+    ProficiencyLearner,
+)
 
 
 def outcome(
@@ -32,6 +37,28 @@ def test_a_strong_run_raises_one_level_only_after_enough_outcomes() -> None:
     assert learner.level("ann", "billing") == 4
     assert change.at >= 100.0 + learner.policy.min_outcomes - 1
     assert "learned from" in change.reason
+
+
+def test_a_late_csat_counts_as_an_outcome_of_its_own_with_its_signal_alone() -> None:
+    """Outcomes at the queue's usual handle time and no more to say leave the level alone;
+    their CSATs, answered later, move it as CSATs do (a neutral 3 does not)."""
+
+    def run(late_csat: int | None) -> list[ProficiencyChange]:
+        learner = ProficiencyLearner()
+        learner.track("ann", {"billing": 3})
+        warm_queue(learner, 150.0)
+        changes = []
+        for i in range(60):
+            changes += learner.observe(outcome(150.0, at=float(i)))
+            if late_csat is not None:
+                changes += learner.observe_csat("ann", ("billing",), late_csat, float(i))
+        return changes
+
+    assert run(None) == [] and run(3) == []
+    [change] = run(5)
+    assert (change.old, change.new) == (3, 4)
+    with pytest.raises(ValueError, match="outside 1-5"):
+        ProficiencyLearner().observe_csat("ann", ("billing",), 6, 0.0)
 
 
 def test_a_single_bad_outcome_changes_nothing() -> None:

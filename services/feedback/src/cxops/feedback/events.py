@@ -37,6 +37,8 @@ class ResponseReceivedV1(BaseModel):
     score: StrictInt
     customer_ref: str
     channel: str
+    #: The routing task the answer is about, if the platform named it.
+    task_id: uuid.UUID | None = None
     occurred_at: AwareDatetime
     received_at: AwareDatetime
     has_comment: bool
@@ -56,6 +58,7 @@ def response_received(response: ResponsePublic, *, tenant: str) -> Event:
         score=response.score,
         customer_ref=response.customer_ref,
         channel=response.channel,
+        task_id=response.task_id,
         occurred_at=response.occurred_at,
         received_at=response.received_at,
         has_comment=response.comment is not None,

@@ -57,6 +57,8 @@ class FeedbackResponse(FeedbackTable, table=True):
     comment: str | None = Field(default=None, sa_type=sa.Text)
     customer_ref: str = Field(sa_type=sa.String(128), nullable=False)
     channel: str = Field(sa_type=sa.String(64), nullable=False)
+    #: The routing task the answer is about, if the platform named it.
+    task_id: uuid.UUID | None = Field(default=None)
     occurred_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     received_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     idempotency_key: str | None = Field(default=None, sa_type=sa.String(255))

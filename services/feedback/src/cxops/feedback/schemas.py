@@ -102,6 +102,14 @@ class ResponseCreate(BaseModel):
         description="The caller's reference for the customer (an id, not personal data)."
     )
     channel: Channel = Field(description="Where the answer was given: `email`, `web`, `sms`…")
+    task_id: uuid.UUID | None = Field(
+        default=None,
+        description=(
+            "The routing task the answer is about (a CSAT after a contact), if the platform "
+            "knows it: routing takes a CSAT on a completed task into its agent's proficiency "
+            "learning."
+        ),
+    )
     occurred_at: UtcDateTime | None = Field(
         default=None,
         description=(
@@ -147,6 +155,7 @@ class ResponsePublic(BaseModel):
     comment: str | None
     customer_ref: str
     channel: str
+    task_id: uuid.UUID | None = None
     occurred_at: datetime
     received_at: datetime
 

@@ -86,6 +86,7 @@ async def record_response(
         comment=payload.comment,
         customer_ref=payload.customer_ref,
         channel=payload.channel,
+        task_id=payload.task_id,
         occurred_at=payload.occurred_at or received_at,
         received_at=received_at,
     )

@@ -17,8 +17,10 @@ stored the change it announces. Payloads only ever gain fields.
                                     supervisor, or the engine after offers timed out).
 ``cx.routing.proficiency.changed.v1``   a skill level changed (a supervisor, or learning).
 
-Routing consumes ``cx.feedback.case.opened.v1`` (durable ``routing-feedback-cases``): each case
-becomes a task (:mod:`cxops.routing.cases`). :class:`CaseOpened` names the fields routing reads.
+Routing consumes ``cx.feedback.case.opened.v1`` (each case becomes a task) and
+``cx.feedback.response.received.v1`` (a CSAT naming a task is learned from); see
+:mod:`cxops.routing.consumers`. :class:`CaseOpened` and :class:`ResponseReceived` name the
+fields routing reads.
 """
 
 import uuid
@@ -181,5 +183,22 @@ class CaseOpened(BaseModel):
     action_due_at: AwareDatetime | None = None
 
 
+RESPONSE_RECEIVED = "cx.feedback.response.received.v1"
+
+
+class ResponseReceived(BaseModel):
+    """Routing's reading of ``cx.feedback.response.received.v1``: a CSAT that names a task."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    response_id: uuid.UUID
+    kind: str
+    score: int
+    task_id: uuid.UUID | None = None
+
+
 #: Every subject this service consumes, and the model it reads the payload with.
-CONSUMED: dict[str, type[BaseModel]] = {CASE_OPENED: CaseOpened}
+CONSUMED: dict[str, type[BaseModel]] = {
+    CASE_OPENED: CaseOpened,
+    RESPONSE_RECEIVED: ResponseReceived,
+}

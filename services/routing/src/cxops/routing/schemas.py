@@ -229,6 +229,12 @@ class CompleteBody(_Body):
     csat: Annotated[int, Field(ge=1, le=5)] | None = None
 
 
+class CsatBody(_Body):
+    csat: Annotated[int, Field(ge=1, le=5)] = Field(
+        description="The customer's satisfaction with the contact, 1-5."
+    )
+
+
 class ReservationState(StrEnum):
     PENDING = "pending"
     ACCEPTED = "accepted"

@@ -7,15 +7,17 @@ import hashlib
 import heapq
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from uuid6 import uuid7
 
+from cxops.common.db import Database
 from cxops.common.errors import Problem
 from cxops.routing import events
 from cxops.routing.changes import Changes, clock, moment
-from cxops.routing.domain.learning import Outcome
+from cxops.routing.domain.learning import Outcome, ProficiencyChange
 from cxops.routing.domain.model import DEFAULT_TIERS, ReservationState
 from cxops.routing.domain.statistics import TaskFigures, queue_figures
 from cxops.routing.repository import RoutingRepository
@@ -25,6 +27,7 @@ from cxops.routing.schemas import (
     AgentStatus,
     CancelBody,
     CompleteBody,
+    CsatBody,
     QueueCreate,
     QueuePatch,
     StatusUpdate,
@@ -527,7 +530,17 @@ def _learn(
         resolved_first_contact=body.resolved,
         csat=body.csat,
     )
-    for change in desk.learner.observe(outcome):
+    _relevel(desk, changes, agent_id, desk.learner.observe(outcome), now)
+
+
+def _relevel(
+    desk: Desk,
+    changes: Changes,
+    agent_id: uuid.UUID,
+    learned: list[ProficiencyChange],
+    now: float,
+) -> None:
+    for change in learned:
         desk.engine.set_proficiency(str(agent_id), change.skill, change.new, now, reason="learning")
         changes.proficiency_changed(
             agent_id,
@@ -538,6 +551,44 @@ def _learn(
             reason=change.reason,
             at=moment(now),
         )
+
+
+async def rate_task(
+    board: Switchboard, tenant: str, task_id: uuid.UUID, body: CsatBody, stored: Any
+) -> dict[str, Any]:
+    """The customer's CSAT for a completed task that had none (the survey answered after the
+    contact): stored on the task and learned from, once. The same CSAT again changes nothing;
+    another is a 409."""
+
+    async def operation(desk: Desk, changes: Changes) -> dict[str, Any]:
+        row = await _open_task(desk, changes, task_id, stored)
+        if row["state"] != "completed":
+            raise _wrong_state(row, "rated", "only a completed task")
+        if row["csat"] is not None:
+            if row["csat"] == body.csat:
+                return row
+            raise conflict(f"Task {task_id} was already rated {row['csat']}.", state=row["state"])
+        changes.update_task(task_id, csat=body.csat)
+        row = {**row, "csat": body.csat}
+        agent_id = row["agent_id"]
+        if agent_id in desk.agents and row["requires"]:
+            now = desk.now()
+            skills = tuple(sorted(row["requires"]))
+            learned = desk.learner.observe_csat(str(agent_id), skills, body.csat, now)
+            _relevel(desk, changes, agent_id, learned, now)
+        return row
+
+    return await board.run(tenant, operation)
+
+
+def stored_task(db: Database, tenant: str) -> Callable[[uuid.UUID], Awaitable[Any]]:
+    """The lookup of an ended task as stored, for operations on tasks."""
+
+    async def find(task_id: uuid.UUID) -> dict[str, Any] | None:
+        async with db.transaction() as session:
+            return await RoutingRepository(session, tenant=tenant).task(task_id)
+
+    return find
 
 
 async def _open_task(

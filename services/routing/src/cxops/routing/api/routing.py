@@ -26,6 +26,7 @@ from cxops.routing.schemas import (
     AgentStatus,
     CancelBody,
     CompleteBody,
+    CsatBody,
     ExternalId,
     Name,
     QueueCreate,
@@ -356,14 +357,6 @@ async def get_task(task_id: uuid.UUID, caller: Caller, session: SessionDep) -> T
     )
 
 
-def _stored_task(state: Any, tenant: str) -> Any:
-    async def find(task_id: uuid.UUID) -> dict[str, Any] | None:
-        async with state.db.transaction() as session:
-            return await RoutingRepository(session, tenant=tenant).task(task_id)
-
-    return find
-
-
 @router.post(
     "/tasks/{task_id}/cancel",
     response_model=TaskPublic,
@@ -375,7 +368,11 @@ async def cancel_task(
     task_id: uuid.UUID, caller: Work, board: Board, state: State, body: CancelBody | None = None
 ) -> TaskPublic:
     row = await service.cancel_task(
-        board, caller.tenant, task_id, body or CancelBody(), _stored_task(state, caller.tenant)
+        board,
+        caller.tenant,
+        task_id,
+        body or CancelBody(),
+        service.stored_task(state.db, caller.tenant),
     )
     return _task(row)
 
@@ -391,7 +388,11 @@ async def wrap_task(task_id: uuid.UUID, caller: Work, board: Board, state: State
     """The task keeps the agent's capacity until it is completed."""
     return _task(
         await service.wrap_task(
-            board, caller.tenant, task_id, _stored_task(state, caller.tenant), _bound(caller)
+            board,
+            caller.tenant,
+            task_id,
+            service.stored_task(state.db, caller.tenant),
+            _bound(caller),
         )
     )
 
@@ -413,8 +414,32 @@ async def complete_task(
             caller.tenant,
             task_id,
             body,
-            _stored_task(state, caller.tenant),
+            service.stored_task(state.db, caller.tenant),
             _bound(caller),
+        )
+    )
+
+
+#: Who reports a customer's CSAT: the platform (or a supervisor), never the agent rated.
+Rater = Annotated[CallerContext, Depends(require_role(Role.SUPERVISOR, Role.INTEGRATION))]
+
+
+@router.post(
+    "/tasks/{task_id}/csat",
+    response_model=TaskPublic,
+    tags=["tasks"],
+    summary="Report a CSAT that came after the outcome",
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def rate_task(
+    task_id: uuid.UUID, body: CsatBody, caller: Rater, board: Board, state: State
+) -> TaskPublic:
+    """For a completed task without a CSAT (the survey answered after the contact): stored and
+    learned from once; the same CSAT again is answered as before, another is a 409. Feedback
+    responses that name a task (`task_id`) arrive here by event."""
+    return _task(
+        await service.rate_task(
+            board, caller.tenant, task_id, body, service.stored_task(state.db, caller.tenant)
         )
     )
 

@@ -123,9 +123,23 @@ class ProficiencyLearner:
         times.append(outcome.handle_seconds)
         if signal is None:
             return []
+        return self._apply(outcome.agent_id, outcome.skills, signal, outcome.at)
+
+    def observe_csat(
+        self, agent_id: str, skills: tuple[str, ...], csat: int, at: float
+    ) -> list[ProficiencyChange]:
+        """Learn from a CSAT that came after its outcome was learned from (the survey answered
+        later): the CSAT part of the signal alone, counted as an outcome of its own."""
+        if not 1 <= csat <= 5:
+            raise ValueError(f"CSAT of {agent_id}: {csat} is outside 1-5")
+        return self._apply(agent_id, skills, (csat - 3) / 2, at)
+
+    def _apply(
+        self, agent_id: str, skills: tuple[str, ...], signal: float, at: float
+    ) -> list[ProficiencyChange]:
         changes = []
-        for skill in sorted(set(outcome.skills)):
-            state = self._skills.get((outcome.agent_id, skill))
+        for skill in sorted(set(skills)):
+            state = self._skills.get((agent_id, skill))
             if state is None or state.pinned:
                 continue
             change = self._learn(state, signal)
@@ -135,9 +149,7 @@ class ProficiencyLearner:
                     f"learned from {state.outcomes} outcomes: estimate {state.estimate:.2f}, "
                     f"baseline {state.baseline}"
                 )
-                changes.append(
-                    ProficiencyChange(outcome.agent_id, skill, old, new, outcome.at, reason)
-                )
+                changes.append(ProficiencyChange(agent_id, skill, old, new, at, reason))
         return changes
 
     def _signal(self, outcome: Outcome) -> float | None:
