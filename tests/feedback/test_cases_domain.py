@@ -4,6 +4,7 @@ timer) at exact instants."""
 
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -12,10 +13,28 @@ from hypothesis import strategies as st
 from cxops.feedback.domain.cases import (
     DEFAULT_RULES,
     DEFAULT_TEAM,
+    TRANSITIONS,
+    Case,
+    CaseAction,
+    CaseDecision,
+    CaseInputError,
     CaseRule,
     CaseRules,
+    CaseState,
     ResponseFacts,
+    RootCause,
+    RootCauseCategory,
+    SlaPolicy,
+    Transition,
+    TransitionRefused,
+    acknowledge,
+    allowed_actions,
+    assign,
+    close,
+    document_action,
     evaluate,
+    open_case,
+    reopen,
 )
 from cxops.feedback.domain.sentiment import SentimentLabel
 from cxops.stats.scales import SCALES, SurveyKind
@@ -211,3 +230,215 @@ def test_a_rule_set_opens_exactly_when_one_of_its_rules_would_alone(
 def test_rules_that_could_not_work_are_refused(build: Callable[[], object]) -> None:
     with pytest.raises(ValueError):
         build()
+
+
+# --- states ----------------------------------------------------------------------------------
+
+FEEDBACK_AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+OPENED_AT = FEEDBACK_AT + timedelta(minutes=5)
+SLA = SlaPolicy()
+WHY = RootCause(RootCauseCategory.PROCESS, ("refund took 10 days", "manual approval step"))
+OPEN, ACKNOWLEDGED, DOCUMENTED, CLOSED = (
+    CaseState.OPEN,
+    CaseState.ACKNOWLEDGED,
+    CaseState.ACTION_DOCUMENTED,
+    CaseState.CLOSED,
+)
+DETRACTOR = CaseDecision(opens=True, rule="nps-detractor", team="billing", topic="refund")
+
+
+def opened(sla: SlaPolicy = SLA, feedback_at: datetime = FEEDBACK_AT) -> Case:
+    return open_case(
+        DETRACTOR,
+        feedback_at=feedback_at,
+        at=feedback_at + timedelta(minutes=5),
+        by="system",
+        sla=sla,
+    ).case
+
+
+def perform(case: Case, action: CaseAction, at: datetime) -> Transition:
+    """The action with valid input, as a supervisor would take it."""
+    if action is CaseAction.ASSIGN:
+        return assign(case, owner="ana", by="lead", at=at)
+    if action is CaseAction.ACKNOWLEDGE:
+        return acknowledge(case, by="ana", at=at)
+    if action is CaseAction.DOCUMENT_ACTION:
+        return document_action(
+            case, corrective_action="auto-approve refunds", root_cause=WHY, by="ana", at=at
+        )
+    if action is CaseAction.CLOSE:
+        return close(case, resolution="refunded", customer_contacted=True, by="ana", at=at)
+    if action is CaseAction.REOPEN:
+        return reopen(case, by="ana", at=at, reason="customer called back")
+    raise AssertionError(f"no way to perform {action}")
+
+
+PATH = (CaseAction.ACKNOWLEDGE, CaseAction.DOCUMENT_ACTION, CaseAction.CLOSE)
+
+
+def case_in(state: CaseState) -> Case:
+    """A case walked to ``state`` along the only path, an hour per step."""
+    case = opened()
+    steps = {OPEN: 0, ACKNOWLEDGED: 1, DOCUMENTED: 2, CLOSED: 3}[state]
+    for hour, action in enumerate(PATH[:steps], start=1):
+        case = perform(case, action, OPENED_AT + timedelta(hours=hour)).case
+    assert case.state is state
+    return case
+
+
+#: Written out, not read from TRANSITIONS, so a wrong table fails here.
+ALLOWED = {
+    OPEN: {CaseAction.ASSIGN: OPEN, CaseAction.ACKNOWLEDGE: ACKNOWLEDGED},
+    ACKNOWLEDGED: {CaseAction.ASSIGN: ACKNOWLEDGED, CaseAction.DOCUMENT_ACTION: DOCUMENTED},
+    DOCUMENTED: {CaseAction.ASSIGN: DOCUMENTED, CaseAction.CLOSE: CLOSED},
+    CLOSED: {CaseAction.REOPEN: OPEN},
+}
+PERFORMABLE = [action for action in CaseAction if action is not CaseAction.OPEN]
+PAIRS = [(state, action) for state in CaseState for action in PERFORMABLE]
+
+
+@pytest.mark.parametrize(
+    ("state", "action"), [pair for pair in PAIRS if pair[1] in ALLOWED[pair[0]]]
+)
+def test_every_allowed_transition(state: CaseState, action: CaseAction) -> None:
+    case = case_in(state)
+    at = OPENED_AT + timedelta(days=1)
+    moved = perform(case, action, at)
+    assert moved.case.state is ALLOWED[state][action]
+    entry = moved.entry
+    assert (entry.action, entry.at, entry.from_state, entry.to_state) == (
+        action,
+        at,
+        state,
+        ALLOWED[state][action],
+    )
+    assert entry.by in {"ana", "lead"}
+    assert case.state is state  # the value passed in is untouched
+
+
+@pytest.mark.parametrize(
+    ("state", "action"), [pair for pair in PAIRS if pair[1] not in ALLOWED[pair[0]]]
+)
+def test_every_refused_transition_names_the_allowed_actions(
+    state: CaseState, action: CaseAction
+) -> None:
+    with pytest.raises(TransitionRefused) as refused:
+        perform(case_in(state), action, OPENED_AT + timedelta(days=1))
+    assert refused.value.state is state
+    assert refused.value.action is action
+    assert set(refused.value.allowed) == set(ALLOWED[state])
+    message = str(refused.value)
+    assert all(str(allowed) in message for allowed in ALLOWED[state])
+    assert f"cannot {action}" in message
+
+
+def test_the_table_is_exactly_the_allowed_transitions() -> None:
+    assert {(s, a): t for s, moves in ALLOWED.items() for a, t in moves.items()} == dict(
+        TRANSITIONS
+    )
+    assert all(action is not CaseAction.OPEN for _, action in TRANSITIONS)
+    for state in CaseState:
+        assert set(allowed_actions(state)) == set(ALLOWED[state])
+
+
+def test_opening_records_the_rule_team_and_topic() -> None:
+    opening = open_case(DETRACTOR, feedback_at=FEEDBACK_AT, at=OPENED_AT, by="system", sla=SLA)
+    case = opening.case
+    assert (case.state, case.team, case.rule, case.topic, case.owner) == (
+        OPEN,
+        "billing",
+        "nps-detractor",
+        "refund",
+        None,
+    )
+    assert (case.feedback_at, case.opened_at, case.round) == (FEEDBACK_AT, OPENED_AT, 1)
+    entry = opening.entry
+    assert (entry.action, entry.from_state, entry.to_state, entry.by) == (
+        CaseAction.OPEN,
+        None,
+        OPEN,
+        "system",
+    )
+    assert entry.detail == {"rule": "nps-detractor", "team": "billing", "topic": "refund"}
+    with pytest.raises(CaseInputError):
+        open_case(CaseDecision(opens=False), feedback_at=FEEDBACK_AT, at=OPENED_AT, by="s", sla=SLA)
+
+
+def test_each_action_keeps_its_input_on_the_case_and_in_the_history() -> None:
+    at = OPENED_AT + timedelta(hours=2)
+    assigned = assign(opened(), owner="ana", by="lead", at=at)
+    assert assigned.case.owner == "ana"
+    assert assigned.entry.detail == {"owner": "ana"}
+    reassigned = assign(
+        perform(assigned.case, CaseAction.ACKNOWLEDGE, at).case, owner="bo", by="lead", at=at
+    )
+    assert (reassigned.case.owner, reassigned.case.state) == ("bo", ACKNOWLEDGED)
+
+    documented = perform(case_in(ACKNOWLEDGED), CaseAction.DOCUMENT_ACTION, at)
+    assert documented.case.corrective_action == "auto-approve refunds"
+    assert documented.case.root_cause == WHY
+    assert documented.case.action_documented_at == at
+    assert documented.entry.detail == {
+        "corrective_action": "auto-approve refunds",
+        "root_cause": {"category": "process", "why_chain": list(WHY.why_chain)},
+    }
+    closed = close(
+        documented.case, resolution="refunded", customer_contacted=False, by="ana", at=at
+    )
+    assert (closed.case.resolution, closed.case.customer_contacted, closed.case.closed_at) == (
+        "refunded",
+        False,
+        at,
+    )
+    assert closed.entry.detail == {"resolution": "refunded", "customer_contacted": False}
+
+
+def test_reopen_starts_a_new_round_and_clears_it() -> None:
+    closed = case_in(CLOSED)
+    at = OPENED_AT + timedelta(days=3)
+    reopened = reopen(closed, by="ana", at=at, reason="still not refunded")
+    case = reopened.case
+    assert (case.state, case.round, case.reopened_at, case.round_started_at) == (OPEN, 2, at, at)
+    assert (case.acknowledged_at, case.action_documented_at, case.closed_at) == (None, None, None)
+    assert (case.corrective_action, case.root_cause, case.resolution) == (None, None, None)
+    assert case.customer_contacted is None
+    assert (case.team, case.rule, case.feedback_at) == (closed.team, closed.rule, FEEDBACK_AT)
+    assert reopened.entry.detail == {"reason": "still not refunded", "round": 2}
+    again = perform(
+        perform(
+            perform(case, CaseAction.ACKNOWLEDGE, at).case, CaseAction.DOCUMENT_ACTION, at
+        ).case,
+        CaseAction.CLOSE,
+        at,
+    )
+    assert reopen(again.case, by="ana", at=at).case.round == 3
+
+
+@pytest.mark.parametrize(
+    "attempt",
+    [
+        lambda: assign(case_in(OPEN), owner=" ", by="lead", at=OPENED_AT),
+        lambda: acknowledge(case_in(OPEN), by="", at=OPENED_AT),
+        lambda: acknowledge(case_in(OPEN), by="ana", at=datetime(2026, 3, 2, 10)),
+        lambda: document_action(
+            case_in(ACKNOWLEDGED), corrective_action="\t", root_cause=WHY, by="ana", at=OPENED_AT
+        ),
+        lambda: RootCause(RootCauseCategory.PEOPLE, ()),
+        lambda: RootCause(RootCauseCategory.PEOPLE, ("why", " ")),
+        lambda: RootCauseCategory("weather"),
+        lambda: close(
+            case_in(DOCUMENTED), resolution="", customer_contacted=True, by="ana", at=OPENED_AT
+        ),
+    ],
+)
+def test_unusable_input_is_refused(attempt: Callable[[], object]) -> None:
+    with pytest.raises(ValueError):
+        attempt()
+
+
+def test_a_refused_action_is_refused_before_its_input_is_read() -> None:
+    with pytest.raises(TransitionRefused):
+        assign(case_in(CLOSED), owner=" ", by="lead", at=OPENED_AT)
+    with pytest.raises(TransitionRefused):
+        close(case_in(OPEN), resolution="", customer_contacted=True, by="ana", at=OPENED_AT)

@@ -5,10 +5,21 @@
 case's history). The owning team is that of the first response topic with an owner in
 ``topic_teams``, else ``default_team``. Until a tenant sets its own, :data:`DEFAULT_RULES` open a
 case for NPS <= 6, CSAT <= 2 and CES >= 5.
+
+**States.** ``open -> acknowledged -> action_documented -> closed``, and ``reopen`` from closed
+back to open; ``assign`` changes the owner in any state but closed. :data:`TRANSITIONS` is the
+whole table: anything else raises :class:`TransitionRefused`, which names the actions allowed
+from the current state. Each transition returns the new case and the history entry to store.
+
+**Clocks.** A case carries the tenant's :class:`SlaPolicy` as it was when the case opened, so a
+later change of the setting does not move running clocks.
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
 
 from cxops.feedback.domain.sentiment import SentimentLabel
 from cxops.stats.scales import SCALES, SurveyKind
@@ -140,3 +151,283 @@ def evaluate(facts: ResponseFacts, rules: CaseRules) -> CaseDecision:
     if owned is None:
         return CaseDecision(opens=True, rule=matched.name, team=rules.default_team)
     return CaseDecision(opens=True, rule=matched.name, team=rules.topic_teams[owned], topic=owned)
+
+
+class CaseState(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    ACTION_DOCUMENTED = "action_documented"
+    CLOSED = "closed"
+
+
+class CaseAction(StrEnum):
+    #: Only :func:`open_case` makes it: no state leads to it, so it is in no transition.
+    OPEN = "open"
+    ASSIGN = "assign"
+    ACKNOWLEDGE = "acknowledge"
+    DOCUMENT_ACTION = "document_action"
+    CLOSE = "close"
+    REOPEN = "reopen"
+
+
+TRANSITIONS: Mapping[tuple[CaseState, CaseAction], CaseState] = {
+    (CaseState.OPEN, CaseAction.ASSIGN): CaseState.OPEN,
+    (CaseState.ACKNOWLEDGED, CaseAction.ASSIGN): CaseState.ACKNOWLEDGED,
+    (CaseState.ACTION_DOCUMENTED, CaseAction.ASSIGN): CaseState.ACTION_DOCUMENTED,
+    (CaseState.OPEN, CaseAction.ACKNOWLEDGE): CaseState.ACKNOWLEDGED,
+    (CaseState.ACKNOWLEDGED, CaseAction.DOCUMENT_ACTION): CaseState.ACTION_DOCUMENTED,
+    (CaseState.ACTION_DOCUMENTED, CaseAction.CLOSE): CaseState.CLOSED,
+    (CaseState.CLOSED, CaseAction.REOPEN): CaseState.OPEN,
+}
+
+
+def allowed_actions(state: CaseState) -> tuple[CaseAction, ...]:
+    return tuple(action for (source, action) in TRANSITIONS if source is state)
+
+
+class TransitionRefused(Exception):
+    """An action the case's state does not allow (the service answers 409)."""
+
+    def __init__(self, state: CaseState, action: CaseAction) -> None:
+        self.state = state
+        self.action = action
+        self.allowed = allowed_actions(state)
+        allowed = ", ".join(self.allowed) or "none"
+        super().__init__(f"cannot {action} a case that is {state}; allowed: {allowed}")
+
+
+class CaseInputError(ValueError):
+    """An allowed action with unusable input: a blank text, a naive time (the service answers
+    422)."""
+
+
+class RootCauseCategory(StrEnum):
+    PEOPLE = "people"
+    PROCESS = "process"
+    POLICY = "policy"
+    PRODUCT = "product"
+    TECHNOLOGY = "technology"
+    PARTNER = "partner"
+
+
+@dataclass(frozen=True, slots=True)
+class RootCause:
+    """``why_chain`` is the five-whys answers in order, at least one."""
+
+    category: RootCauseCategory
+    why_chain: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.why_chain or any(not why.strip() for why in self.why_chain):
+            raise CaseInputError("a root cause needs a why chain of non-blank answers")
+
+
+@dataclass(frozen=True, slots=True)
+class SlaPolicy:
+    """A tenant's SLA clocks, each counted from the start of the case's round (the feedback's
+    occurred time, or the last reopen)."""
+
+    acknowledge_within: timedelta = timedelta(hours=24)
+    action_within: timedelta = timedelta(hours=72)
+    close_within: timedelta = timedelta(days=7)
+
+    def __post_init__(self) -> None:
+        for name in ("acknowledge_within", "action_within", "close_within"):
+            if getattr(self, name) <= timedelta(0):
+                raise ValueError(f"{name} must be positive")
+
+
+class Clock(StrEnum):
+    ACKNOWLEDGE = "acknowledge"
+    ACTION = "action"
+    CLOSE = "close"
+
+
+@dataclass(frozen=True, slots=True)
+class Breach:
+    """A clock whose deadline passed without its action, in one round of the case."""
+
+    clock: Clock
+    round: int
+    deadline: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One case as it stands. The ``*_at`` action times, the corrective action, the root cause
+    and the resolution are those of the current round: a reopen clears them (the history keeps
+    them). ``breaches`` keeps every round's."""
+
+    state: CaseState
+    team: str
+    rule: str
+    #: When the negative feedback occurred: the clocks and the elapsed times count from it.
+    feedback_at: datetime
+    opened_at: datetime
+    sla: SlaPolicy
+    topic: str | None = None
+    owner: str | None = None
+    round: int = 1
+    reopened_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    action_documented_at: datetime | None = None
+    closed_at: datetime | None = None
+    corrective_action: str | None = None
+    root_cause: RootCause | None = None
+    resolution: str | None = None
+    customer_contacted: bool | None = None
+    escalated_at: datetime | None = None
+    breaches: tuple[Breach, ...] = ()
+
+    @property
+    def round_started_at(self) -> datetime:
+        return self.reopened_at or self.feedback_at
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One line of a case's history; ``from_state`` is ``None`` for its opening. ``detail``
+    holds the action's input (rule, owner, corrective action, resolution...) as JSON values."""
+
+    action: CaseAction
+    by: str
+    at: datetime
+    from_state: CaseState | None
+    to_state: CaseState
+    detail: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    case: Case
+    entry: HistoryEntry
+
+
+def open_case(
+    decision: CaseDecision, *, feedback_at: datetime, at: datetime, by: str, sla: SlaPolicy
+) -> Transition:
+    """The case a matching response opens, ``by`` whoever opened it (the system, usually)."""
+    if not decision.opens or decision.rule is None or decision.team is None:
+        raise CaseInputError("the rules open no case for this response")
+    _require_time(feedback_at, "feedback_at")
+    _require_time(at, "at")
+    _require_text(by, "by")
+    case = Case(
+        state=CaseState.OPEN,
+        team=decision.team,
+        rule=decision.rule,
+        topic=decision.topic,
+        feedback_at=feedback_at,
+        opened_at=at,
+        sla=sla,
+    )
+    detail = {"rule": decision.rule, "team": decision.team, "topic": decision.topic}
+    return Transition(case, HistoryEntry(CaseAction.OPEN, by, at, None, case.state, detail))
+
+
+def assign(case: Case, *, owner: str, by: str, at: datetime) -> Transition:
+    _target(case, CaseAction.ASSIGN)
+    _require_text(owner, "owner")
+    return _move(case, CaseAction.ASSIGN, by, at, {"owner": owner}, owner=owner)
+
+
+def acknowledge(case: Case, *, by: str, at: datetime) -> Transition:
+    return _move(case, CaseAction.ACKNOWLEDGE, by, at, {}, acknowledged_at=at)
+
+
+def document_action(
+    case: Case, *, corrective_action: str, root_cause: RootCause, by: str, at: datetime
+) -> Transition:
+    _target(case, CaseAction.DOCUMENT_ACTION)
+    _require_text(corrective_action, "corrective_action")
+    detail = {
+        "corrective_action": corrective_action,
+        "root_cause": {
+            "category": str(root_cause.category),
+            "why_chain": list(root_cause.why_chain),
+        },
+    }
+    return _move(
+        case,
+        CaseAction.DOCUMENT_ACTION,
+        by,
+        at,
+        detail,
+        action_documented_at=at,
+        corrective_action=corrective_action,
+        root_cause=root_cause,
+    )
+
+
+def close(
+    case: Case, *, resolution: str, customer_contacted: bool, by: str, at: datetime
+) -> Transition:
+    _target(case, CaseAction.CLOSE)
+    _require_text(resolution, "resolution")
+    detail = {"resolution": resolution, "customer_contacted": customer_contacted}
+    return _move(
+        case,
+        CaseAction.CLOSE,
+        by,
+        at,
+        detail,
+        closed_at=at,
+        resolution=resolution,
+        customer_contacted=customer_contacted,
+    )
+
+
+def reopen(case: Case, *, by: str, at: datetime, reason: str | None = None) -> Transition:
+    """Start a new round: every clock restarts from ``at`` with the case's SLA (a reopened case
+    must be acknowledged, actioned and closed again, on time), the round's action times and
+    texts are cleared and the escalation may fire again. Breaches already recorded stay."""
+    return _move(
+        case,
+        CaseAction.REOPEN,
+        by,
+        at,
+        {"reason": reason, "round": case.round + 1},
+        round=case.round + 1,
+        reopened_at=at,
+        acknowledged_at=None,
+        action_documented_at=None,
+        closed_at=None,
+        corrective_action=None,
+        root_cause=None,
+        resolution=None,
+        customer_contacted=None,
+        escalated_at=None,
+    )
+
+
+def _move(
+    case: Case,
+    action: CaseAction,
+    by: str,
+    at: datetime,
+    detail: Mapping[str, object],
+    **changes: Any,
+) -> Transition:
+    target = _target(case, action)
+    _require_text(by, "by")
+    _require_time(at, "at")
+    moved = replace(case, state=target, **changes)
+    return Transition(moved, HistoryEntry(action, by, at, case.state, target, detail))
+
+
+def _target(case: Case, action: CaseAction) -> CaseState:
+    """Checked before the input, so a refused action is refused whatever came with it."""
+    target = TRANSITIONS.get((case.state, action))
+    if target is None:
+        raise TransitionRefused(case.state, action)
+    return target
+
+
+def _require_text(value: str, name: str) -> None:
+    if not value.strip():
+        raise CaseInputError(f"{name} is blank")
+
+
+def _require_time(value: datetime, name: str) -> None:
+    if value.utcoffset() is None:
+        raise CaseInputError(f"{name} has no timezone")
