@@ -3,7 +3,7 @@ every refused transition, and the SLA clocks (deadlines, breaches, escalation, r
 timer) at exact instants."""
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +14,7 @@ from cxops.feedback.domain.cases import (
     DEFAULT_RULES,
     DEFAULT_TEAM,
     TRANSITIONS,
+    Breach,
     Case,
     CaseAction,
     CaseDecision,
@@ -21,6 +22,9 @@ from cxops.feedback.domain.cases import (
     CaseRule,
     CaseRules,
     CaseState,
+    Clock,
+    ClockStatus,
+    Elapsed,
     ResponseFacts,
     RootCause,
     RootCauseCategory,
@@ -30,9 +34,16 @@ from cxops.feedback.domain.cases import (
     acknowledge,
     allowed_actions,
     assign,
+    breached_clocks,
+    check_clocks,
+    clock_status,
     close,
+    deadlines,
     document_action,
+    elapsed,
+    escalation_at,
     evaluate,
+    next_due,
     open_case,
     reopen,
 )
@@ -442,3 +453,225 @@ def test_a_refused_action_is_refused_before_its_input_is_read() -> None:
         assign(case_in(CLOSED), owner=" ", by="lead", at=OPENED_AT)
     with pytest.raises(TransitionRefused):
         close(case_in(OPEN), resolution="", customer_contacted=True, by="ana", at=OPENED_AT)
+
+
+# --- clocks ----------------------------------------------------------------------------------
+
+TICK = timedelta(microseconds=1)
+HOUR = timedelta(hours=1)
+ACK_DUE = FEEDBACK_AT + timedelta(hours=24)
+ACTION_DUE = FEEDBACK_AT + timedelta(hours=72)
+CLOSE_DUE = FEEDBACK_AT + timedelta(days=7)
+ESCALATE_AT = FEEDBACK_AT + timedelta(hours=12)
+
+
+def test_deadlines_count_from_the_feedback_with_the_cases_own_policy() -> None:
+    assert deadlines(opened()) == {
+        Clock.ACKNOWLEDGE: ACK_DUE,
+        Clock.ACTION: ACTION_DUE,
+        Clock.CLOSE: CLOSE_DUE,
+    }
+    tight = SlaPolicy(HOUR * 2, HOUR * 8, HOUR * 48)
+    case = opened(sla=tight)
+    assert list(deadlines(case).values()) == [
+        FEEDBACK_AT + HOUR * 2,
+        FEEDBACK_AT + HOUR * 8,
+        FEEDBACK_AT + HOUR * 48,
+    ]
+    assert escalation_at(case) == FEEDBACK_AT + HOUR
+
+
+@pytest.mark.parametrize("field", ["acknowledge_within", "action_within", "close_within"])
+def test_a_policy_with_a_clock_not_positive_is_refused(field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        SlaPolicy(**{field: timedelta(0)})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("clock", "due"),
+    [(Clock.ACKNOWLEDGE, ACK_DUE), (Clock.ACTION, ACTION_DUE), (Clock.CLOSE, CLOSE_DUE)],
+)
+def test_a_clock_is_met_strictly_before_its_deadline_and_breached_from_it(
+    clock: Clock, due: datetime
+) -> None:
+    steps = {Clock.ACKNOWLEDGE: 1, Clock.ACTION: 2, Clock.CLOSE: 3}[clock]
+
+    def done_at(moment: datetime) -> Case:
+        case = opened()
+        for action in PATH[: steps - 1]:
+            case = perform(case, action, OPENED_AT).case
+        return perform(case, PATH[steps - 1], moment).case
+
+    later = due + timedelta(days=30)
+    assert clock_status(done_at(due - TICK), later)[clock] is ClockStatus.MET
+    assert clock_status(done_at(due), later)[clock] is ClockStatus.BREACHED
+    waiting = opened()
+    assert clock_status(waiting, due - TICK)[clock] is ClockStatus.PENDING
+    assert clock_status(waiting, due)[clock] is ClockStatus.BREACHED
+    assert clock in breached_clocks(waiting, due)
+    assert clock not in breached_clocks(waiting, due - TICK)
+
+
+def test_each_breach_fires_once_at_its_deadline() -> None:
+    case = opened()
+    quiet = check_clocks(case, ACK_DUE - TICK)
+    assert quiet.breaches == ()
+    at_ack = check_clocks(quiet.case, ACK_DUE)
+    assert at_ack.breaches == (Breach(Clock.ACKNOWLEDGE, 1, ACK_DUE),)
+    assert check_clocks(at_ack.case, ACK_DUE + HOUR).breaches == ()
+    acknowledged = perform(at_ack.case, CaseAction.ACKNOWLEDGE, ACK_DUE + HOUR).case
+    at_action = check_clocks(acknowledged, ACTION_DUE)
+    assert at_action.breaches == (Breach(Clock.ACTION, 1, ACTION_DUE),)
+    assert at_action.case.breaches == (
+        Breach(Clock.ACKNOWLEDGE, 1, ACK_DUE),
+        Breach(Clock.ACTION, 1, ACTION_DUE),
+    )
+    late_timer = check_clocks(opened(), CLOSE_DUE + HOUR)
+    assert [b.clock for b in late_timer.breaches] == list(Clock)
+    assert check_clocks(late_timer.case, CLOSE_DUE + HOUR * 2).breaches == ()
+
+
+def test_an_action_taken_late_before_any_timer_still_records_its_breach() -> None:
+    late = perform(opened(), CaseAction.ACKNOWLEDGE, ACK_DUE + HOUR).case
+    assert next_due(late, ACK_DUE + HOUR) == ACK_DUE + HOUR  # overdue: arm for now
+    check = check_clocks(late, ACK_DUE + HOUR)
+    assert check.breaches == (Breach(Clock.ACKNOWLEDGE, 1, ACK_DUE),)
+    assert next_due(check.case, ACK_DUE + HOUR) == ACTION_DUE
+
+
+def test_an_unacknowledged_case_escalates_once_half_way_through_its_acknowledge_clock() -> None:
+    case = opened()
+    assert escalation_at(case) == ESCALATE_AT
+    assert not check_clocks(case, ESCALATE_AT - TICK).escalate
+    fired = check_clocks(case, ESCALATE_AT)
+    assert fired.escalate
+    assert fired.case.escalated_at == ESCALATE_AT
+    assert fired.breaches == ()
+    assert escalation_at(fired.case) is None
+    assert not check_clocks(fired.case, ESCALATE_AT + HOUR).escalate
+    assert not check_clocks(fired.case, ACK_DUE).escalate
+
+
+def test_a_case_acknowledged_in_time_never_escalates() -> None:
+    case = perform(opened(), CaseAction.ACKNOWLEDGE, ESCALATE_AT - TICK).case
+    assert escalation_at(case) is None
+    assert not check_clocks(case, ACK_DUE + HOUR).escalate
+
+
+def test_next_due_walks_the_escalation_and_each_clock_in_turn() -> None:
+    case = opened()
+    assert next_due(case, OPENED_AT) == ESCALATE_AT
+    case = check_clocks(case, ESCALATE_AT).case
+    assert next_due(case, ESCALATE_AT) == ACK_DUE
+    case = perform(case, CaseAction.ACKNOWLEDGE, ESCALATE_AT + HOUR).case
+    assert next_due(case, ESCALATE_AT + HOUR) == ACTION_DUE
+    case = perform(case, CaseAction.DOCUMENT_ACTION, ACTION_DUE - HOUR).case
+    assert next_due(case, ACTION_DUE - HOUR) == CLOSE_DUE
+    case = perform(case, CaseAction.CLOSE, CLOSE_DUE - HOUR).case
+    assert next_due(case, CLOSE_DUE - HOUR) is None
+
+
+def test_next_due_skips_recorded_breaches_and_arms_for_now_when_overdue() -> None:
+    case = opened()
+    restart = ACK_DUE + HOUR
+    assert next_due(case, restart) == restart
+    checked = check_clocks(case, restart)
+    assert checked.escalate
+    assert checked.breaches == (Breach(Clock.ACKNOWLEDGE, 1, ACK_DUE),)
+    assert next_due(checked.case, restart) == ACTION_DUE
+    after_all = check_clocks(checked.case, CLOSE_DUE).case
+    assert next_due(after_all, CLOSE_DUE) is None
+
+
+def test_reopen_restarts_every_clock_and_keeps_the_earlier_breaches() -> None:
+    case = opened()
+    case = check_clocks(case, ACK_DUE).case  # escalated and acknowledge breached
+    for action in PATH:
+        case = perform(case, action, ACK_DUE + HOUR).case
+    reopened_at = ACK_DUE + HOUR * 10
+    case = reopen(case, by="ana", at=reopened_at).case
+    assert deadlines(case) == {
+        Clock.ACKNOWLEDGE: reopened_at + timedelta(hours=24),
+        Clock.ACTION: reopened_at + timedelta(hours=72),
+        Clock.CLOSE: reopened_at + timedelta(days=7),
+    }
+    assert case.breaches == (Breach(Clock.ACKNOWLEDGE, 1, ACK_DUE),)
+    assert set(clock_status(case, reopened_at).values()) == {ClockStatus.PENDING}
+    assert escalation_at(case) == reopened_at + timedelta(hours=12)
+    assert next_due(case, reopened_at) == reopened_at + timedelta(hours=12)
+    second = check_clocks(case, reopened_at + timedelta(hours=24))
+    assert second.escalate
+    assert second.breaches == (Breach(Clock.ACKNOWLEDGE, 2, reopened_at + timedelta(hours=24)),)
+    assert len(second.case.breaches) == 2
+
+
+def test_a_case_reopened_after_its_first_close_deadline_is_not_breached_by_it() -> None:
+    case = case_in(CLOSED)
+    reopened_at = CLOSE_DUE + timedelta(days=1)
+    case = reopen(case, by="ana", at=reopened_at).case
+    assert check_clocks(case, reopened_at).breaches == ()
+    assert next_due(case, reopened_at) == reopened_at + timedelta(hours=12)
+
+
+def test_elapsed_times_count_seconds_from_the_feedback() -> None:
+    case = opened()
+    assert elapsed(case) == Elapsed(None, None, None)
+    case = perform(case, CaseAction.ACKNOWLEDGE, FEEDBACK_AT + HOUR * 3).case
+    case = perform(case, CaseAction.DOCUMENT_ACTION, FEEDBACK_AT + HOUR * 30).case
+    case = perform(case, CaseAction.CLOSE, FEEDBACK_AT + timedelta(days=4, seconds=1)).case
+    assert elapsed(case) == Elapsed(3 * 3600.0, 30 * 3600.0, 4 * 86400.0 + 1)
+    case = reopen(case, by="ana", at=FEEDBACK_AT + timedelta(days=5)).case
+    assert elapsed(case) == Elapsed(None, None, None)
+    case = perform(case, CaseAction.ACKNOWLEDGE, FEEDBACK_AT + timedelta(days=5, hours=1)).case
+    assert elapsed(case).acknowledge == (5 * 24 + 1) * 3600.0
+
+
+@dataclass
+class Timer:
+    """A service's one timer per case: armed at ``next_due``, firing ``check_clocks``."""
+
+    case: Case
+    now: datetime
+    breaches: list[Breach] = field(default_factory=list)
+    escalations: int = 0
+
+    def run_until(self, moment: datetime) -> None:
+        while (due := next_due(self.case, self.now)) is not None and due <= moment:
+            assert due >= self.now
+            self.now = due
+            check = check_clocks(self.case, due)
+            self.case = check.case
+            self.breaches += check.breaches
+            self.escalations += check.escalate
+        self.now = moment
+
+
+@given(
+    gaps=st.lists(st.integers(1, 200), min_size=3, max_size=3),
+    taken=st.integers(0, 3),
+)
+def test_timers_armed_by_next_due_fire_each_breach_once_when_it_falls_due(
+    gaps: list[int], taken: int
+) -> None:
+    """The first ``taken`` steps are acted on at random hours; between them only the timer runs.
+    It fires each breach once, the ones the finished case shows, and escalates only a case not
+    acknowledged strictly before half its acknowledge clock."""
+    timer = Timer(opened(), OPENED_AT)
+    at = FEEDBACK_AT
+    for action, hours in list(zip(PATH, gaps, strict=True))[:taken]:
+        at += HOUR * hours
+        timer.run_until(at)
+        timer.case = perform(timer.case, action, at).case
+    end = FEEDBACK_AT + timedelta(days=60)
+    timer.run_until(end)
+    assert sorted(b.clock for b in timer.breaches) == sorted(breached_clocks(timer.case, end))
+    assert len(set(timer.breaches)) == len(timer.breaches)
+    assert all(b.deadline == deadlines(timer.case)[b.clock] for b in timer.breaches)
+    acknowledged_in_time = taken > 0 and FEEDBACK_AT + HOUR * gaps[0] < ESCALATE_AT
+    assert timer.escalations == (0 if acknowledged_in_time else 1)
+    assert next_due(timer.case, end) is None
+
+
+def test_a_naive_now_is_refused() -> None:
+    with pytest.raises(CaseInputError):
+        check_clocks(opened(), datetime(2026, 3, 3))

@@ -11,8 +11,16 @@ back to open; ``assign`` changes the owner in any state but closed. :data:`TRANS
 whole table: anything else raises :class:`TransitionRefused`, which names the actions allowed
 from the current state. Each transition returns the new case and the history entry to store.
 
-**Clocks.** A case carries the tenant's :class:`SlaPolicy` as it was when the case opened, so a
-later change of the setting does not move running clocks.
+**Clocks.** Acknowledge, document the corrective action and close, each within its time of the
+negative feedback's occurred time (24 h, 72 h, 7 days by default). A case carries the tenant's
+:class:`SlaPolicy` as it was when the case opened, so a later change of the setting does not move
+running clocks. A clock is met when its action comes before its deadline and breached when the
+deadline comes first; each breach is recorded once. A case still unacknowledged half way through
+its acknowledge clock escalates to its team's supervisor, once. :func:`next_due` gives the one
+moment a service arms a timer for; :func:`check_clocks` records what fell due when it fires.
+
+A reopen starts a new round: all three clocks restart from the reopen with the same durations,
+the escalation can fire again, and the breaches of earlier rounds stay recorded.
 """
 
 from collections.abc import Mapping, Sequence
@@ -192,7 +200,7 @@ class TransitionRefused(Exception):
         self.state = state
         self.action = action
         self.allowed = allowed_actions(state)
-        allowed = ", ".join(self.allowed) or "none"
+        allowed = ", ".join(self.allowed)
         super().__init__(f"cannot {action} a case that is {state}; allowed: {allowed}")
 
 
@@ -431,3 +439,125 @@ def _require_text(value: str, name: str) -> None:
 def _require_time(value: datetime, name: str) -> None:
     if value.utcoffset() is None:
         raise CaseInputError(f"{name} has no timezone")
+
+
+class ClockStatus(StrEnum):
+    PENDING = "pending"
+    MET = "met"
+    BREACHED = "breached"
+
+
+def deadlines(case: Case) -> Mapping[Clock, datetime]:
+    """The current round's deadlines. A deadline is the first instant at which its clock is
+    breached: the action is on time strictly before it."""
+    start = case.round_started_at
+    return {
+        Clock.ACKNOWLEDGE: start + case.sla.acknowledge_within,
+        Clock.ACTION: start + case.sla.action_within,
+        Clock.CLOSE: start + case.sla.close_within,
+    }
+
+
+def clock_status(case: Case, now: datetime) -> Mapping[Clock, ClockStatus]:
+    """Met: the action happened before the deadline. Breached: the deadline came without it (or
+    the action came at or after it). Pending: neither yet."""
+    status = {}
+    for clock, deadline in deadlines(case).items():
+        done = _done_at(case, clock)
+        if done is not None and done < deadline:
+            status[clock] = ClockStatus.MET
+        elif (done or now) >= deadline:
+            status[clock] = ClockStatus.BREACHED
+        else:
+            status[clock] = ClockStatus.PENDING
+    return status
+
+
+def breached_clocks(case: Case, now: datetime) -> tuple[Clock, ...]:
+    return tuple(c for c, s in clock_status(case, now).items() if s is ClockStatus.BREACHED)
+
+
+def escalation_at(case: Case) -> datetime | None:
+    """When a case still unacknowledged goes to its team's supervisor: half its acknowledge
+    clock into the round. ``None`` once acknowledged or escalated in this round."""
+    if case.acknowledged_at is not None or case.escalated_at is not None:
+        return None
+    return case.round_started_at + case.sla.acknowledge_within / 2
+
+
+@dataclass(frozen=True, slots=True)
+class ClockCheck:
+    """The case with what fell due recorded, and what fell due now: the breaches and whether
+    to escalate, each to be published once."""
+
+    case: Case
+    breaches: tuple[Breach, ...]
+    escalate: bool
+
+
+def check_clocks(case: Case, now: datetime) -> ClockCheck:
+    """Record what has fallen due by ``now`` and was not recorded yet. Run it when a timer fires,
+    after each transition and after a restart; it is idempotent, so a late or repeated timer
+    fires nothing twice."""
+    _require_time(now, "now")
+    recorded = {b.clock for b in case.breaches if b.round == case.round}
+    fired = tuple(
+        Breach(clock, case.round, deadlines(case)[clock])
+        for clock in breached_clocks(case, now)
+        if clock not in recorded
+    )
+    moment = escalation_at(case)
+    escalate = moment is not None and now >= moment
+    checked = replace(
+        case,
+        breaches=case.breaches + fired,
+        escalated_at=now if escalate else case.escalated_at,
+    )
+    return ClockCheck(checked, fired, escalate)
+
+
+def next_due(case: Case, now: datetime) -> datetime | None:
+    """The moment to arm the case's one timer for: the earliest breach or escalation not
+    recorded yet, or ``now`` if one is already overdue (a timer lost in a restart); ``None`` when
+    nothing is left to fall due in this round (every clock met or its breach recorded, and no
+    escalation pending)."""
+    recorded = {b.clock for b in case.breaches if b.round == case.round}
+    status = clock_status(case, now)
+    moments = [
+        deadline
+        for clock, deadline in deadlines(case).items()
+        if status[clock] is not ClockStatus.MET and clock not in recorded
+    ]
+    escalation = escalation_at(case)
+    if escalation is not None:
+        moments.append(escalation)
+    return max(min(moments), now) if moments else None
+
+
+@dataclass(frozen=True, slots=True)
+class Elapsed:
+    """Seconds from the feedback's occurred time to each action of the current round (after a
+    reopen too: the customer has waited since the feedback), ``None`` before the action."""
+
+    acknowledge: float | None
+    action: float | None
+    close: float | None
+
+
+def elapsed(case: Case) -> Elapsed:
+    def since_feedback(at: datetime | None) -> float | None:
+        return None if at is None else (at - case.feedback_at).total_seconds()
+
+    return Elapsed(
+        acknowledge=since_feedback(case.acknowledged_at),
+        action=since_feedback(case.action_documented_at),
+        close=since_feedback(case.closed_at),
+    )
+
+
+def _done_at(case: Case, clock: Clock) -> datetime | None:
+    return {
+        Clock.ACKNOWLEDGE: case.acknowledged_at,
+        Clock.ACTION: case.action_documented_at,
+        Clock.CLOSE: case.closed_at,
+    }[clock]
