@@ -335,6 +335,26 @@ def test_command_prints_alerts_as_json(counts_csv: Path, tmp_path: Path) -> None
     assert plain.exit_code == 0 and "2 alerts over 70 periods" in plain.stdout  # no groups
 
 
+def test_command_reports_the_cusum_and_takes_its_settings(tmp_path: Path) -> None:
+    counts = [10] * 84 + [16, 18, 20]
+    lines = [f"{START + timedelta(days=day)},delivery,{count}" for day, count in enumerate(counts)]
+    path = write_counts(tmp_path / "rise.csv", "period,topic,count", lines)
+    result = invoke(str(path), "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    (alert,) = out["alerts"]
+    assert alert["test"] == "poisson-cusum" and alert["p_value"] is None
+    assert alert["members"][0]["limit"] == 6.5
+    assert out["settings"]["cusum_shift"] == 2.0
+    stricter = invoke(str(path), "--json", "--cusum-threshold", "8")
+    assert stricter.exit_code == 0 and json.loads(stricter.stdout)["alerts"] == []
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"cusum_threshold": None}))
+    assert json.loads(invoke(str(path), "--json", "--config", str(config)).stdout)["alerts"] == []
+    result = invoke(str(path), "--cusum-shift", "1")
+    assert result.exit_code == 2 and "cusum_shift" in flat(result.stderr)
+
+
 @pytest.mark.parametrize(
     ("header", "line", "expected"),
     [
