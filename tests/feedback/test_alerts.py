@@ -1,6 +1,6 @@
 """Complaint-spike alerts: exact Poisson tails, quiet on steady noise, fast on a step, EWMA on a
-ramp, cooldown, grouping, minimum count, weekday seasonality, and ``cxops feedback spikes``
-with bad input refused by row and column, nothing on stdout."""
+ramp, a CUSUM on a sustained rise, cooldown, grouping, minimum count, weekday seasonality, and
+``cxops feedback spikes`` with bad input refused by row and column, nothing on stdout."""
 
 import json
 import math
@@ -192,6 +192,98 @@ def test_reason_names_weekday_correction_and_series() -> None:
     assert incident.p_value < DEFAULT.alpha
 
 
+def test_cusum_sums_the_likelihood_ratio_of_a_rise() -> None:
+    # Twelve weeks at exactly 10, then 16, 18, 20, 20, 20: no day is a tail alert (20 vs 10 is
+    # p = 0.0035), but the CUSUM for a doubling adds x ln 2 - 10 a day: 1.09, then 3.57, then
+    # 7.43 >= 6.5 on the third day of the rise, 54 complaints against 30 expected.
+    counts = [10] * 84 + [16, 18, 20, 20, 20]
+    found = detect(series(counts), DEFAULT)
+    (incident,) = found.incidents
+    (alert,) = incident.members
+    assert (alert.period - START).days == 86
+    assert alert.test == incident.test == "poisson-cusum"
+    assert alert.p_value is None and incident.p_value is None
+    assert alert.statistic == pytest.approx(54 * math.log(2) - 30)
+    assert alert.limit == DEFAULT.cusum_threshold == 6.5
+    assert "54 complaints vs 30.0 expected over the last 3 periods" in alert.reason
+    assert "20 vs 10.0 for a Wednesday" in alert.reason
+    assert detect(series(counts), AlertConfig(cusum_threshold=None)).incidents == ()
+    # It restarts from zero after its alert: two more days of 20 (3.86 each) to alert again.
+    again = detect(series(counts), AlertConfig(cooldown=0))
+    assert [(i.period - START).days for i in again.incidents] == [86, 88]
+    assert again.incidents[1].members[0].statistic == pytest.approx(40 * math.log(2) - 20)
+    # Within a cooldown that second alert is held back like any other test's.
+    assert found.suppressed == 1
+
+
+def test_cusum_keeps_min_count_and_grouping() -> None:
+    # At 2 a day, 4 a day adds 4 ln 2 - 2 = 0.77 a day: past 6.5 on the ninth day of the rise,
+    # with only 4 complaints that day, under the minimum count of 5.
+    low = [2] * 84 + [4] * 9
+    assert detect(series(low), DEFAULT).incidents == ()
+    (incident,) = detect(series(low), AlertConfig(min_count=4)).incidents
+    assert (incident.period - START).days == 92 and incident.test == "poisson-cusum"
+    # The evidence is kept, so the first day with enough complaints alerts.
+    (late,) = detect(series([*low, 5]), DEFAULT).incidents
+    assert (late.period - START).days == 93 and late.test == "poisson-cusum"
+    # Two segments of a topic rising together are one incident.
+    rise = [10] * 84 + [16, 18, 20]
+    rows = [*series(rise, segment="app"), *series(rise, segment="web")]
+    (together,) = detect(rows, DEFAULT).incidents
+    assert together.segments == ("app", "web") and len(together.members) == 2
+    assert together.test == "poisson-cusum" and together.p_value is None
+
+
+def seasonal_counts(rng: random.Random, days: int, rise_from: int | None = None) -> list[int]:
+    """Daily Poisson counts around 12 a day with the weekday pattern of ``bench/alerts.py``,
+    at 2.2 times that for four days from ``rise_from``."""
+    weekday = (1.4, 1.1, 1.0, 1.0, 0.95, 0.85, 0.6)
+    counts = []
+    for day in range(days):
+        rising = rise_from is not None and rise_from <= day < rise_from + 4
+        mean = 12 * weekday[(START + timedelta(days=day)).weekday()] * (2.2 if rising else 1)
+        counts.append(poisson(rng, mean))
+    return counts
+
+
+def test_a_sustained_rise_is_caught_within_two_periods() -> None:
+    rng = random.Random(21)
+    trials = []
+    for _ in range(150):
+        start = 91 + rng.randrange(28)
+        trials.append((start, seasonal_counts(rng, start + 14, rise_from=start)))
+
+    def delays(config: AlertConfig) -> list[int]:
+        found = []
+        for start, counts in trials:
+            hits = [
+                (i.period - START).days - start for i in detect(series(counts), config).incidents
+            ]
+            found.append(min((d for d in hits if d >= 0), default=14))
+        return found
+
+    with_cusum = delays(DEFAULT)
+    tail_alone = delays(AlertConfig(cusum_threshold=None))
+    # Delay 0 is the first day of the rise: "within two periods" is a delay of 0 or 1.
+    within_two = sum(d <= 1 for d in with_cusum)
+    assert within_two >= 0.75 * len(trials)
+    assert within_two >= sum(d <= 1 for d in tail_alone) + 0.05 * len(trials)
+    assert sum(d < 4 for d in with_cusum) >= 0.95 * len(trials)
+
+
+def test_steady_seasonal_noise_stays_within_the_false_alarm_budget() -> None:
+    rng = random.Random(22)
+    rows = [
+        row
+        for topic in range(20)
+        for row in series(seasonal_counts(rng, 1000), topic=f"topic {topic}")
+    ]
+    found = detect(rows, DEFAULT)
+    alerts = sum(len(incident.members) for incident in found.incidents)
+    assert found.tests > 18_000
+    assert alerts <= found.tests / 1000  # at most 1 false alarm per 1,000 topic-periods
+
+
 def test_too_little_history_is_counted_not_tested() -> None:
     found = detect(series([100] * 20), DEFAULT)
     assert found.incidents == ()
@@ -241,6 +333,26 @@ def test_command_prints_alerts_as_json(counts_csv: Path, tmp_path: Path) -> None
     assert set(member) >= {"observed", "expected", "test", "p_value", "segment", "reason"}
     plain = invoke(str(counts_csv))
     assert plain.exit_code == 0 and "2 alerts over 70 periods" in plain.stdout  # no groups
+
+
+def test_command_reports_the_cusum_and_takes_its_settings(tmp_path: Path) -> None:
+    counts = [10] * 84 + [16, 18, 20]
+    lines = [f"{START + timedelta(days=day)},delivery,{count}" for day, count in enumerate(counts)]
+    path = write_counts(tmp_path / "rise.csv", "period,topic,count", lines)
+    result = invoke(str(path), "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    (alert,) = out["alerts"]
+    assert alert["test"] == "poisson-cusum" and alert["p_value"] is None
+    assert alert["members"][0]["limit"] == 6.5
+    assert out["settings"]["cusum_shift"] == 2.0
+    stricter = invoke(str(path), "--json", "--cusum-threshold", "8")
+    assert stricter.exit_code == 0 and json.loads(stricter.stdout)["alerts"] == []
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"cusum_threshold": None}))
+    assert json.loads(invoke(str(path), "--json", "--config", str(config)).stdout)["alerts"] == []
+    result = invoke(str(path), "--cusum-shift", "1")
+    assert result.exit_code == 2 and "cusum_shift" in flat(result.stderr)
 
 
 @pytest.mark.parametrize(

@@ -44,12 +44,31 @@ def spikes_command(
         int | None,
         typer.Option(min=1, help="Days per period: 1 for daily counts (default), 7 for weekly."),
     ] = None,
+    cusum_shift: Annotated[
+        float | None,
+        typer.Option(
+            help="The rise the CUSUM is tuned to, as a multiple of the expected count "
+            "(above 1; default 2).",
+        ),
+    ] = None,
+    cusum_threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="Log-likelihood ratio at which the CUSUM alerts (default 6.5; higher: fewer "
+            "false alarms, later alerts).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the alerts as JSON.")] = False,
 ) -> None:
     """Find complaint spikes: exact Poisson tails against a weekday baseline, corrected for the
-    number of series, EWMA limits on rates, a minimum count, a cooldown, and one alert per
-    incident across related topics."""
-    overrides = {"season": season, "period_days": period_days}
+    number of series, a Poisson CUSUM for sustained rises, EWMA limits on rates, a minimum
+    count, a cooldown, and one alert per incident across related topics."""
+    overrides = {
+        "season": season,
+        "period_days": period_days,
+        "cusum_shift": cusum_shift,
+        "cusum_threshold": cusum_threshold,
+    }
     try:
         settings = SpikeSettings() if config_file is None else read_spike_settings(config_file)
     except InputError as exc:
@@ -126,4 +145,4 @@ def _print(result: Detection) -> None:
         f"{result.suppressed} held back by a cooldown)"
     )
     for incident in result.incidents:
-        typer.echo(f"{incident.period}  {incident.test:<12}  {incident.reason}")
+        typer.echo(f"{incident.period}  {incident.test:<13}  {incident.reason}")

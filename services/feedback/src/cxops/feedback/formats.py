@@ -277,11 +277,15 @@ class SpikeSettings(BaseModel):
     ewma_weight: float = _DEFAULTS.ewma_weight
     cooldown: int = _DEFAULTS.cooldown
     escalation: float = _DEFAULTS.escalation
+    cusum_shift: float = _DEFAULTS.cusum_shift
+    #: null turns the CUSUM off.
+    cusum_threshold: float | None = _DEFAULTS.cusum_threshold
     groups: dict[str, list[str]] = {}
 
-    def alert_config(self, **overrides: int) -> AlertConfig:
-        """The detector's configuration, with ``overrides`` (``season``, ``period_days``)
-        taking the place of the file's; a ``ValueError`` names any setting out of range."""
+    def alert_config(self, **overrides: float) -> AlertConfig:
+        """The detector's configuration, with ``overrides`` (``season``, ``period_days``,
+        ``cusum_shift``, ``cusum_threshold``) taking the place of the file's; a ``ValueError``
+        names any setting out of range."""
         values: dict[str, Any] = {**self.model_dump(), **overrides}
         values["groups"] = {name: tuple(names) for name, names in values["groups"].items()}
         return AlertConfig(**values)
