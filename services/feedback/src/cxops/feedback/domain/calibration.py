@@ -9,8 +9,9 @@ is held against what the model said when the response was enriched:
   confusion (model's label by reviewer's label). A response the model gave no sentiment (text
   that is not English) is counted apart, not as a disagreement.
 - **Each topic** is a yes/no judgement per labelled response: the model tagged it or not, the
-  reviewer kept it or not. Accuracy and kappa as above, and the two ways to disagree: the rules
-  tagged it and the reviewer removed it (``model_only``), or the rules missed it (``reviewer_only``).
+  reviewer kept it or not. Accuracy and kappa as above, and the two ways to disagree: the
+  rules tagged it and the reviewer removed it (``model_only``), or the rules missed it
+  (``reviewer_only``).
   The topics whose rules most often disagree come first in :attr:`Calibration.disagreeing`.
 
 Kappa's interval uses the asymptotic variance of Fleiss, Cohen and Everitt (1969), which holds
@@ -99,9 +100,7 @@ def agreement(
     if math.isclose(chance, 1.0):
         return Agreement(n=n, accuracy=observed, kappa=None, kappa_interval=None)
     kappa = (observed - chance) / (1 - chance)
-    on_diagonal = sum(
-        p[(c, c)] * (1 - (rows[c] + cols[c]) * (1 - kappa)) ** 2 for c in categories
-    )
+    on_diagonal = sum(p[(c, c)] * (1 - (rows[c] + cols[c]) * (1 - kappa)) ** 2 for c in categories)
     off_diagonal = (1 - kappa) ** 2 * sum(
         p[(a, b)] * (cols[a] + rows[b]) ** 2 for a in categories for b in categories if a != b
     )
@@ -146,7 +145,9 @@ def calibrate(pairs: Sequence[LabelPair], level: float = 0.95) -> Calibration:
 
 
 def _topic_agreement(name: str, pairs: Sequence[LabelPair], level: float) -> TopicAgreement:
-    judged = [(_yes(name in pair.model_topics), _yes(name in pair.reviewer_topics)) for pair in pairs]
+    judged = [
+        (_yes(name in pair.model_topics), _yes(name in pair.reviewer_topics)) for pair in pairs
+    ]
     cells = Counter(judged)
     return TopicAgreement(
         topic=name,
