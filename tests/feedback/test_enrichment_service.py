@@ -61,8 +61,9 @@ async def enriched_events(nats_client: NatsClient, count: int) -> list[ResponseE
 async def test_a_comment_is_stored_redacted_and_read(
     feedback: RunningService, nats_client: NatsClient
 ) -> None:
-    body = await post(feedback)
+    body = await post(feedback, customer_tier="gold")
 
+    assert body["customer_tier"] == "gold"
     assert "ana.garcia@example.com" not in body["comment"]
     assert "[EMAIL]" in body["comment"]
     enrichment = body["enrichment"]
@@ -99,6 +100,7 @@ async def test_a_comment_is_stored_redacted_and_read(
     assert event.sentiment is not None and event.sentiment.label == "negative"
     assert "billing" in {topic.topic for topic in event.topics}
     assert event.taxonomy_version == 0
+    assert event.customer_tier == "gold"
 
     raw = await feedback.client.get(
         f"{RESPONSES}/{body['id']}/raw-comment", headers=auth(TENANT, Role.ADMIN)

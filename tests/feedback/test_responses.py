@@ -81,6 +81,7 @@ async def test_a_response_is_stored_and_announced_once(
         "customer_ref": "cust-42",
         "channel": "email",
         "task_id": None,
+        "customer_tier": None,
         "occurred_at": "2026-03-01T09:30:00Z",
         "received_at": body["received_at"],
         "enrichment": body["enrichment"],

@@ -46,6 +46,7 @@ class ResponseReceivedV1(BaseModel):
     channel: str
     #: The routing task the answer is about, if the platform named it.
     task_id: uuid.UUID | None = None
+    customer_tier: str | None = None
     occurred_at: AwareDatetime
     received_at: AwareDatetime
     has_comment: bool
@@ -66,6 +67,7 @@ def response_received(response: ResponsePublic, *, tenant: str) -> Event:
         customer_ref=response.customer_ref,
         channel=response.channel,
         task_id=response.task_id,
+        customer_tier=response.customer_tier,
         occurred_at=response.occurred_at,
         received_at=response.received_at,
         has_comment=response.comment is not None,
@@ -90,6 +92,7 @@ class ResponseEnrichedV1(BaseModel):
     customer_ref: str
     channel: str
     task_id: uuid.UUID | None = None
+    customer_tier: str | None = None
     occurred_at: AwareDatetime
     comment: str | None
     language: str
@@ -110,6 +113,7 @@ def response_enriched(response: ResponsePublic, *, tenant: str) -> Event:
         customer_ref=response.customer_ref,
         channel=response.channel,
         task_id=response.task_id,
+        customer_tier=response.customer_tier,
         occurred_at=response.occurred_at,
         comment=response.comment,
         language=enrichment.language,

@@ -66,6 +66,7 @@ class FeedbackResponse(FeedbackTable, table=True):
     channel: str = Field(sa_type=sa.String(64), nullable=False)
     #: The routing task the answer is about, if the platform named it.
     task_id: uuid.UUID | None = Field(default=None)
+    customer_tier: str | None = Field(default=None, sa_type=sa.String(32))
     occurred_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     received_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     idempotency_key: str | None = Field(default=None, sa_type=sa.String(255))

@@ -29,6 +29,7 @@ CLOCK_SKEW = timedelta(minutes=5)
 COMMENT_MAX_LENGTH = 4000
 CUSTOMER_REF_MAX_LENGTH = 128
 CHANNEL_MAX_LENGTH = 64
+CUSTOMER_TIER_MAX_LENGTH = 32
 
 _LINE_BREAKS = frozenset("\t\n\r")
 _FREE_TEXT = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
@@ -47,6 +48,7 @@ def _free_text(value: str | None) -> str | None:
 
 CustomerRef = Annotated[str, SingleLine(CUSTOMER_REF_MAX_LENGTH)]
 Channel = Annotated[str, SingleLine(CHANNEL_MAX_LENGTH)]
+CustomerTier = Annotated[str, SingleLine(CUSTOMER_TIER_MAX_LENGTH)]
 Comment = Annotated[
     str | None,
     StringConstraints(strip_whitespace=True, max_length=COMMENT_MAX_LENGTH),
@@ -111,6 +113,13 @@ class ResponseCreate(BaseModel):
             "The routing task the answer is about (a CSAT after a contact), if the platform "
             "knows it: routing takes a CSAT on a completed task into its agent's proficiency "
             "learning."
+        ),
+    )
+    customer_tier: CustomerTier | None = Field(
+        default=None,
+        description=(
+            "The customer's tier or segment in the platform (`gold`, `smb`…): case rules and "
+            "real-time alerts may depend on it."
         ),
     )
     occurred_at: UtcDateTime | None = Field(
@@ -196,6 +205,7 @@ class ResponsePublic(BaseModel):
     customer_ref: str
     channel: str
     task_id: uuid.UUID | None = None
+    customer_tier: str | None = None
     occurred_at: datetime
     received_at: datetime
     enrichment: EnrichmentPublic

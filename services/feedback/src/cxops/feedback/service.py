@@ -104,6 +104,7 @@ async def record_response(
         customer_ref=payload.customer_ref,
         channel=payload.channel,
         task_id=payload.task_id,
+        customer_tier=payload.customer_tier,
         occurred_at=payload.occurred_at or received_at,
         received_at=received_at,
         enrichment=reading.public,

@@ -24,6 +24,7 @@ _BATCH = 500
 
 def upgrade() -> None:
     op.add_column("feedback_responses", sa.Column("raw_comment", sa.Text(), nullable=True))
+    op.add_column("feedback_responses", sa.Column("customer_tier", sa.String(32), nullable=True))
     op.add_column("feedback_responses", sa.Column("enrichment", sa.JSON(), nullable=True))
     op.add_column(
         "feedback_responses",
@@ -166,3 +167,4 @@ def downgrade() -> None:
     for column in ("taxonomy_version", "sentiment_label", "needs_review", "enrichment"):
         op.drop_column("feedback_responses", column)
     op.drop_column("feedback_responses", "raw_comment")
+    op.drop_column("feedback_responses", "customer_tier")
