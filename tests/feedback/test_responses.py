@@ -37,7 +37,8 @@ def answer(**changes: Any) -> dict[str, Any]:
 
 
 async def stored(service: RunningService) -> tuple[int, int]:
-    """How many responses and how many outbox events the service holds."""
+    """How many responses and how many outbox events the service holds (two per response:
+    received, then enriched)."""
     return await service.count("feedback_responses"), await service.count("cx_outbox")
 
 
@@ -80,8 +81,10 @@ async def test_a_response_is_stored_and_announced_once(
         "customer_ref": "cust-42",
         "channel": "email",
         "task_id": None,
+        "customer_tier": None,
         "occurred_at": "2026-03-01T09:30:00Z",
         "received_at": body["received_at"],
+        "enrichment": body["enrichment"],
     }
     assert uuid.UUID(body["id"]).version == 7
     assert posted.headers["Location"] == f"{RESPONSES}/{body['id']}"
@@ -114,8 +117,8 @@ async def test_a_response_is_stored_and_announced_once(
         has_comment=True,
     )
     await feedback.outbox_drained()
-    assert await stored(feedback) == (1, 1)
-    assert await stream_size(nats_client) == 1
+    assert await stored(feedback) == (1, 2)
+    assert await stream_size(nats_client) == 2
 
 
 async def test_a_response_may_name_the_routing_task_it_is_about(
@@ -288,8 +291,8 @@ async def test_a_retry_with_the_same_key_returns_the_first_result_and_stores_not
     assert retry.json() == first.json()
     assert retry.headers["Location"] == first.headers["Location"]
     await feedback.outbox_drained()
-    assert await stored(feedback) == (1, 1)
-    assert await stream_size(nats_client) == 1
+    assert await stored(feedback) == (1, 2)
+    assert await stream_size(nats_client) == 2
 
 
 async def test_reusing_a_key_for_another_request_is_a_conflict(
@@ -303,7 +306,7 @@ async def test_reusing_a_key_for_another_request_is_a_conflict(
     assert conflict.headers["content-type"] == PROBLEM_MEDIA_TYPE
     assert conflict.json()["type"].endswith("/idempotency-key-reused")
     assert conflict.json()["response_id"] == first.json()["id"]
-    assert await stored(feedback) == (1, 1)
+    assert await stored(feedback) == (1, 2)
 
 
 async def test_idempotency_keys_belong_to_one_tenant(feedback: RunningService) -> None:
@@ -316,7 +319,7 @@ async def test_idempotency_keys_belong_to_one_tenant(feedback: RunningService) -
     assert mine.status_code == theirs.status_code == 201
     assert "Idempotent-Replayed" not in theirs.headers
     assert mine.json()["id"] != theirs.json()["id"]
-    assert await stored(feedback) == (2, 2)
+    assert await stored(feedback) == (2, 4)
 
 
 async def test_concurrent_retries_store_one_response(feedback: RunningService) -> None:
@@ -328,7 +331,7 @@ async def test_concurrent_retries_store_one_response(feedback: RunningService) -
     assert {r.status_code for r in results} == {201}
     assert len({r.json()["id"] for r in results}) == 1
     assert sum("Idempotent-Replayed" not in r.headers for r in results) == 1
-    assert await stored(feedback) == (1, 1)
+    assert await stored(feedback) == (1, 2)
 
 
 @pytest.mark.parametrize(

@@ -8,19 +8,25 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from cxops.common.service import ServiceSpec, create_service_app
-from cxops.feedback.api import responses
+from cxops.feedback.api import enrichment, responses
+from cxops.feedback.enrichment import Enrichments
 from cxops.feedback.settings import FeedbackSettings
 
 SPEC = ServiceSpec(
     name="feedback",
     description="Survey triggers, feedback intake, enrichment, closed-loop cases and alerts.",
     migrations=Path(__file__).parent / "migrations",
-    routers=[responses.router],
+    routers=[responses.router, enrichment.router],
+    components=[lambda state: Enrichments(state.db)],
     tags=[
         {
             "name": "responses",
-            "description": "Survey answers (NPS, CSAT, CES) as the customer gave them.",
-        }
+            "description": "Survey answers (NPS, CSAT, CES), each with what was read in it.",
+        },
+        {
+            "name": "enrichment",
+            "description": "The topic taxonomy, the review queue, labels and calibration.",
+        },
     ],
 )
 

@@ -4,6 +4,12 @@
     A survey response was stored. Published once per response, never again for an idempotent
     replay of the same request.
 
+``cx.feedback.response.enriched.v1`` (payload :class:`ResponseEnrichedV1`)
+    What the service read in that response: the redacted comment, language, sentiment, topics
+    with their own sentiment and owning team, ``needs_review``, the taxonomy version. Written in
+    the same transaction as ``response.received`` and right after it in the outbox, so it
+    follows it on the stream.
+
 Every event travels on the ``CX_FEEDBACK`` stream as a CloudEvent in binary mode
 (:class:`cxops.common.events.Event`): ``ce-source`` is :data:`EVENT_SOURCE`, ``ce-tenant`` the
 tenant the response belongs to (the payload does not repeat it), ``Nats-Msg-Id`` the ``ce-id``.
@@ -17,12 +23,13 @@ from typing import Self
 from pydantic import AwareDatetime, BaseModel, ConfigDict, StrictInt, model_validator
 
 from cxops.common.events import Event
-from cxops.feedback.schemas import ResponsePublic
+from cxops.feedback.schemas import ResponsePublic, SentimentPublic, TopicTagPublic
 from cxops.stats.scales import SCALES, SurveyKind
 
 EVENT_SOURCE = "/cxops/feedback"
 
 RESPONSE_RECEIVED = "cx.feedback.response.received.v1"
+RESPONSE_ENRICHED = "cx.feedback.response.enriched.v1"
 
 
 class ResponseReceivedV1(BaseModel):
@@ -39,6 +46,7 @@ class ResponseReceivedV1(BaseModel):
     channel: str
     #: The routing task the answer is about, if the platform named it.
     task_id: uuid.UUID | None = None
+    customer_tier: str | None = None
     occurred_at: AwareDatetime
     received_at: AwareDatetime
     has_comment: bool
@@ -59,6 +67,7 @@ def response_received(response: ResponsePublic, *, tenant: str) -> Event:
         customer_ref=response.customer_ref,
         channel=response.channel,
         task_id=response.task_id,
+        customer_tier=response.customer_tier,
         occurred_at=response.occurred_at,
         received_at=response.received_at,
         has_comment=response.comment is not None,
@@ -71,6 +80,60 @@ def response_received(response: ResponsePublic, *, tenant: str) -> Event:
     )
 
 
+class ResponseEnrichedV1(BaseModel):
+    """What the service read in a stored response. ``comment`` is redacted: personal data is
+    replaced by placeholders (``[EMAIL]``) before anything reads it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    response_id: uuid.UUID
+    kind: SurveyKind
+    score: StrictInt
+    customer_ref: str
+    channel: str
+    task_id: uuid.UUID | None = None
+    customer_tier: str | None = None
+    occurred_at: AwareDatetime
+    comment: str | None
+    language: str
+    sentiment: SentimentPublic | None
+    topics: list[TopicTagPublic]
+    needs_review: bool
+    review_reasons: list[str]
+    taxonomy_version: int
+
+
+def response_enriched(response: ResponsePublic, *, tenant: str) -> Event:
+    """The ``response.enriched`` event of ``response`` of ``tenant``, for the outbox."""
+    enrichment = response.enrichment
+    payload = ResponseEnrichedV1(
+        response_id=response.id,
+        kind=response.kind,
+        score=response.score,
+        customer_ref=response.customer_ref,
+        channel=response.channel,
+        task_id=response.task_id,
+        customer_tier=response.customer_tier,
+        occurred_at=response.occurred_at,
+        comment=response.comment,
+        language=enrichment.language,
+        sentiment=enrichment.sentiment,
+        topics=enrichment.topics,
+        needs_review=enrichment.needs_review,
+        review_reasons=enrichment.review_reasons,
+        taxonomy_version=enrichment.taxonomy_version,
+    )
+    return Event.new(
+        subject=RESPONSE_ENRICHED,
+        source=EVENT_SOURCE,
+        tenant=tenant,
+        data=payload.model_dump(mode="json"),
+    )
+
+
 #: Every subject this service publishes, and the model of its payload (the event contract tests
 #: feed each into the model of every consumer of that subject).
-PUBLISHED: dict[str, type[BaseModel]] = {RESPONSE_RECEIVED: ResponseReceivedV1}
+PUBLISHED: dict[str, type[BaseModel]] = {
+    RESPONSE_RECEIVED: ResponseReceivedV1,
+    RESPONSE_ENRICHED: ResponseEnrichedV1,
+}

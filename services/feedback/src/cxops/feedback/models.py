@@ -3,6 +3,7 @@ the public shape."""
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import registry
@@ -25,7 +26,12 @@ SCORE_IN_SCALE = " OR ".join(
 
 
 class FeedbackResponse(FeedbackTable, table=True):
-    """One survey answer as received, before any enrichment.
+    """One survey answer with its enrichment.
+
+    ``comment`` is the comment with personal data redacted: the customer's raw words are kept
+    only when the tenant asks for it (``raw_comment``, read by admins alone). ``enrichment`` is
+    the public :class:`~cxops.feedback.schemas.EnrichmentPublic` as JSON; ``needs_review`` and
+    ``sentiment_label`` repeat what queries filter on.
 
     ``idempotency_key`` and ``request_fingerprint`` make a retried POST return the first result:
     the key is unique per tenant (which also settles two concurrent retries), and the fingerprint
@@ -38,6 +44,7 @@ class FeedbackResponse(FeedbackTable, table=True):
             "tenant", "idempotency_key", name="uq_feedback_responses_tenant_idempotency_key"
         ),
         sa.Index("ix_feedback_responses_tenant_id", "tenant", "id"),
+        sa.Index("ix_feedback_responses_tenant_review", "tenant", "needs_review", "id"),
         sa.CheckConstraint(SCORE_IN_SCALE, name="ck_feedback_responses_score_in_scale"),
     )
 
@@ -59,7 +66,73 @@ class FeedbackResponse(FeedbackTable, table=True):
     channel: str = Field(sa_type=sa.String(64), nullable=False)
     #: The routing task the answer is about, if the platform named it.
     task_id: uuid.UUID | None = Field(default=None)
+    customer_tier: str | None = Field(default=None, sa_type=sa.String(32))
     occurred_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     received_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     idempotency_key: str | None = Field(default=None, sa_type=sa.String(255))
     request_fingerprint: str | None = Field(default=None, sa_type=sa.String(64))
+    raw_comment: str | None = Field(default=None, sa_type=sa.Text)
+    enrichment: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
+    needs_review: bool = Field(default=False, nullable=False)
+    sentiment_label: str | None = Field(default=None, sa_type=sa.String(8))
+    taxonomy_version: int = Field(default=0, nullable=False)
+
+
+class FeedbackResponseTopic(FeedbackTable, table=True):
+    """A topic a response was tagged with, one row each: what counts per topic and day (the
+    complaint alerts, the root-cause Pareto) group by without reading JSON."""
+
+    __tablename__ = "feedback_response_topics"
+    __table_args__ = (
+        sa.Index("ix_feedback_response_topics_tenant_topic_time", "tenant", "topic", "occurred_at"),
+    )
+
+    response_id: uuid.UUID = Field(primary_key=True)
+    topic: str = Field(sa_type=sa.String(64), primary_key=True)
+    tenant: str = Field(sa_type=sa.String(64), nullable=False)
+    occurred_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    confidence: float = Field(nullable=False)
+    sentiment_label: str | None = Field(default=None, sa_type=sa.String(8))
+
+
+class FeedbackTaxonomy(FeedbackTable, table=True):
+    """One version of a tenant's topic taxonomy, as the tenant sent it (the ``--taxonomy`` file
+    format); the highest version is the one in force. Version 0, the built-in taxonomy, has no
+    row."""
+
+    __tablename__ = "feedback_taxonomies"
+
+    tenant: str = Field(sa_type=sa.String(64), primary_key=True)
+    version: int = Field(primary_key=True)
+    document: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    created_by: str | None = Field(default=None, sa_type=sa.String(128))
+
+
+class FeedbackLabel(FeedbackTable, table=True):
+    """A reviewer's reading of one response, beside the model's reading when the response was
+    enriched. A later label of the same response replaces the earlier one."""
+
+    __tablename__ = "feedback_labels"
+    __table_args__ = (sa.Index("ix_feedback_labels_tenant_labelled_at", "tenant", "labelled_at"),)
+
+    response_id: uuid.UUID = Field(primary_key=True)
+    tenant: str = Field(sa_type=sa.String(64), nullable=False)
+    sentiment: str | None = Field(default=None, sa_type=sa.String(8))
+    topics: list[str] = Field(sa_type=sa.JSON, nullable=False)
+    model_sentiment: str | None = Field(default=None, sa_type=sa.String(8))
+    model_topics: list[str] = Field(sa_type=sa.JSON, nullable=False)
+    taxonomy_version: int = Field(nullable=False)
+    labelled_by: str | None = Field(default=None, sa_type=sa.String(128))
+    labelled_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class FeedbackTenantSettings(FeedbackTable, table=True):
+    """What a tenant chose about its feedback data."""
+
+    __tablename__ = "feedback_tenant_settings"
+
+    tenant: str = Field(sa_type=sa.String(64), primary_key=True)
+    #: Keep each raw comment beside the redacted one, readable by admins only.
+    keep_raw_comments: bool = Field(default=False, nullable=False)
+    updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

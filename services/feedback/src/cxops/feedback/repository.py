@@ -2,32 +2,68 @@
 repository base, so there is no way to ask for another tenant's rows by accident."""
 
 import uuid
+from datetime import datetime
 
 from sqlmodel import col
 
 from cxops.common.events.group_commit import Row
 from cxops.common.tenancy import TenantRepository
-from cxops.feedback.models import FeedbackResponse
+from cxops.feedback.models import (
+    FeedbackLabel,
+    FeedbackResponse,
+    FeedbackResponseTopic,
+    FeedbackTaxonomy,
+    FeedbackTenantSettings,
+)
 from cxops.feedback.schemas import ResponsePublic
 from cxops.stats.scales import SurveyKind
 
 
-def response_row(
+def response_rows(
     response: ResponsePublic,
     *,
     tenant: str,
+    raw_comment: str | None,
     idempotency_key: str | None,
     request_fingerprint: str | None,
-) -> Row:
-    """A new response as a row for the group commit: a plain insert, no ORM object (building
-    one costs more than the rest of the request's Python)."""
-    table = FeedbackResponse.__table__  # type: ignore[attr-defined]
-    return table, {
-        **response.model_dump(),
-        "tenant": tenant,
-        "idempotency_key": idempotency_key,
-        "request_fingerprint": request_fingerprint,
-    }
+) -> list[Row]:
+    """A new response as rows for the group commit (the response, one row per topic): plain
+    inserts, no ORM object (building one costs more than the rest of the request's Python)."""
+    enrichment = response.enrichment
+    columns = response.model_dump(exclude={"enrichment"})
+    sentiment = enrichment.sentiment
+    rows: list[Row] = [
+        (
+            FeedbackResponse.__table__,  # type: ignore[attr-defined]
+            {
+                **columns,
+                "tenant": tenant,
+                "raw_comment": raw_comment,
+                "enrichment": enrichment.model_dump(mode="json"),
+                "needs_review": enrichment.needs_review,
+                "sentiment_label": sentiment.label.value if sentiment else None,
+                "taxonomy_version": enrichment.taxonomy_version,
+                "idempotency_key": idempotency_key,
+                "request_fingerprint": request_fingerprint,
+            },
+        )
+    ]
+    topics = FeedbackResponseTopic.__table__  # type: ignore[attr-defined]
+    rows += [
+        (
+            topics,
+            {
+                "response_id": response.id,
+                "topic": topic.topic,
+                "tenant": tenant,
+                "occurred_at": response.occurred_at,
+                "confidence": topic.confidence,
+                "sentiment_label": topic.sentiment.label.value if topic.sentiment else None,
+            },
+        )
+        for topic in enrichment.topics
+    ]
+    return rows
 
 
 class ResponseRepository(TenantRepository):
@@ -59,4 +95,50 @@ class ResponseRepository(TenantRepository):
         if before is not None:
             query = query.where(col(FeedbackResponse.id) < before)
         query = query.order_by(col(FeedbackResponse.id).desc()).limit(limit)
+        return list((await self.session.scalars(query)).all())
+
+    async def review_queue(self, *, after: uuid.UUID | None, limit: int) -> list[FeedbackResponse]:
+        """Responses flagged for review that nobody has labelled, oldest first."""
+        labelled = self.select(col(FeedbackLabel.response_id)).where(
+            col(FeedbackLabel.response_id) == col(FeedbackResponse.id)
+        )
+        query = self.select(FeedbackResponse).where(
+            col(FeedbackResponse.needs_review).is_(True), ~labelled.exists()
+        )
+        if after is not None:
+            query = query.where(col(FeedbackResponse.id) > after)
+        query = query.order_by(col(FeedbackResponse.id)).limit(limit)
+        return list((await self.session.scalars(query)).all())
+
+
+class TaxonomyRepository(TenantRepository):
+    """One tenant's taxonomy versions."""
+
+    async def latest(self) -> FeedbackTaxonomy | None:
+        return await self.session.scalar(
+            self.select(FeedbackTaxonomy).order_by(col(FeedbackTaxonomy.version).desc()).limit(1)
+        )
+
+
+class TenantSettingsRepository(TenantRepository):
+    async def get(self) -> FeedbackTenantSettings | None:
+        return await self.session.scalar(self.select(FeedbackTenantSettings))
+
+
+class LabelRepository(TenantRepository):
+    """Reviewers' labels of one tenant's responses."""
+
+    async def get(self, response_id: uuid.UUID) -> FeedbackLabel | None:
+        return await self.session.scalar(
+            self.select(FeedbackLabel).where(col(FeedbackLabel.response_id) == response_id)
+        )
+
+    async def given_between(
+        self, start: datetime | None, end: datetime | None
+    ) -> list[FeedbackLabel]:
+        query = self.select(FeedbackLabel)
+        if start is not None:
+            query = query.where(col(FeedbackLabel.labelled_at) >= start)
+        if end is not None:
+            query = query.where(col(FeedbackLabel.labelled_at) < end)
         return list((await self.session.scalars(query)).all())

@@ -2,6 +2,7 @@
 never exposed as they are."""
 
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -18,6 +19,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from cxops.common.validation import SingleLine, UtcDateTime, text_pattern, text_schema
+from cxops.feedback.domain.sentiment import SentimentLabel
+from cxops.feedback.domain.topics import DEFAULT_TAXONOMY, TopicDefinition
 from cxops.stats.scales import SCALES, SurveyKind
 
 #: How far in the future ``occurred_at`` may be: the caller's clock may run a little ahead.
@@ -26,6 +29,7 @@ CLOCK_SKEW = timedelta(minutes=5)
 COMMENT_MAX_LENGTH = 4000
 CUSTOMER_REF_MAX_LENGTH = 128
 CHANNEL_MAX_LENGTH = 64
+CUSTOMER_TIER_MAX_LENGTH = 32
 
 _LINE_BREAKS = frozenset("\t\n\r")
 _FREE_TEXT = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
@@ -44,6 +48,7 @@ def _free_text(value: str | None) -> str | None:
 
 CustomerRef = Annotated[str, SingleLine(CUSTOMER_REF_MAX_LENGTH)]
 Channel = Annotated[str, SingleLine(CHANNEL_MAX_LENGTH)]
+CustomerTier = Annotated[str, SingleLine(CUSTOMER_TIER_MAX_LENGTH)]
 Comment = Annotated[
     str | None,
     StringConstraints(strip_whitespace=True, max_length=COMMENT_MAX_LENGTH),
@@ -110,6 +115,13 @@ class ResponseCreate(BaseModel):
             "learning."
         ),
     )
+    customer_tier: CustomerTier | None = Field(
+        default=None,
+        description=(
+            "The customer's tier or segment in the platform (`gold`, `smb`…): case rules and "
+            "real-time alerts may depend on it."
+        ),
+    )
     occurred_at: UtcDateTime | None = Field(
         default=None,
         description=(
@@ -144,20 +156,59 @@ class ResponseCreate(BaseModel):
         return value
 
 
+class SentimentPublic(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    label: SentimentLabel
+    score: float = Field(description="-1 (angry) to 1 (delighted).")
+    confidence: float = Field(description="0 to 1.")
+
+
+class TopicTagPublic(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    topic: str
+    confidence: float
+    owner: str | None = Field(description="The team that owns the topic in the taxonomy.")
+    sentiment: SentimentPublic | None = Field(
+        description="The sentiment of the clauses where the topic was found."
+    )
+
+
+class EnrichmentPublic(BaseModel):
+    """What the service read in a response's comment when it arrived."""
+
+    model_config = ConfigDict(frozen=True)
+
+    language: str = Field(description="ISO 639-1, or `und` when it cannot be told.")
+    sentiment: SentimentPublic | None = Field(
+        description="None without a comment, or for a comment not in English."
+    )
+    topics: list[TopicTagPublic]
+    needs_review: bool
+    review_reasons: list[str] = Field(description="Why a person should look at it.")
+    redactions: dict[str, int] = Field(
+        description="Personal data removed from the comment, by kind (`email`, `phone`…)."
+    )
+    taxonomy_version: int = Field(description="The taxonomy version the topics come from.")
+
+
 class ResponsePublic(BaseModel):
-    """A stored survey answer."""
+    """A stored survey answer; ``comment`` is redacted."""
 
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
     kind: SurveyKind
     score: int
-    comment: str | None
+    comment: str | None = Field(description="The comment, personal data replaced (`[EMAIL]`).")
     customer_ref: str
     channel: str
     task_id: uuid.UUID | None = None
+    customer_tier: str | None = None
     occurred_at: datetime
     received_at: datetime
+    enrichment: EnrichmentPublic
 
 
 class ResponsePage(BaseModel):
@@ -166,4 +217,149 @@ class ResponsePage(BaseModel):
     items: list[ResponsePublic]
     next_cursor: uuid.UUID | None = Field(
         description="The cursor of the next page; null on the last page."
+    )
+
+
+class RawComment(BaseModel):
+    """A response's comment as the customer wrote it, kept only when the tenant asks for it."""
+
+    response_id: uuid.UUID
+    raw_comment: str | None
+
+
+class FeedbackSettingsPublic(BaseModel):
+    """What a tenant chose about its feedback data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    keep_raw_comments: bool = Field(
+        default=False,
+        description=(
+            "Keep each comment as written beside the redacted one, readable only by admins. "
+            "Off by default: the raw comment is then never stored."
+        ),
+    )
+
+
+class TaxonomyDocument(BaseModel):
+    """A tenant's topics, in the `--taxonomy` file format of `cxops feedback analyze`: with
+    `extends_default` a topic named like a built-in one adds to it, `remove` drops built-in
+    topics; each topic's `owner` is the team that owns it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    extends_default: bool = True
+    remove: list[str] = Field(default_factory=list, max_length=500)
+    topics: list[TopicDefinition] = Field(default_factory=list, max_length=500)
+
+    @field_validator("remove")
+    @classmethod
+    def _removes_built_in_topics(cls, remove: list[str], info: ValidationInfo) -> list[str]:
+        if not info.data.get("extends_default", True):
+            if remove:
+                raise PydanticCustomError(
+                    "remove_without_default", "only a taxonomy that extends the default removes"
+                )
+            return remove
+        unknown = [name for name in remove if DEFAULT_TAXONOMY.topic(name) is None]
+        if unknown:
+            raise PydanticCustomError(
+                "unknown_topic", "no built-in topic {unknown}", {"unknown": ", ".join(unknown)}
+            )
+        return remove
+
+    @field_validator("topics")
+    @classmethod
+    def _each_topic_once(cls, topics: list[TopicDefinition]) -> list[TopicDefinition]:
+        counts = Counter(topic.name for topic in topics)
+        twice = sorted(name for name, n in counts.items() if n > 1)
+        if twice:
+            raise PydanticCustomError(
+                "duplicate_topic", "topics defined twice: {twice}", {"twice": ", ".join(twice)}
+            )
+        return topics
+
+
+class TaxonomyPublic(TaxonomyDocument):
+    version: int = Field(description="0 is the built-in taxonomy, before any PUT.")
+    updated_at: datetime | None
+    updated_by: str | None
+    effective: list[TopicDefinition] = Field(
+        description="The topics in force: the document applied to the built-in taxonomy."
+    )
+
+
+class LabelCreate(BaseModel):
+    """A reviewer's reading of a response: its sentiment and every topic it is about."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sentiment: SentimentLabel | None = Field(
+        description="null when the comment has no sentiment to speak of (or none at all)."
+    )
+    topics: list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]+$", max_length=64)]] = Field(
+        max_length=50, description="Topics of the tenant's taxonomy; [] for none."
+    )
+
+
+class LabelPublic(BaseModel):
+    response_id: uuid.UUID
+    sentiment: SentimentLabel | None
+    topics: list[str]
+    model_sentiment: SentimentLabel | None
+    model_topics: list[str]
+    taxonomy_version: int
+    labelled_by: str | None
+    labelled_at: datetime
+
+
+class ReviewQueuePage(BaseModel):
+    """Responses flagged for review and not labelled yet, oldest first."""
+
+    items: list[ResponsePublic]
+    next_cursor: uuid.UUID | None
+
+
+class IntervalPublic(BaseModel):
+    low: float
+    high: float
+    level: float
+
+
+class AgreementPublic(BaseModel):
+    n: int = Field(description="Judgements compared.")
+    accuracy: float | None
+    kappa: float | None = Field(description="Cohen's kappa; null when undefined.")
+    kappa_interval: IntervalPublic | None
+
+
+class TopicAgreementPublic(BaseModel):
+    topic: str
+    agreement: AgreementPublic
+    both: int
+    model_only: int = Field(description="Tagged by the rules, removed by the reviewer.")
+    reviewer_only: int = Field(description="Added by the reviewer: the rules missed it.")
+    neither: int
+    disagreements: int
+
+
+class CalibrationPublic(BaseModel):
+    """Model against reviewers over the labels given in ``[from, to)``."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: datetime | None = Field(alias="from")
+    to: datetime | None
+    labelled: int
+    sentiment: AgreementPublic
+    sentiment_confusion: dict[str, dict[str, int]] = Field(
+        description="`confusion[model][reviewer]`: how often the model said one label and the "
+        "reviewer another."
+    )
+    sentiment_unpaired: int = Field(
+        description="Labels where the model or the reviewer gave no sentiment."
+    )
+    topics: list[TopicAgreementPublic]
+    disagreeing: list[str] = Field(
+        description="Topics whose rules most often disagree with reviewers, worst first."
     )

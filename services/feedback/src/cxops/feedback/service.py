@@ -18,9 +18,21 @@ from cxops.common.auth import CallerContext
 from cxops.common.db import Database
 from cxops.common.events.group_commit import GroupCommit
 from cxops.feedback import events, repository
-from cxops.feedback.models import FeedbackResponse
-from cxops.feedback.repository import ResponseRepository
-from cxops.feedback.schemas import ResponseCreate, ResponsePublic
+from cxops.feedback.domain.topics import DEFAULT_TAXONOMY
+from cxops.feedback.enrichment import Enrichments, taxonomy_of
+from cxops.feedback.models import FeedbackResponse, FeedbackTaxonomy, FeedbackTenantSettings
+from cxops.feedback.repository import (
+    ResponseRepository,
+    TaxonomyRepository,
+    TenantSettingsRepository,
+)
+from cxops.feedback.schemas import (
+    FeedbackSettingsPublic,
+    ResponseCreate,
+    ResponsePublic,
+    TaxonomyDocument,
+    TaxonomyPublic,
+)
 from cxops.stats.scales import SurveyKind
 
 log = logging.getLogger("cxops.feedback")
@@ -58,12 +70,15 @@ async def record_response(
     *,
     db: Database,
     group_commit: GroupCommit,
+    enrichments: Enrichments,
     caller: CallerContext,
     payload: ResponseCreate,
     idempotency_key: str | None,
 ) -> Recorded:
-    """Store a survey answer and queue ``cx.feedback.response.received.v1`` in the same
-    transaction; return once both are committed.
+    """Store a survey answer with its enrichment, and queue ``cx.feedback.response.received.v1``
+    and ``response.enriched.v1`` in the same transaction; return once all are committed.
+
+    The comment is stored redacted; the raw comment only when the tenant keeps raw comments.
 
     With an ``idempotency_key`` (scoped to the tenant, kept as long as the response), a retry of
     the same request returns the first response and stores nothing; the same key with a different
@@ -78,27 +93,36 @@ async def record_response(
         if earlier is not None:
             return _replay(earlier, idempotency_key=idempotency_key, fingerprint=fingerprint)
 
+    intake = await enrichments.for_tenant(caller.tenant)
+    reading = intake.enrichment.read(payload.comment, kind=payload.kind, score=payload.score)
     received_at = datetime.now(UTC)
     response = ResponsePublic(
         id=uuid7(),
         kind=payload.kind,
         score=payload.score,
-        comment=payload.comment,
+        comment=reading.comment,
         customer_ref=payload.customer_ref,
         channel=payload.channel,
         task_id=payload.task_id,
+        customer_tier=payload.customer_tier,
         occurred_at=payload.occurred_at or received_at,
         received_at=received_at,
+        enrichment=reading.public,
     )
-    row = repository.response_row(
+    rows = repository.response_rows(
         response,
         tenant=caller.tenant,
+        raw_comment=payload.comment if intake.keep_raw_comments else None,
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint,
     )
     try:
         await group_commit.write(
-            rows=[row], events=[events.response_received(response, tenant=caller.tenant)]
+            rows=rows,
+            events=[
+                events.response_received(response, tenant=caller.tenant),
+                events.response_enriched(response, tenant=caller.tenant),
+            ],
         )
     except IntegrityError:
         if idempotency_key is None or fingerprint is None:
@@ -152,3 +176,78 @@ async def list_responses(
     page = rows[:limit]
     next_cursor = page[-1].id if len(rows) > limit else None
     return page, next_cursor
+
+
+# --- the taxonomy and the tenant's settings --------------------------------------------------
+
+
+async def get_taxonomy(*, session: AsyncSession, caller: CallerContext) -> TaxonomyPublic:
+    latest = await TaxonomyRepository(session, tenant=caller.tenant).latest()
+    if latest is None:
+        return TaxonomyPublic(
+            version=0,
+            updated_at=None,
+            updated_by=None,
+            effective=list(DEFAULT_TAXONOMY.topics),
+        )
+    document = TaxonomyDocument.model_validate(latest.document)
+    return TaxonomyPublic(
+        **document.model_dump(),
+        version=latest.version,
+        updated_at=latest.created_at,
+        updated_by=latest.created_by,
+        effective=list(taxonomy_of(latest.document).topics),
+    )
+
+
+async def put_taxonomy(
+    *, db: Database, enrichments: Enrichments, caller: CallerContext, document: TaxonomyDocument
+) -> TaxonomyPublic:
+    """Store ``document`` as the tenant's next taxonomy version. Two concurrent puts cannot take
+    one version: the loser tries again on top of the winner's."""
+    for _ in range(3):
+        async with db.sessionmaker() as session:
+            latest = await TaxonomyRepository(session, tenant=caller.tenant).latest()
+            session.add(
+                FeedbackTaxonomy(
+                    tenant=caller.tenant,
+                    version=(latest.version if latest is not None else 0) + 1,
+                    document=document.model_dump(mode="json"),
+                    created_at=datetime.now(UTC),
+                    created_by=caller.subject,
+                )
+            )
+            try:
+                await session.commit()
+            except IntegrityError:
+                continue
+            enrichments.forget(caller.tenant)
+            return await get_taxonomy(session=session, caller=caller)
+    raise TaxonomyBusy()
+
+
+class TaxonomyBusy(Exception):
+    """Other puts kept taking the next version."""
+
+
+async def get_settings(*, session: AsyncSession, caller: CallerContext) -> FeedbackSettingsPublic:
+    row = await TenantSettingsRepository(session, tenant=caller.tenant).get()
+    return FeedbackSettingsPublic(keep_raw_comments=row is not None and row.keep_raw_comments)
+
+
+async def put_settings(
+    *,
+    session: AsyncSession,
+    enrichments: Enrichments,
+    caller: CallerContext,
+    settings: FeedbackSettingsPublic,
+) -> FeedbackSettingsPublic:
+    row = await TenantSettingsRepository(session, tenant=caller.tenant).get()
+    if row is None:
+        row = FeedbackTenantSettings(tenant=caller.tenant, updated_at=datetime.now(UTC))
+        session.add(row)
+    row.keep_raw_comments = settings.keep_raw_comments
+    row.updated_at = datetime.now(UTC)
+    await session.commit()
+    enrichments.forget(caller.tenant)
+    return settings
