@@ -377,7 +377,7 @@ def _alerts(tested: list[_Test], day: date, config: AlertConfig) -> list[Alert]:
                 )
             )
         elif config.cusum_threshold is not None and test.cusum.statistic >= config.cusum_threshold:
-            alerts.append(_cusum_alert(test, label, day, config, config.cusum_threshold))
+            alerts.append(_cusum_alert(test, label, day, config))
         elif test.rate is not None and rate_p[test.key] < config.alpha:
             rate = test.rate
             limit = rate.baseline + critical * rate.sd
@@ -402,10 +402,8 @@ def _alerts(tested: list[_Test], day: date, config: AlertConfig) -> list[Alert]:
     return alerts
 
 
-def _cusum_alert(
-    test: _Test, label: str, day: date, config: AlertConfig, threshold: float
-) -> Alert:
-    run = test.cusum
+def _cusum_alert(test: _Test, label: str, day: date, config: AlertConfig) -> Alert:
+    run, threshold = test.cusum, config.cusum_threshold
     topic, segment = test.key
     return Alert(
         period=day,
