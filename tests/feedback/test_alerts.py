@@ -5,6 +5,7 @@ ramp, a CUSUM on a sustained rise, cooldown, grouping, minimum count, weekday se
 import json
 import math
 import random
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,17 @@ from typer.testing import CliRunner
 
 from cxops.cli.main import app
 from cxops.feedback.domain.alerts import AlertConfig, Detection, Observation, detect
-from cxops.feedback.domain.poisson import bonferroni, holm, poisson_upper_tail
+from cxops.feedback.domain.poisson import (
+    binomial_upper_tail,
+    bonferroni,
+    holm,
+    poisson_upper_tail,
+)
 
 START = date(2026, 1, 5)  # a Monday
 DEFAULT = AlertConfig()
+#: The CUSUM on its own, without the window test that catches the same rises first.
+CUSUM = AlertConfig(window_alpha=None)
 
 
 def poisson(rng: random.Random, mean: float) -> int:
@@ -69,6 +77,16 @@ def test_poisson_tail_matches_exact_values() -> None:
     assert poisson_upper_tail(1000, 1000) == pytest.approx(0.5, abs=0.02)
 
 
+def test_binomial_tail_matches_exact_values() -> None:
+    assert binomial_upper_tail(3, 10, 0.5) == pytest.approx(968 / 1024, rel=1e-14)
+    assert binomial_upper_tail(9, 10, 0.5) == pytest.approx(11 / 1024, rel=1e-12)
+    assert binomial_upper_tail(5, 5, 1 / 13) == pytest.approx(13.0**-5, rel=1e-12)
+    assert binomial_upper_tail(0, 5, 0.3) == 1.0
+    assert binomial_upper_tail(6, 5, 0.3) == 0.0
+    exact = sum(math.comb(300, k) * 12 ** (300 - k) for k in range(40, 301)) / 13**300
+    assert binomial_upper_tail(40, 300, 1 / 13) == pytest.approx(exact, rel=1e-10)
+
+
 def test_holm_adjusts_step_down() -> None:
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert holm([]) == []
@@ -107,7 +125,9 @@ def test_steady_noise_stays_quiet() -> None:
             rows.append(Observation(when, topic, count, total=total))
     found = detect(rows, DEFAULT)
     assert found.tests > 5500
-    assert len(found.incidents) <= 4  # 4 x 1,500 series-days: about 1.5 expected
+    # The budget is 1 per 1,000 series-periods, 5.8 here; the tests together are expected to
+    # raise about 4, so the count is let run to 8 (a Poisson count of mean 4 exceeds 8 in 2%).
+    assert len(found.incidents) <= 8
 
 
 def test_a_doubling_fires_within_a_few_periods() -> None:
@@ -142,7 +162,7 @@ def test_cooldown_holds_back_repeats_unless_it_escalates() -> None:
     assert days == [60, 65]
     assert quiet.incidents[1].members[0].escalated
     assert "escalated" in quiet.incidents[1].reason
-    assert quiet.suppressed == 4
+    assert quiet.suppressed == 5  # days 61-64 (tail), and 66, whose window still holds the 60
     no_cooldown = detect(series(counts), AlertConfig(cooldown=0))
     assert len(no_cooldown.incidents) > 2
 
@@ -192,12 +212,55 @@ def test_reason_names_weekday_correction_and_series() -> None:
     assert incident.p_value < DEFAULT.alpha
 
 
+def test_window_test_sums_two_periods_against_their_baseline() -> None:
+    # Twelve weeks at exactly 10, then 19 and 19: no day is a tail alert (P(X >= 19 | 10) =
+    # 0.0072), nor the CUSUM (38 ln 2 - 20 = 6.34 < 6.5), but the two days sum to 38 against 20
+    # expected, with 240 complaints in their baselines of twelve periods each: given the 278, the
+    # window's share is Binomial(278, 1/13), and P(>= 38) = 0.00043 < 0.0006. The day before,
+    # 10 + 19 = 29 of 269 has P = 0.042.
+    def tail(observed: int, trials: int) -> float:
+        return sum(
+            math.comb(trials, k) * 12 ** (trials - k) for k in range(observed, trials + 1)
+        ) / (13**trials)
+
+    assert tail(38, 278) == pytest.approx(0.000428101, rel=1e-5)
+    assert tail(29, 269) == pytest.approx(0.0420300, rel=1e-5)
+    counts = [10] * 84 + [19, 19]
+    (incident,) = detect(series(counts), DEFAULT).incidents
+    (alert,) = incident.members
+    assert (alert.period - START).days == 85
+    assert alert.test == incident.test == "poisson-window"
+    assert alert.p_value == pytest.approx(tail(38, 278), rel=1e-9)
+    assert alert.statistic is None and alert.limit is None
+    assert "38 complaints vs 20.0 expected over the last 2 periods" in alert.reason
+    assert "19 vs 10.0 for a Tuesday" in alert.reason and "the baseline's 240" in alert.reason
+    assert detect(series(counts), AlertConfig(window_alpha=None)).incidents == ()
+    # Three periods: 48 of 408, P = 0.0024, over the 0.0006 a period the test may spend.
+    assert tail(48, 408) == pytest.approx(0.00237375, rel=1e-5)
+    assert detect(series(counts), AlertConfig(window=3)).incidents == ()
+    assert detect(series(counts), AlertConfig(window=3, window_alpha=0.003)).incidents
+    # A window reaching back before the first tested period is not tested.
+    assert detect(series([10] * 42 + [19, 19]), AlertConfig(min_baseline=6)).incidents == ()
+
+
+def test_window_share_weights_unequal_baselines() -> None:
+    # From day 42 a Monday has six Mondays behind it and the Sunday before it only five: the
+    # window's share is (mu_sun + mu_mon) / (5 mu_sun + 6 mu_mon + mu_sun + mu_mon), here with
+    # means of 10: 20 / 130. The counts 22 and 25 sum to 47 of 47 + 110.
+    counts = [10] * 41 + [22, 25]
+    config = AlertConfig(min_baseline=5, window_alpha=0.5, alpha=1e-12, cooldown=0)
+    found = detect(series(counts), config)
+    (monday,) = [a for i in found.incidents for a in i.members if (a.period - START).days == 42]
+    assert monday.test == "poisson-window" and "the baseline's 110" in monday.reason
+    assert monday.p_value == pytest.approx(binomial_upper_tail(47, 157, 20 / 130), rel=1e-12)
+
+
 def test_cusum_sums_the_likelihood_ratio_of_a_rise() -> None:
     # Twelve weeks at exactly 10, then 16, 18, 20, 20, 20: no day is a tail alert (20 vs 10 is
     # p = 0.0035), but the CUSUM for a doubling adds x ln 2 - 10 a day: 1.09, then 3.57, then
     # 7.43 >= 6.5 on the third day of the rise, 54 complaints against 30 expected.
     counts = [10] * 84 + [16, 18, 20, 20, 20]
-    found = detect(series(counts), DEFAULT)
+    found = detect(series(counts), CUSUM)
     (incident,) = found.incidents
     (alert,) = incident.members
     assert (alert.period - START).days == 86
@@ -207,9 +270,9 @@ def test_cusum_sums_the_likelihood_ratio_of_a_rise() -> None:
     assert alert.limit == DEFAULT.cusum_threshold == 6.5
     assert "54 complaints vs 30.0 expected over the last 3 periods" in alert.reason
     assert "20 vs 10.0 for a Wednesday" in alert.reason
-    assert detect(series(counts), AlertConfig(cusum_threshold=None)).incidents == ()
+    assert detect(series(counts), replace(CUSUM, cusum_threshold=None)).incidents == ()
     # It restarts from zero after its alert: two more days of 20 (3.86 each) to alert again.
-    again = detect(series(counts), AlertConfig(cooldown=0))
+    again = detect(series(counts), AlertConfig(cooldown=0, window_alpha=None))
     assert [(i.period - START).days for i in again.incidents] == [86, 88]
     assert again.incidents[1].members[0].statistic == pytest.approx(40 * math.log(2) - 20)
     # Within a cooldown that second alert is held back like any other test's.
@@ -220,16 +283,16 @@ def test_cusum_keeps_min_count_and_grouping() -> None:
     # At 2 a day, 4 a day adds 4 ln 2 - 2 = 0.77 a day: past 6.5 on the ninth day of the rise,
     # with only 4 complaints that day, under the minimum count of 5.
     low = [2] * 84 + [4] * 9
-    assert detect(series(low), DEFAULT).incidents == ()
-    (incident,) = detect(series(low), AlertConfig(min_count=4)).incidents
+    assert detect(series(low), CUSUM).incidents == ()
+    (incident,) = detect(series(low), AlertConfig(min_count=4, window_alpha=None)).incidents
     assert (incident.period - START).days == 92 and incident.test == "poisson-cusum"
     # The evidence is kept, so the first day with enough complaints alerts.
-    (late,) = detect(series([*low, 5]), DEFAULT).incidents
+    (late,) = detect(series([*low, 5]), CUSUM).incidents
     assert (late.period - START).days == 93 and late.test == "poisson-cusum"
     # Two segments of a topic rising together are one incident.
     rise = [10] * 84 + [16, 18, 20]
     rows = [*series(rise, segment="app"), *series(rise, segment="web")]
-    (together,) = detect(rows, DEFAULT).incidents
+    (together,) = detect(rows, CUSUM).incidents
     assert together.segments == ("app", "web") and len(together.members) == 2
     assert together.test == "poisson-cusum" and together.p_value is None
 
@@ -262,13 +325,20 @@ def test_a_sustained_rise_is_caught_within_two_periods() -> None:
             found.append(min((d for d in hits if d >= 0), default=14))
         return found
 
-    with_cusum = delays(DEFAULT)
-    tail_alone = delays(AlertConfig(cusum_threshold=None))
-    # Delay 0 is the first day of the rise: "within two periods" is a delay of 0 or 1.
-    within_two = sum(d <= 1 for d in with_cusum)
-    assert within_two >= 0.75 * len(trials)
+    found = delays(DEFAULT)
+    tail_alone = delays(AlertConfig(cusum_threshold=None, window_alpha=None))
+    cusum_alone = delays(CUSUM)
+    # Delay 0 is the first day of the rise: "within two periods" is a delay of 0 or 1. No test
+    # within the false-alarm budget catches it always: at 12 a day the two days of a rise that
+    # starts on a Saturday sum to 38 on average, and to 24 or less one time in 100, while a
+    # steady weekend's 17.4 reach 25 one time in 20. Even with known means the best possible
+    # test, the sum of the two periods at 0.0006 a period, catches it about 92% of the time
+    # (``bench/alerts.py`` prints that bound); these trials measure 87%.
+    within_two = sum(d <= 1 for d in found)
+    assert within_two >= 0.85 * len(trials)
     assert within_two >= sum(d <= 1 for d in tail_alone) + 0.05 * len(trials)
-    assert sum(d < 4 for d in with_cusum) >= 0.95 * len(trials)
+    assert within_two >= sum(d <= 1 for d in cusum_alone)
+    assert sum(d < 4 for d in found) >= 0.95 * len(trials)
 
 
 def test_steady_seasonal_noise_stays_within_the_false_alarm_budget() -> None:
@@ -339,20 +409,30 @@ def test_command_reports_the_cusum_and_takes_its_settings(tmp_path: Path) -> Non
     counts = [10] * 84 + [16, 18, 20]
     lines = [f"{START + timedelta(days=day)},delivery,{count}" for day, count in enumerate(counts)]
     path = write_counts(tmp_path / "rise.csv", "period,topic,count", lines)
+    # By default the window test sees the last two days first (38 vs 20).
     result = invoke(str(path), "--json")
+    assert result.exit_code == 0, result.output
+    (alert,) = json.loads(result.stdout)["alerts"]
+    assert alert["test"] == "poisson-window" and alert["p_value"] < 0.0006
+    result = invoke(str(path), "--json", "--window-alpha", "0.0001")
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     (alert,) = out["alerts"]
     assert alert["test"] == "poisson-cusum" and alert["p_value"] is None
     assert alert["members"][0]["limit"] == 6.5
     assert out["settings"]["cusum_shift"] == 2.0
-    stricter = invoke(str(path), "--json", "--cusum-threshold", "8")
+    assert out["settings"]["window_alpha"] == 0.0001 and out["settings"]["window"] == 2
+    stricter = invoke(str(path), "--json", "--cusum-threshold", "8", "--window-alpha", "0.0001")
     assert stricter.exit_code == 0 and json.loads(stricter.stdout)["alerts"] == []
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"cusum_threshold": None}))
+    config.write_text(json.dumps({"cusum_threshold": None, "window_alpha": None}))
     assert json.loads(invoke(str(path), "--json", "--config", str(config)).stdout)["alerts"] == []
     result = invoke(str(path), "--cusum-shift", "1")
     assert result.exit_code == 2 and "cusum_shift" in flat(result.stderr)
+    result = invoke(str(path), "--window", "1")
+    assert result.exit_code == 2 and "window" in flat(result.stderr)
+    three = invoke(str(path), "--json", "--window", "3", "--window-alpha", "0.01")
+    assert json.loads(three.stdout)["alerts"][0]["test"] == "poisson-window"
 
 
 @pytest.mark.parametrize(

@@ -58,16 +58,30 @@ def spikes_command(
             "false alarms, later alerts).",
         ),
     ] = None,
+    window: Annotated[
+        int | None,
+        typer.Option(help="Periods summed by the window test (at least 2; default 2)."),
+    ] = None,
+    window_alpha: Annotated[
+        float | None,
+        typer.Option(
+            help="False-alarm rate of the window test per series and period (default 0.0006; "
+            "lower: fewer false alarms, later alerts).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the alerts as JSON.")] = False,
 ) -> None:
     """Find complaint spikes: exact Poisson tails against a weekday baseline, corrected for the
-    number of series, a Poisson CUSUM for sustained rises, EWMA limits on rates, a minimum
-    count, a cooldown, and one alert per incident across related topics."""
+    number of series, a test of the last periods' sum and a Poisson CUSUM for sustained rises,
+    EWMA limits on rates, a minimum count, a cooldown, and one alert per incident across
+    related topics."""
     overrides = {
         "season": season,
         "period_days": period_days,
         "cusum_shift": cusum_shift,
         "cusum_threshold": cusum_threshold,
+        "window": window,
+        "window_alpha": window_alpha,
     }
     try:
         settings = SpikeSettings() if config_file is None else read_spike_settings(config_file)

@@ -280,12 +280,15 @@ class SpikeSettings(BaseModel):
     cusum_shift: float = _DEFAULTS.cusum_shift
     #: null turns the CUSUM off.
     cusum_threshold: float | None = _DEFAULTS.cusum_threshold
+    window: int = _DEFAULTS.window
+    #: null turns the window test off.
+    window_alpha: float | None = _DEFAULTS.window_alpha
     groups: dict[str, list[str]] = {}
 
     def alert_config(self, **overrides: float) -> AlertConfig:
         """The detector's configuration, with ``overrides`` (``season``, ``period_days``,
-        ``cusum_shift``, ``cusum_threshold``) taking the place of the file's; a ``ValueError``
-        names any setting out of range."""
+        ``cusum_shift``, ``cusum_threshold``, ``window``, ``window_alpha``) taking the place of
+        the file's; a ``ValueError`` names any setting out of range."""
         values: dict[str, Any] = {**self.model_dump(), **overrides}
         values["groups"] = {name: tuple(names) for name, names in values["groups"].items()}
         return AlertConfig(**values)

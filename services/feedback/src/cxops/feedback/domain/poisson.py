@@ -32,6 +32,35 @@ def poisson_upper_tail(observed: int, mean: float) -> float:
             return total
 
 
+def binomial_upper_tail(observed: int, trials: int, p: float) -> float:
+    """P(X >= observed) for X ~ Binomial(trials, p), summed from log-probabilities like the
+    Poisson tail."""
+    if observed <= 0:
+        return 1.0
+    if observed > trials or p <= 0:
+        return 0.0
+    if p >= 1:
+        return 1.0
+    if observed <= trials * p:
+        below = sum(_binomial_pmf(i, trials, p) for i in range(observed))
+        return max(0.0, 1.0 - below)
+    # Above the mean each term is the last times (n - i) p / ((i + 1) (1 - p)), falling.
+    term = _binomial_pmf(observed, trials, p)
+    total = 0.0
+    odds = p / (1 - p)
+    for i in range(observed, trials + 1):
+        total += term
+        term *= (trials - i) / (i + 1) * odds
+        if term <= total * 1e-17:
+            break
+    return total
+
+
+def _binomial_pmf(k: int, n: int, p: float) -> float:
+    log_choose = math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+    return math.exp(log_choose + k * math.log(p) + (n - k) * math.log1p(-p))
+
+
 def _pmf(k: int, mean: float) -> float:
     return math.exp(k * math.log(mean) - mean - math.lgamma(k + 1))
 
