@@ -129,16 +129,16 @@ async def test_a_retried_import_stores_nothing_twice(feedback: RunningService) -
     assert theirs.json()["accepted"] == 20
 
 
-async def test_a_csv_import_reads_cells_as_the_json_would_be(feedback: RunningService) -> None:
+async def test_a_csv_import_reads_cells_as_json_would(feedback: RunningService) -> None:
     body = (
-        "external_id,kind,score,comment,customer_ref,channel,customer_tier\r\n"
-        'c-1,nps,3,"Two lines,\nstill rude staff",cust-1,web,\r\n'
-        "c-2,csat,5,,cust-2,web,gold\r\n"
-        "c-3,csat,nine,,cust-3,web,\r\n"
-        "c-4,ces,2,fine,cust-4\r\n"
-        "\r\n"
-        "c-5,nps,7.5,,cust-5,web,\r\n"
-    ).encode()
+        b"external_id,kind,score,comment,customer_ref,channel,customer_tier\r\n"
+        b'c-1,nps,3,"Two lines,\nstill rude staff",cust-1,web,\r\n'
+        b"c-2,csat,5,,cust-2,web,gold\r\n"
+        b"c-3,csat,nine,,cust-3,web,\r\n"
+        b"c-4,ces,2,fine,cust-4\r\n"
+        b"\r\n"
+        b"c-5,nps,7.5,,cust-5,web,\r\n"
+    )
     answer = await post_import(feedback, body, CSV)
     assert answer.status_code == 200, answer.text
     result = answer.json()
