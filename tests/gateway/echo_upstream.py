@@ -124,7 +124,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
                 (b"x-upstream-kept", b"1"),
             ],
         )
-    elif action == "upload":
+    elif action in ("upload", "import"):
         body = await _read_body(receive, query.get("token"))
         await _json(
             send, {"body_length": len(body), "body_sha256": hashlib.sha256(body).hexdigest()}

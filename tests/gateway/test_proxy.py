@@ -201,6 +201,26 @@ async def test_a_streamed_body_that_grows_past_the_limit_is_413(
         assert within.status_code == 200
 
 
+async def test_a_bulk_import_has_a_larger_limit_of_its_own(start_gateway: StartGateway) -> None:
+    async with start_gateway(max_body_bytes=64 * KIB, import_max_body_bytes=256 * KIB) as gateway:
+        headers = await gateway.key()
+        body = b"x" * (128 * KIB)
+        imported = await gateway.client.post(
+            "/v1/feedback/responses/import", headers=headers, content=body
+        )
+        assert imported.status_code == 200, imported.text
+        assert imported.json()["body_length"] == len(body)
+        elsewhere = await gateway.client.post(
+            "/v1/feedback/responses/upload", headers=headers, content=body
+        )
+        assert_problem(elsewhere, 413)
+        too_large = await gateway.client.post(
+            "/v1/feedback/responses/import", headers=headers, content=b"x" * (300 * KIB)
+        )
+        body_problem = assert_problem(too_large, 413)
+        assert str(256 * KIB) in body_problem["detail"]
+
+
 async def test_an_unreachable_service_is_503_problem(gateway: Gateway) -> None:
     response = await gateway.client.get("/v1/scorecard/metrics/nps", headers=await gateway.key())
     body = assert_problem(response, 503)

@@ -79,6 +79,10 @@ async def consume_events(
     await asyncio.gather(*consumers)
 
 
+#: The bulk import of survey responses, whose body may be far larger than any other.
+IMPORT_PATH = "/v1/feedback/responses/import"
+
+
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     """The ASGI app; a uvicorn factory (``cxops.gateway.app:create_app --factory``) that reads
     ``CXOPS_GATEWAY_*`` from the environment when no settings are given."""
@@ -160,7 +164,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.include_router(router)
 
     # add_middleware wraps what is there: the last added runs first.
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        larger_limits={IMPORT_PATH: settings.import_max_body_bytes},
+    )
     app.add_middleware(ApiKeyMiddleware, runtime=runtime)
     app.add_middleware(AuditMiddleware, runtime=runtime)
     add_tracing(app, otlp_endpoint=settings.otlp_endpoint)

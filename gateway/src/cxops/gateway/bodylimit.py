@@ -12,6 +12,8 @@ the server discards the rest of the body as it arrives, so the client, still sen
 memory one request can make the gateway hold.
 """
 
+from collections.abc import Mapping
+
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,20 +29,32 @@ class BodyTooLarge(HTTPException):
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    """``max_body_bytes`` for every path but those of ``larger_limits`` (exact paths: a bulk
+    import, say), which have their own."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        larger_limits: Mapping[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.limit = max_body_bytes
+        self.larger_limits = dict(larger_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger_limits.get(scope["path"], self.limit)
         declared = _content_length(scope)
-        if declared == -1 or (declared is not None and declared > self.limit):
-            await self._refuse(scope, receive, send, invalid=declared == -1, close=True)
+        if declared == -1 or (declared is not None and declared > limit):
+            await self._refuse(
+                scope, receive, send, invalid=declared == -1, close=True, limit=limit
+            )
             return
 
-        limit = self.limit
         received = 0
         exceeded = False
         started = False
@@ -69,10 +83,10 @@ class BodyLimitMiddleware:
             # The app let the overflow escape (or failed because of it): answer 413 if we still can.
             if not exceeded or started:
                 raise
-            await self._refuse(scope, receive, send, invalid=False, close=False)
+            await self._refuse(scope, receive, send, invalid=False, close=False, limit=limit)
 
     async def _refuse(
-        self, scope: Scope, receive: Receive, send: Send, *, invalid: bool, close: bool
+        self, scope: Scope, receive: Receive, send: Send, *, invalid: bool, close: bool, limit: int
     ) -> None:
         headers = {"Connection": "close"} if close else None
         if invalid:
@@ -83,7 +97,7 @@ class BodyLimitMiddleware:
                 headers=headers,
             )
         else:
-            detail = BodyTooLarge(self.limit).detail
+            detail = BodyTooLarge(limit).detail
             response = problem_response(413, detail, instance=scope["path"], headers=headers)
         await response(scope, receive, send)
 

@@ -49,6 +49,9 @@ class GatewaySettings(NatsSettings, _ServiceUrls):  # type: ignore[misc,valid-ty
     rate_limit_burst: int = Field(default=100, ge=1)
     #: Request bodies larger than this are refused with 413, declared or streamed.
     max_body_bytes: int = Field(default=MIB, ge=1)
+    #: The limit of a bulk import's body (``POST /v1/feedback/responses/import``, up to 100,000
+    #: rows).
+    import_max_body_bytes: int = Field(default=64 * MIB, ge=1)
 
     #: How long one upstream call may take (each read of the response, in httpx terms).
     upstream_timeout_seconds: float = Field(default=30.0, gt=0)

@@ -7,17 +7,24 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from cxops.common.service import ServiceSpec, create_service_app
-from cxops.feedback.api import enrichment, responses
-from cxops.feedback.enrichment import Enrichments
+from cxops.common.service import ServiceSpec, ServiceState, create_service_app
+from cxops.feedback.api import enrichment, imports, responses
+from cxops.feedback.enrichment import EnrichmentPool, Enrichments
 from cxops.feedback.settings import FeedbackSettings
+
+
+def _enrichment_pool(state: ServiceState) -> EnrichmentPool:
+    settings = state.settings
+    assert isinstance(settings, FeedbackSettings)
+    return EnrichmentPool(settings.import_workers)
+
 
 SPEC = ServiceSpec(
     name="feedback",
     description="Survey triggers, feedback intake, enrichment, closed-loop cases and alerts.",
     migrations=Path(__file__).parent / "migrations",
-    routers=[responses.router, enrichment.router],
-    components=[lambda state: Enrichments(state.db)],
+    routers=[responses.router, imports.router, enrichment.router],
+    components=[lambda state: Enrichments(state.db), _enrichment_pool],
     tags=[
         {
             "name": "responses",

@@ -7,8 +7,12 @@ another replica is in force everywhere within that time; the version each respon
 with is stored with it, so the lag is visible, never silent.
 """
 
+import asyncio
+import json
+import multiprocessing
 import time
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +22,7 @@ from cxops.feedback.domain.sentiment import Sentiment, ServiceSentiment
 from cxops.feedback.domain.topics import DEFAULT_TAXONOMY, Taxonomy, TopicTagger
 from cxops.feedback.formats import load_taxonomy
 from cxops.feedback.repository import TaxonomyRepository, TenantSettingsRepository
-from cxops.feedback.schemas import EnrichmentPublic, SentimentPublic, TopicTagPublic
+from cxops.feedback.schemas import EnrichmentPublic
 from cxops.stats.scales import SurveyKind
 
 REFRESH_SECONDS = 5.0
@@ -43,10 +47,12 @@ class TenantEnrichment:
 
     _shared_sentiment: ServiceSentiment | None = None
 
-    def __init__(self, taxonomy: Taxonomy, version: int) -> None:
+    def __init__(self, document: Mapping[str, Any] | None, version: int) -> None:
         if TenantEnrichment._shared_sentiment is None:
             TenantEnrichment._shared_sentiment = ServiceSentiment()
+        taxonomy = taxonomy_of(document)
         tagger = TopicTagger(taxonomy)
+        self.document = document
         self.taxonomy = taxonomy
         self.version = version
         self._enrichers = {
@@ -56,44 +62,49 @@ class TenantEnrichment:
 
     @classmethod
     def built_in(cls) -> "TenantEnrichment":
-        return cls(DEFAULT_TAXONOMY, 0)
+        return cls(None, 0)
 
     def read(self, comment: str | None, *, kind: SurveyKind | str, score: int) -> Reading:
+        redacted, enrichment = self.read_as_json(comment, kind=kind, score=score)
+        return Reading(comment=redacted, public=EnrichmentPublic.model_validate(enrichment))
+
+    def read_as_json(
+        self, comment: str | None, *, kind: SurveyKind | str, score: int
+    ) -> tuple[str | None, dict[str, Any]]:
+        """The redacted comment and the reading in the JSON shape of :class:`EnrichmentPublic`,
+        with no model built: a bulk import reads a hundred thousand of them."""
         enrichment = self._enrichers[SurveyKind(kind)].enrich(comment or "", score)
-        return Reading(
-            comment=enrichment.redacted or None,
-            public=_public(enrichment, self.version),
-        )
+        return enrichment.redacted or None, _as_json(enrichment, self.version)
 
 
-def _public(enrichment: Enrichment, version: int) -> EnrichmentPublic:
-    return EnrichmentPublic(
-        language=enrichment.language.language,
-        sentiment=_sentiment(enrichment.sentiment),
-        topics=[
-            TopicTagPublic(
-                topic=topic.topic,
-                confidence=round(topic.confidence, 4),
-                owner=topic.owner,
-                sentiment=_sentiment(topic.sentiment),
-            )
+def _as_json(enrichment: Enrichment, version: int) -> dict[str, Any]:
+    return {
+        "language": enrichment.language.language,
+        "sentiment": _sentiment(enrichment.sentiment),
+        "topics": [
+            {
+                "topic": topic.topic,
+                "confidence": round(topic.confidence, 4),
+                "owner": topic.owner,
+                "sentiment": _sentiment(topic.sentiment),
+            }
             for topic in enrichment.topics
         ],
-        needs_review=enrichment.needs_review,
-        review_reasons=list(enrichment.review_reasons),
-        redactions=dict(enrichment.pii),
-        taxonomy_version=version,
-    )
+        "needs_review": enrichment.needs_review,
+        "review_reasons": list(enrichment.review_reasons),
+        "redactions": dict(enrichment.pii),
+        "taxonomy_version": version,
+    }
 
 
-def _sentiment(sentiment: Sentiment | None) -> SentimentPublic | None:
+def _sentiment(sentiment: Sentiment | None) -> dict[str, Any] | None:
     if sentiment is None:
         return None
-    return SentimentPublic(
-        label=sentiment.label,
-        score=round(sentiment.score, 4),
-        confidence=round(sentiment.confidence, 4),
-    )
+    return {
+        "label": sentiment.label.value,
+        "score": round(sentiment.score, 4),
+        "confidence": round(sentiment.confidence, 4),
+    }
 
 
 def taxonomy_of(document: Mapping[str, Any] | None) -> Taxonomy:
@@ -136,9 +147,7 @@ class Enrichments:
         version = latest.version if latest is not None else 0
         enrichment = self._by_version.get((tenant, version))
         if enrichment is None:
-            enrichment = TenantEnrichment(
-                taxonomy_of(latest.document if latest is not None else None), version
-            )
+            enrichment = TenantEnrichment(latest.document if latest is not None else None, version)
             self._by_version = {
                 key: value for key, value in self._by_version.items() if key[0] != tenant
             }
@@ -154,3 +163,71 @@ class Enrichments:
     def forget(self, tenant: str) -> None:
         """Re-read ``tenant`` on its next response (its taxonomy or settings just changed)."""
         self._tenants.pop(tenant, None)
+
+
+# --- many comments at once, on every core ---------------------------------------------------
+
+#: Comments per task sent to a worker process: enough to pay for the hand-over many times.
+POOL_CHUNK = 500
+
+_worker_enrichments: dict[tuple[int, str], TenantEnrichment] = {}
+
+
+def _warm_worker() -> None:
+    TenantEnrichment.built_in()
+
+
+def _read_in_worker(
+    version: int,
+    document: Mapping[str, Any] | None,
+    items: list[tuple[str, str, int]],
+) -> list[tuple[str | None, dict[str, Any]]]:
+    key = (version, json.dumps(document, sort_keys=True))
+    enrichment = _worker_enrichments.get(key)
+    if enrichment is None:
+        _worker_enrichments.clear()
+        enrichment = _worker_enrichments[key] = TenantEnrichment(document, version)
+    return [
+        enrichment.read_as_json(comment, kind=kind, score=score) for comment, kind, score in items
+    ]
+
+
+class EnrichmentPool:
+    """Worker processes that read comments in parallel, for bulk imports: the reading is pure
+    Python, so threads would take turns on one core. Started on first use (each worker loads the
+    sentiment model once), stopped with the service."""
+
+    def __init__(self, workers: int) -> None:
+        self._workers = workers
+        self._executor: ProcessPoolExecutor | None = None
+
+    async def start(self) -> None:
+        """Workers start on first use: most processes never import in bulk."""
+
+    async def stop(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def read_chunks(
+        self, enrichment: TenantEnrichment, items: list[tuple[str, str, int]]
+    ) -> list["asyncio.Future[list[tuple[str | None, dict[str, Any]]]]"]:
+        """Hand ``items`` (comment, kind, score) to the workers in chunks of
+        :data:`POOL_CHUNK`; one future per chunk, in order."""
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=self._workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_warm_worker,
+            )
+        loop = asyncio.get_running_loop()
+        return [
+            loop.run_in_executor(
+                self._executor,
+                _read_in_worker,
+                enrichment.version,
+                enrichment.document,
+                items[start : start + POOL_CHUNK],
+            )
+            for start in range(0, len(items), POOL_CHUNK)
+        ]

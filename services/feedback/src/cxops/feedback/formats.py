@@ -1,6 +1,6 @@
 """The formats feedback reads: a tenant's topic taxonomy and the spike detector's settings (JSON),
 people's topic corrections, verbatims to enrich, survey answers to score and complaint counts
-(CSV).
+(CSV), and the bodies of a bulk import of responses (NDJSON or CSV).
 
 The JSON formats are pydantic models that refuse unknown fields, so that each can be the
 feedback API's request body as it stands. A CSV file is used whole or refused at its first
@@ -10,6 +10,8 @@ corrections) refuse at the row where the problem is.
 """
 
 import csv
+import io
+import json
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -391,3 +393,83 @@ def _check_grid(
                 f"{f' in segment {o.segment!r}' if o.segment else ''} on {o.period} "
                 f"(the first is row {first})"
             )
+
+
+# --- bulk imports of survey responses --------------------------------------------------------
+
+NDJSON = "application/x-ndjson"
+CSV = "text/csv"
+_WHOLE_NUMBER = re.compile(r"^[+-]?\d+$")
+
+
+@dataclass(frozen=True, slots=True)
+class ImportLine:
+    """One row of an import body: its line in the body (from 1; in a CSV the header is line 1),
+    and its fields, or why it could not even be read as a row."""
+
+    line: int
+    fields: dict[str, Any] | None
+    problem: str | None = None
+
+
+def read_import(body: bytes, media_type: str, *, columns: frozenset[str]) -> Iterator[ImportLine]:
+    """The rows of an import body in ``media_type`` (:data:`NDJSON` or :data:`CSV`).
+
+    NDJSON: one JSON object per line, blank lines skipped; a line that is not a JSON object is a
+    row with a problem. CSV: a header of ``columns`` names (any order, any subset; an unknown one
+    raises :class:`InputError`), then one row per record; an empty cell is an absent field and
+    a whole number in ``score`` is read as one, so a row means what its JSON form would.
+    """
+    if media_type == NDJSON:
+        yield from _ndjson_rows(body)
+    elif media_type == CSV:
+        yield from _csv_rows(body, columns)
+    else:
+        raise InputError(f"cannot read {media_type!r}; send {NDJSON} or {CSV}")
+
+
+def _ndjson_rows(body: bytes) -> Iterator[ImportLine]:
+    for number, raw in enumerate(body.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            value = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            yield ImportLine(number, None, f"not JSON: {exc}")
+            continue
+        if not isinstance(value, dict):
+            yield ImportLine(number, None, "not a JSON object")
+            continue
+        yield ImportLine(number, value)
+
+
+def _csv_rows(body: bytes, columns: frozenset[str]) -> Iterator[ImportLine]:
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"the CSV body is not UTF-8 (byte {exc.start})") from exc
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None:
+        return
+    names = [name.strip() for name in header]
+    unknown = sorted(set(names) - columns)
+    if unknown:
+        raise InputError(f"unknown columns {unknown}; the columns are {sorted(columns)}")
+    twice = sorted(name for name, n in Counter(names).items() if n > 1)
+    if twice:
+        raise InputError(f"columns given twice: {twice}")
+    for cells in reader:
+        number = reader.line_num
+        if not any(cell.strip() for cell in cells):
+            continue
+        if len(cells) != len(names):
+            yield ImportLine(number, None, f"{len(cells)} cells for {len(names)} columns")
+            continue
+        fields: dict[str, Any] = {
+            name: cell for name, cell in zip(names, cells, strict=True) if cell != ""
+        }
+        score = fields.get("score")
+        if isinstance(score, str) and _WHOLE_NUMBER.match(score.strip()):
+            fields["score"] = int(score)
+        yield ImportLine(number, fields)

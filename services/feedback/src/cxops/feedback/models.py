@@ -43,6 +43,9 @@ class FeedbackResponse(FeedbackTable, table=True):
         sa.UniqueConstraint(
             "tenant", "idempotency_key", name="uq_feedback_responses_tenant_idempotency_key"
         ),
+        sa.UniqueConstraint(
+            "tenant", "external_id", name="uq_feedback_responses_tenant_external_id"
+        ),
         sa.Index("ix_feedback_responses_tenant_id", "tenant", "id"),
         sa.Index("ix_feedback_responses_tenant_review", "tenant", "needs_review", "id"),
         sa.CheckConstraint(SCORE_IN_SCALE, name="ck_feedback_responses_score_in_scale"),
@@ -72,6 +75,8 @@ class FeedbackResponse(FeedbackTable, table=True):
     idempotency_key: str | None = Field(default=None, sa_type=sa.String(255))
     request_fingerprint: str | None = Field(default=None, sa_type=sa.String(64))
     raw_comment: str | None = Field(default=None, sa_type=sa.Text)
+    #: The caller's own id for a bulk-imported answer.
+    external_id: str | None = Field(default=None, sa_type=sa.String(128))
     enrichment: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
     needs_review: bool = Field(default=False, nullable=False)
     sentiment_label: str | None = Field(default=None, sa_type=sa.String(8))

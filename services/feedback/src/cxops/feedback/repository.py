@@ -2,7 +2,9 @@
 repository base, so there is no way to ask for another tenant's rows by accident."""
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import col
 
@@ -15,36 +17,26 @@ from cxops.feedback.models import (
     FeedbackTaxonomy,
     FeedbackTenantSettings,
 )
-from cxops.feedback.schemas import ResponsePublic
 from cxops.stats.scales import SurveyKind
 
 
-def response_rows(
-    response: ResponsePublic,
-    *,
-    tenant: str,
-    raw_comment: str | None,
-    idempotency_key: str | None,
-    request_fingerprint: str | None,
-) -> list[Row]:
-    """A new response as rows for the group commit (the response, one row per topic): plain
-    inserts, no ORM object (building one costs more than the rest of the request's Python)."""
-    enrichment = response.enrichment
-    columns = response.model_dump(exclude={"enrichment"})
-    sentiment = enrichment.sentiment
+def response_rows(response: Mapping[str, Any], *, tenant: str) -> list[Row]:
+    """A new response as rows for a write (the response, one row per topic): plain inserts, no
+    ORM object (building one costs more than the rest of the request's Python).
+
+    ``response`` is the table's columns but the tenant and what the enrichment (in its JSON
+    shape, :class:`~cxops.feedback.schemas.EnrichmentPublic`) already says."""
+    enrichment = response["enrichment"]
+    sentiment = enrichment["sentiment"]
     rows: list[Row] = [
         (
             FeedbackResponse.__table__,  # type: ignore[attr-defined]
             {
-                **columns,
+                **response,
                 "tenant": tenant,
-                "raw_comment": raw_comment,
-                "enrichment": enrichment.model_dump(mode="json"),
-                "needs_review": enrichment.needs_review,
-                "sentiment_label": sentiment.label.value if sentiment else None,
-                "taxonomy_version": enrichment.taxonomy_version,
-                "idempotency_key": idempotency_key,
-                "request_fingerprint": request_fingerprint,
+                "needs_review": enrichment["needs_review"],
+                "sentiment_label": sentiment["label"] if sentiment else None,
+                "taxonomy_version": enrichment["taxonomy_version"],
             },
         )
     ]
@@ -53,15 +45,15 @@ def response_rows(
         (
             topics,
             {
-                "response_id": response.id,
-                "topic": topic.topic,
+                "response_id": response["id"],
+                "topic": topic["topic"],
                 "tenant": tenant,
-                "occurred_at": response.occurred_at,
-                "confidence": topic.confidence,
-                "sentiment_label": topic.sentiment.label.value if topic.sentiment else None,
+                "occurred_at": response["occurred_at"],
+                "confidence": topic["confidence"],
+                "sentiment_label": topic["sentiment"]["label"] if topic["sentiment"] else None,
             },
         )
-        for topic in enrichment.topics
+        for topic in enrichment["topics"]
     ]
     return rows
 

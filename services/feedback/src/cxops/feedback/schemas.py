@@ -363,3 +363,32 @@ class CalibrationPublic(BaseModel):
     disagreeing: list[str] = Field(
         description="Topics whose rules most often disagree with reviewers, worst first."
     )
+
+
+EXTERNAL_ID_MAX_LENGTH = 128
+
+
+class ImportRow(ResponseCreate):
+    """One row of a bulk import: a response as for `POST /v1/feedback/responses`, plus the
+    caller's own id for it."""
+
+    external_id: Annotated[str, SingleLine(EXTERNAL_ID_MAX_LENGTH)] | None = Field(
+        default=None,
+        description=(
+            "The caller's id for the answer, unique per tenant: a row whose id is stored already "
+            "is counted as a duplicate and stores nothing, so a retried import is harmless."
+        ),
+    )
+
+
+class ImportRejection(BaseModel):
+    line: int = Field(description="The row's line in the body (in a CSV the header is line 1).")
+    errors: list[dict[str, str]] = Field(description="`{field, message, code}` per problem.")
+
+
+class ImportResult(BaseModel):
+    accepted: int = Field(description="Rows stored (and announced) by this call.")
+    duplicates: int = Field(
+        description="Rows whose `external_id` is stored already, or came earlier in the body."
+    )
+    rejected: list[ImportRejection]

@@ -109,20 +109,17 @@ async def record_response(
         received_at=received_at,
         enrichment=reading.public,
     )
-    rows = repository.response_rows(
-        response,
-        tenant=caller.tenant,
-        raw_comment=payload.comment if intake.keep_raw_comments else None,
-        idempotency_key=idempotency_key,
-        request_fingerprint=fingerprint,
-    )
+    columns = {
+        **response.model_dump(exclude={"enrichment"}),
+        "enrichment": reading.public.model_dump(mode="json"),
+        "raw_comment": payload.comment if intake.keep_raw_comments else None,
+        "idempotency_key": idempotency_key,
+        "request_fingerprint": fingerprint,
+    }
     try:
         await group_commit.write(
-            rows=rows,
-            events=[
-                events.response_received(response, tenant=caller.tenant),
-                events.response_enriched(response, tenant=caller.tenant),
-            ],
+            rows=repository.response_rows(columns, tenant=caller.tenant),
+            events=events.response_events(columns, tenant=caller.tenant),
         )
     except IntegrityError:
         if idempotency_key is None or fingerprint is None:
