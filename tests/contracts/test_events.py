@@ -47,6 +47,9 @@ def _published(subject: str) -> dict[str, type[BaseModel]]:
 #: checked as every other.
 AWAITED = {
     "cx.feedback.case.opened.v1": "feedback publishes closed-loop cases with issue 14",
+    "cx.journey.interaction.recorded.v1": (
+        "journey publishes interactions with issue 15; feedback reads them as exit points"
+    ),
 }
 
 SUBSCRIPTIONS = _subscriptions()

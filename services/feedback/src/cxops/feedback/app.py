@@ -3,29 +3,46 @@
 Later issues add survey triggers, enrichment, closed-loop cases and alerts.
 """
 
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from cxops.common.service import ServiceSpec, create_service_app
-from cxops.feedback.api import responses
+from cxops.feedback.api import responses, surveys
+from cxops.feedback.consumers import JOURNEY_INTERACTIONS, ROUTING_TASKS
+from cxops.feedback.invitations import Clock, InvitationTimer, system_clock
 from cxops.feedback.settings import FeedbackSettings
 
 SPEC = ServiceSpec(
     name="feedback",
     description="Survey triggers, feedback intake, enrichment, closed-loop cases and alerts.",
     migrations=Path(__file__).parent / "migrations",
-    routers=[responses.router],
+    routers=[responses.router, surveys.router],
+    consumers=[ROUTING_TASKS, JOURNEY_INTERACTIONS],
+    components=[InvitationTimer],
     tags=[
         {
             "name": "responses",
             "description": "Survey answers (NPS, CSAT, CES) as the customer gave them.",
-        }
+        },
+        {"name": "surveys", "description": "Surveys and the exit points that trigger them."},
+        {
+            "name": "invitations",
+            "description": "Invitations to surveys, and the exit points not invited and why.",
+        },
     ],
 )
 
 
-def create_app(settings: FeedbackSettings | None = None) -> FastAPI:
+def create_app(settings: FeedbackSettings | None = None, *, clock: Clock = system_clock) -> FastAPI:
     """The ASGI app; a uvicorn factory (``cxops.feedback.app:create_app --factory``) that reads
-    ``CXOPS_FEEDBACK_*`` from the environment when no settings are given."""
-    return create_service_app(SPEC, settings or FeedbackSettings())
+    ``CXOPS_FEEDBACK_*`` from the environment when no settings are given. ``clock`` is the
+    invitations' time (tests move it instead of sleeping)."""
+    components = [
+        partial(InvitationTimer, clock=clock) if factory is InvitationTimer else factory
+        for factory in SPEC.components
+    ]
+    spec = replace(SPEC, components=components)
+    return create_service_app(spec, settings or FeedbackSettings())

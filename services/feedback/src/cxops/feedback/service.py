@@ -7,9 +7,11 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import Executable
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid6 import uuid7
@@ -17,7 +19,7 @@ from uuid6 import uuid7
 from cxops.common.auth import CallerContext
 from cxops.common.db import Database
 from cxops.common.events.group_commit import GroupCommit
-from cxops.feedback import events, repository
+from cxops.feedback import events, invitations, repository
 from cxops.feedback.models import FeedbackResponse
 from cxops.feedback.repository import ResponseRepository
 from cxops.feedback.schemas import ResponseCreate, ResponsePublic
@@ -90,6 +92,11 @@ async def record_response(
         occurred_at=payload.occurred_at or received_at,
         received_at=received_at,
     )
+    linked: Sequence[Executable] = ()
+    if payload.invitation_token is not None:
+        response, linked = await invitations.link_response(
+            db=db, tenant=caller.tenant, token=payload.invitation_token, response=response
+        )
     row = repository.response_row(
         response,
         tenant=caller.tenant,
@@ -98,7 +105,9 @@ async def record_response(
     )
     try:
         await group_commit.write(
-            rows=[row], events=[events.response_received(response, tenant=caller.tenant)]
+            rows=[row],
+            events=[events.response_received(response, tenant=caller.tenant)],
+            statements=linked,
         )
     except IntegrityError:
         if idempotency_key is None or fingerprint is None:

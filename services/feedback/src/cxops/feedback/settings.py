@@ -1,5 +1,6 @@
 """Feedback's settings: the environment variables prefixed ``CXOPS_FEEDBACK_``."""
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from cxops.common.settings import ServiceSettings
@@ -7,3 +8,9 @@ from cxops.common.settings import ServiceSettings
 
 class FeedbackSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CXOPS_FEEDBACK_", extra="ignore", frozen=True)
+
+    #: Survey invitations: a customer is invited at most once in this many days across all
+    #: surveys, unless a survey sets its own ``recontact_days``.
+    recontact_days: int = Field(default=7, ge=0, le=365)
+    #: The invitation timer looks for invitations other replicas scheduled at least this often.
+    invitation_poll_seconds: float = Field(default=30.0, gt=0)
