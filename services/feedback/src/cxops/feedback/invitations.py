@@ -33,7 +33,7 @@ from cxops.common.auth import CallerContext
 from cxops.common.db import CommitInfo, Database
 from cxops.common.errors import Problem
 from cxops.common.events import Event, PermanentEventError, add_event
-from cxops.common.service import ServiceState
+from cxops.common.service import ServiceState, cancel_and_wait
 from cxops.feedback import events, repository
 from cxops.feedback.domain import invitations as rules
 from cxops.feedback.models import Invitation, Survey
@@ -404,6 +404,7 @@ class InvitationTimer:
         self.clock = clock
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.db.on_commit(self._after_commit)
 
     def _after_commit(self, info: CommitInfo) -> None:
@@ -418,14 +419,20 @@ class InvitationTimer:
         self._task = asyncio.create_task(self._run(), name="cxops-feedback-invitation-timer")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Let the timer finish the transaction it is in, if any, rather than cancel it there:
+        on SQLite a transaction cut off mid-way would keep the write lock from the rest of the
+        shutdown (the outbox relay's last writes wait for it)."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self.wake()
+        finished, _ = await asyncio.wait({self._task}, timeout=10)
+        if not finished:
+            await cancel_and_wait([self._task], deadline_seconds=5)
 
     async def _run(self) -> None:
         poll = self.settings.invitation_poll_seconds
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 await send_due(self.db, now=self.clock())
@@ -440,7 +447,8 @@ class InvitationTimer:
             delay = poll if due is None else min(poll, (due - self.clock()).total_seconds())
             if delay > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
 
 
 # ------------------------------------------------------------------- responses' tokens
