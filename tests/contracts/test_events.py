@@ -47,6 +47,9 @@ def _published(subject: str) -> dict[str, type[BaseModel]]:
 #: checked as every other.
 AWAITED = {
     "cx.feedback.case.opened.v1": "feedback publishes closed-loop cases with issue 14",
+    "cx.journey.interaction.recorded.v1": (
+        "journey publishes interactions with issue 15; feedback reads them as exit points"
+    ),
 }
 
 SUBSCRIPTIONS = _subscriptions()
@@ -91,10 +94,12 @@ def test_the_consumer_reads_whatever_the_publisher_publishes(consumer: str, subj
 
 
 #: Field types that ``st.from_type`` would fill with values no publisher sends (naive times,
-#: integers far outside any scale), so that most draws are publishable and a few are not.
+#: integers far outside any scale, NaN), so that most draws are publishable and a few are not.
 _WIRE_TYPES: dict[Any, st.SearchStrategy[Any]] = {
     AwareDatetime: st.datetimes(timezones=st.just(UTC), min_value=datetime(1970, 1, 1)),
     int: st.integers(-1, 11),
+    # JSON has no NaN or infinity: no publisher sends them (and NaN equals nothing).
+    float: st.floats(allow_nan=False, allow_infinity=False),
 }
 
 

@@ -82,6 +82,8 @@ async def test_a_response_is_stored_and_announced_once(
         "channel": "email",
         "task_id": None,
         "customer_tier": None,
+        "agent_id": None,
+        "invitation_id": None,
         "occurred_at": "2026-03-01T09:30:00Z",
         "received_at": body["received_at"],
         "enrichment": body["enrichment"],

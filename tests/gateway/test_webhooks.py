@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import standardwebhooks
 
 from cxops.cli.nats_server import NatsServer
 from cxops.common.auth import Role
+from cxops.feedback.events import SURVEY_INVITED, SurveyInvitedV1
 from tests.gateway.conftest import Gateway, StartGateway, running_gateway
 from tests.gateway.events import Publisher
 from tests.gateway.test_auth import assert_problem
@@ -147,6 +148,34 @@ async def test_deliveries_verify_with_standard_webhooks_before_and_after_a_rotat
         assert items[0]["last_response_code"] == 204
         await asyncio.sleep(0.2)
         assert len(receiver.received) == 2, "a delivery of another tenant or type went out"
+
+
+async def test_a_survey_invitation_reaches_the_platform_that_subscribed_to_it(
+    webhook_gateway: StartGateway, publisher: Publisher, database_url: str
+) -> None:
+    """Feedback's ``survey.invited`` (issue 14) is delivered, signed, to an endpoint subscribed
+    to exactly that type: the platform learns whom to ask, how, and the token to link."""
+    invited = SurveyInvitedV1(
+        invitation_id=uuid.uuid4(),
+        survey_key="csat-after-chat",
+        kind="csat",
+        customer_ref="c-1",
+        contact_channel="email",
+        contact_address="ana@example.com",
+        token="tok_" + "a" * 39,
+        task_id=uuid.uuid4(),
+        agent_id=None,
+        due_at=datetime.now(UTC),
+        expires_at=datetime.now(UTC) + timedelta(days=14),
+    ).model_dump(mode="json")
+    async with webhook_gateway(database_url) as gateway, receiving() as receiver:
+        integration = await gateway.key(tenant="acme", role=Role.INTEGRATION)
+        endpoint = await create_endpoint(gateway, integration, receiver.url, SURVEY_INVITED)
+        await publisher.publish(CASE_OPENED, tenant="acme", case_id="not subscribed")
+        event = await publisher.publish(SURVEY_INVITED, tenant="acme", **invited)
+        (received,) = await receiver.wait_for(1)
+        assert received.webhook_id == event.id
+        assert verify(endpoint["secret"], received)["data"] == invited
 
 
 async def wait_for_delivery(

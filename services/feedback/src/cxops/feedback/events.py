@@ -10,6 +10,11 @@
     the same transaction as ``response.received`` and right after it in the outbox, so it
     follows it on the stream.
 
+``cx.feedback.survey.invited.v1`` (payload :class:`SurveyInvitedV1`)
+    An invitation fell due: the tenant's platform should now ask the customer (the gateway
+    delivers it by signed webhook). Published once per invitation, by whichever replica's timer
+    sends it.
+
 Every event travels on the ``CX_FEEDBACK`` stream as a CloudEvent in binary mode
 (:class:`cxops.common.events.Event`): ``ce-source`` is :data:`EVENT_SOURCE`, ``ce-tenant`` the
 tenant the response belongs to (the payload does not repeat it), ``Nats-Msg-Id`` the ``ce-id``.
@@ -24,6 +29,7 @@ from typing import Any, Self
 from pydantic import AwareDatetime, BaseModel, ConfigDict, StrictInt, model_validator
 
 from cxops.common.events import Event
+from cxops.feedback.domain import invitations as invitation_rules
 from cxops.feedback.schemas import SentimentPublic, TopicTagPublic
 from cxops.stats.scales import SCALES, SurveyKind
 
@@ -48,6 +54,10 @@ class ResponseReceivedV1(BaseModel):
     #: The routing task the answer is about, if the platform named it.
     task_id: uuid.UUID | None = None
     customer_tier: str | None = None
+    #: The agent the answer is about, when its invitation named one.
+    agent_id: uuid.UUID | None = None
+    #: The invitation whose token the response quoted.
+    invitation_id: uuid.UUID | None = None
     occurred_at: AwareDatetime
     received_at: AwareDatetime
     has_comment: bool
@@ -71,6 +81,8 @@ class ResponseEnrichedV1(BaseModel):
     customer_ref: str
     channel: str
     task_id: uuid.UUID | None = None
+    agent_id: uuid.UUID | None = None
+    invitation_id: uuid.UUID | None = None
     customer_tier: str | None = None
     occurred_at: AwareDatetime
     comment: str | None
@@ -94,7 +106,9 @@ def response_events(response: Mapping[str, Any], *, tenant: str) -> list[Event]:
         "score": response["score"],
         "customer_ref": response["customer_ref"],
         "channel": response["channel"],
-        "task_id": str(response["task_id"]) if response["task_id"] is not None else None,
+        "task_id": _text(response["task_id"]),
+        "agent_id": _text(response.get("agent_id")),
+        "invitation_id": _text(response.get("invitation_id")),
         "customer_tier": response["customer_tier"],
         "occurred_at": response["occurred_at"].isoformat(),
     }
@@ -119,9 +133,106 @@ def response_events(response: Mapping[str, Any], *, tenant: str) -> list[Event]:
     ]
 
 
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
 #: Every subject this service publishes, and the model of its payload (the event contract tests
 #: feed each into the model of every consumer of that subject).
 PUBLISHED: dict[str, type[BaseModel]] = {
     RESPONSE_RECEIVED: ResponseReceivedV1,
     RESPONSE_ENRICHED: ResponseEnrichedV1,
+}
+
+
+# ------------------------------------------------------------------------ survey invitations
+
+SURVEY_INVITED = "cx.feedback.survey.invited.v1"
+
+
+class SurveyInvitedV1(BaseModel):
+    """Ask this customer this survey now. ``token`` goes into the survey's link; the answer
+    quotes it (``invitation_token``) so that feedback links it to the invitation, its task and
+    agent. ``contact_address`` is what the exit event gave (null when the platform reaches the
+    customer by ``customer_ref`` itself)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    invitation_id: uuid.UUID
+    survey_key: str
+    kind: SurveyKind
+    customer_ref: str
+    contact_channel: str
+    contact_address: str | None = None
+    token: str
+    task_id: uuid.UUID | None = None
+    agent_id: uuid.UUID | None = None
+    due_at: AwareDatetime
+    expires_at: AwareDatetime
+
+
+def survey_invited(invitation: SurveyInvitedV1, *, tenant: str) -> Event:
+    return Event.new(
+        subject=SURVEY_INVITED,
+        source=EVENT_SOURCE,
+        tenant=tenant,
+        data=invitation.model_dump(mode="json"),
+    )
+
+
+PUBLISHED[SURVEY_INVITED] = SurveyInvitedV1
+
+#: The exit events feedback consumes, as it reads them (the publisher's payload may carry more).
+TASK_COMPLETED = invitation_rules.TASK_COMPLETED
+INTERACTION_RECORDED = invitation_rules.INTERACTION_RECORDED
+
+
+class TaskCompleted(BaseModel):
+    """Routing's ``task.completed``: a contact ended, the exit point of a CSAT or NPS on it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    task_id: uuid.UUID
+    agent_id: uuid.UUID
+    team: str | None = None
+    queue: str
+    channel: str
+    tier: str
+    customer_ref: str | None = None
+    case_id: str | None = None
+    wait_seconds: float
+    handle_seconds: float
+    resolved: bool
+    csat: int | None = None
+    completed_at: AwareDatetime
+
+
+class InteractionIdentifiers(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    email: str | None = None
+    phone: str | None = None
+    crm_id: str | None = None
+
+
+class InteractionRecorded(BaseModel):
+    """Journey's ``interaction.recorded`` (issue 15): what a platform reported happened to a
+    customer. Feedback knows the customer by ``crm_id``, else by ``email:``/``phone:`` and the
+    value, and reaches them by email, else by SMS."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    external_id: str
+    occurred_at: AwareDatetime
+    identifiers: InteractionIdentifiers
+    channel: str
+    activity: str
+    team: str | None = None
+    stage: str | None = None
+    attributes: dict[str, Any] = {}
+
+
+CONSUMED: dict[str, type[BaseModel]] = {
+    TASK_COMPLETED: TaskCompleted,
+    INTERACTION_RECORDED: InteractionRecorded,
 }

@@ -22,7 +22,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import ValidationError
-from sqlalchemy.dialects import postgresql, sqlite
 from uuid6 import uuid7
 
 from cxops.common.auth import CallerContext
@@ -216,7 +215,9 @@ def _write(
     events; return how many were stored."""
     table = FeedbackResponse.__table__  # type: ignore[attr-defined]
     rows = [repository.response_rows(response, tenant=tenant) for response in columns]
-    insert = _insert_skipping_stored(connection, table)
+    insert = repository.insert_if_absent(
+        connection.dialect.name, table, unique=("tenant", "external_id")
+    )
     inserted = set(
         connection.execute(insert.returning(table.c.id), [row[0][1] for row in rows]).scalars()
     )
@@ -234,8 +235,3 @@ def _write(
         ],
     )
     return len(inserted)
-
-
-def _insert_skipping_stored(connection: sa.Connection, table: sa.Table) -> Any:
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing(index_elements=["tenant", "external_id"])

@@ -2,7 +2,7 @@
 the public shape."""
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -70,6 +70,10 @@ class FeedbackResponse(FeedbackTable, table=True):
     #: The routing task the answer is about, if the platform named it.
     task_id: uuid.UUID | None = Field(default=None)
     customer_tier: str | None = Field(default=None, sa_type=sa.String(32))
+    #: The agent the answer is about, if known (from the invitation the response quoted).
+    agent_id: uuid.UUID | None = Field(default=None)
+    #: The invitation whose token the response quoted.
+    invitation_id: uuid.UUID | None = Field(default=None)
     occurred_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     received_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     idempotency_key: str | None = Field(default=None, sa_type=sa.String(255))
@@ -141,3 +145,92 @@ class FeedbackTenantSettings(FeedbackTable, table=True):
     #: Keep each raw comment beside the redacted one, readable by admins only.
     keep_raw_comments: bool = Field(default=False, nullable=False)
     updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+# ------------------------------------------------------------------------ survey invitations
+
+
+class Survey(FeedbackTable, table=True):
+    """A tenant's survey and the exit points that trigger it (see
+    :mod:`cxops.feedback.domain.invitations`); ``version`` counts its changes."""
+
+    __tablename__ = "feedback_surveys"
+
+    tenant: str = Field(sa_type=sa.String(64), primary_key=True)
+    key: str = Field(sa_type=sa.String(64), primary_key=True)
+    kind: str = Field(sa_type=sa.String(8), nullable=False)
+    #: ``[{"event", "activity", "conditions": [{"field", "op", "value"}]}]``
+    exit_points: list[dict[str, Any]] = Field(sa_type=sa.JSON, nullable=False)
+    #: The contact channels an invitation may use; null for any.
+    channels: list[str] | None = Field(default=None, sa_type=sa.JSON)
+    delay_seconds: int = Field(nullable=False)
+    sampling_percentage: float = Field(nullable=False)
+    quota_per_day: int | None = Field(default=None)
+    #: Null: the service's default (7 days).
+    recontact_days: int | None = Field(default=None)
+    valid_days: int = Field(nullable=False)
+    version: int = Field(nullable=False)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class Invitation(FeedbackTable, table=True):
+    """An exit point's outcome: an invitation (``scheduled`` → ``sent`` → ``responded``, with a
+    token) or the reason there is none (``throttled``, ``sampled_out``, ``quota_full``,
+    ``no_contact_channel``). One per survey and source event, so a redelivery adds nothing."""
+
+    __tablename__ = "feedback_invitations"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "tenant", "survey_key", "source_id", name="uq_feedback_invitations_source"
+        ),
+        sa.UniqueConstraint("token", name="uq_feedback_invitations_token"),
+        sa.Index("ix_feedback_invitations_tenant_id", "tenant", "id"),
+        sa.Index("ix_feedback_invitations_status_due_at", "status", "due_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    tenant: str = Field(sa_type=sa.String(64), nullable=False)
+    survey_key: str = Field(sa_type=sa.String(64), nullable=False)
+    kind: str = Field(sa_type=sa.String(8), nullable=False)
+    status: str = Field(sa_type=sa.String(24), nullable=False)
+    customer_ref: str | None = Field(default=None, sa_type=sa.String(128))
+    contact_channel: str | None = Field(default=None, sa_type=sa.String(64))
+    contact_address: str | None = Field(default=None, sa_type=sa.String(320))
+    task_id: uuid.UUID | None = Field(default=None)
+    agent_id: uuid.UUID | None = Field(default=None)
+    #: The exit event's subject, or ``manual``.
+    source: str = Field(sa_type=sa.String(128), nullable=False)
+    #: The exit event's id (a manual invitation's ``external_id``, or a fresh id).
+    source_id: str = Field(sa_type=sa.String(255), nullable=False)
+    sample_bucket: int = Field(nullable=False)
+    forced: bool = Field(default=False, nullable=False)
+    token: str | None = Field(default=None, sa_type=sa.String(64))
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    responded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class RecontactGuard(FeedbackTable, table=True):
+    """One row per customer of a tenant: when any survey last invited them. Locked while an
+    invitation is decided, so concurrent exit points for one customer (on any replica) are
+    decided one after the other and at most one gets through the recontact window."""
+
+    __tablename__ = "feedback_recontact_guards"
+
+    tenant: str = Field(sa_type=sa.String(64), primary_key=True)
+    customer_ref: str = Field(sa_type=sa.String(128), primary_key=True)
+    last_invited_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class SurveyQuotaUsage(FeedbackTable, table=True):
+    """Invitations a survey made on one UTC day, counted under a row lock against its quota."""
+
+    __tablename__ = "feedback_survey_quota_usage"
+
+    tenant: str = Field(sa_type=sa.String(64), primary_key=True)
+    survey_key: str = Field(sa_type=sa.String(64), primary_key=True)
+    day: date = Field(primary_key=True)
+    used: int = Field(default=0, nullable=False)

@@ -4,7 +4,7 @@ never exposed as they are."""
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -12,6 +12,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     StringConstraints,
     ValidationInfo,
     field_validator,
@@ -19,6 +20,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from cxops.common.validation import SingleLine, UtcDateTime, text_pattern, text_schema
+from cxops.feedback.domain import invitations as invitation_rules
 from cxops.feedback.domain.sentiment import SentimentLabel
 from cxops.feedback.domain.topics import DEFAULT_TAXONOMY, TopicDefinition
 from cxops.stats.scales import SCALES, SurveyKind
@@ -47,6 +49,8 @@ def _free_text(value: str | None) -> str | None:
 
 
 CustomerRef = Annotated[str, SingleLine(CUSTOMER_REF_MAX_LENGTH)]
+#: ``secrets.token_urlsafe(32)``: 43 URL-safe characters; anything else cannot be one.
+InvitationToken = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
 Channel = Annotated[str, SingleLine(CHANNEL_MAX_LENGTH)]
 CustomerTier = Annotated[str, SingleLine(CUSTOMER_TIER_MAX_LENGTH)]
 Comment = Annotated[
@@ -120,6 +124,15 @@ class ResponseCreate(BaseModel):
         description=(
             "The customer's tier or segment in the platform (`gold`, `smb`…): case rules and "
             "real-time alerts may depend on it."
+        ),
+    )
+    invitation_token: InvitationToken | None = Field(
+        default=None,
+        description=(
+            "The token of the invitation the customer answers (from "
+            "`cx.feedback.survey.invited.v1`): the response is linked to the invitation and "
+            "takes its task and agent where it names none. An unknown, expired or other "
+            "tenant's token is refused (422) and nothing is stored."
         ),
     )
     occurred_at: UtcDateTime | None = Field(
@@ -206,6 +219,8 @@ class ResponsePublic(BaseModel):
     channel: str
     task_id: uuid.UUID | None = None
     customer_tier: str | None = None
+    agent_id: uuid.UUID | None = None
+    invitation_id: uuid.UUID | None = None
     occurred_at: datetime
     received_at: datetime
     enrichment: EnrichmentPublic
@@ -392,3 +407,227 @@ class ImportResult(BaseModel):
         description="Rows whose `external_id` is stored already, or came earlier in the body."
     )
     rejected: list[ImportRejection]
+
+
+# ------------------------------------------------------------------------ survey invitations
+
+SURVEY_KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+SurveyKey = Annotated[str, StringConstraints(pattern=SURVEY_KEY_PATTERN)]
+ConditionField = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63})?$")
+]
+ContactAddress = Annotated[str, SingleLine(320)]
+ExternalId = Annotated[str, SingleLine(255)]
+ExitEvent = Literal["cx.routing.task.completed.v1", "cx.journey.interaction.recorded.v1"]
+
+
+class ConditionIn(BaseModel):
+    """``payload[field] <op> value`` on the exit event, e.g.
+    `{"field": "channel", "op": "in", "value": ["chat", "voice"]}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: ConditionField = Field(
+        description=(
+            "A field of the exit event's payload (see the README's table), or "
+            "`attributes.<name>` on a journey interaction."
+        )
+    )
+    op: invitation_rules.Op = Field(
+        description=(
+            "`eq`, `ne` (one value), `in` (a non-empty list), `gte`, `lte` (a number). A field "
+            "the event lacks meets only `ne`."
+        )
+    )
+    value: JsonValue
+
+
+class ExitPointIn(BaseModel):
+    """An event that triggers the survey when all its conditions hold."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event: ExitEvent = Field(
+        description=(
+            "`cx.routing.task.completed.v1` (a contact ended) or "
+            "`cx.journey.interaction.recorded.v1` (an interaction a platform reported)."
+        )
+    )
+    activity: Annotated[str, SingleLine(64)] | None = Field(
+        default=None,
+        description="For a journey interaction: only interactions of this activity (its type).",
+    )
+    conditions: list[ConditionIn] = Field(default_factory=list, max_length=20)
+
+    @field_validator("activity")
+    @classmethod
+    def _activity_of_interactions_only(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("event") == invitation_rules.TASK_COMPLETED:
+            raise PydanticCustomError(
+                "activity_not_allowed", "only a journey interaction has an activity"
+            )
+        return value
+
+    @field_validator("conditions")
+    @classmethod
+    def _conditions_fit_the_event(
+        cls, conditions: list[ConditionIn], info: ValidationInfo
+    ) -> list[ConditionIn]:
+        event = info.data.get("event")
+        if event is None:  # the event is itself invalid, and its own error says so
+            return conditions
+        for index, condition in enumerate(conditions):
+            try:
+                invitation_rules.check_condition(
+                    event,
+                    invitation_rules.Condition(condition.field, condition.op, condition.value),
+                )
+            except invitation_rules.InvalidCondition as exc:
+                raise PydanticCustomError(
+                    "invalid_condition",
+                    "condition {index}: {reason}",
+                    {"index": index, "reason": str(exc)},
+                ) from exc
+        return conditions
+
+
+def _hundredths(value: float) -> float:
+    if abs(value * 100 - round(value * 100)) > 1e-6:
+        raise PydanticCustomError("too_precise", "has at most two decimals")
+    return value
+
+
+class SurveyPut(BaseModel):
+    """A survey as ``PUT /surveys/{key}`` takes it: the whole of it, every time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: SurveyKind = Field(description="`nps`, `csat` or `ces`.")
+    exit_points: list[ExitPointIn] = Field(
+        default_factory=list,
+        max_length=20,
+        description="What triggers the survey; none for a survey sent only by hand.",
+    )
+    channels: list[Channel] | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "The contact channels an invitation may go by (`email`, `sms`…); an exit point "
+            "whose contact uses another is `no_contact_channel`. Null: any."
+        ),
+    )
+    delay_seconds: int = Field(
+        default=0, ge=0, le=30 * 86400, description="How long after the exit point to send."
+    )
+    sampling_percentage: Annotated[float, AfterValidator(_hundredths)] = Field(
+        default=100,
+        ge=0,
+        le=100,
+        description="The share of exit points invited, to 0.01%, chosen by a stable hash.",
+    )
+    quota_per_day: int | None = Field(
+        default=None, ge=1, description="At most this many invitations per UTC day; null: none."
+    )
+    recontact_days: int | None = Field(
+        default=None,
+        ge=0,
+        le=365,
+        description=(
+            "Invite a customer only if no survey invited them in this many days; null: the "
+            "default, 7."
+        ),
+    )
+    valid_days: int = Field(
+        default=14, ge=1, le=90, description="How long after sending the token is accepted."
+    )
+
+
+class SurveyPublic(SurveyPut):
+    key: str
+    version: int = Field(description="1 when created, one more at each change.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class SurveyList(BaseModel):
+    items: list[SurveyPublic]
+
+
+class Contact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Channel = Field(description="How to reach the customer: `email`, `sms`, `chat`…")
+    address: ContactAddress | None = Field(
+        default=None,
+        description="The address on that channel, when the platform does not know it itself.",
+    )
+
+
+class InvitationCreate(BaseModel):
+    """A manual invitation: it follows the same rules as an exit point's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    survey_key: SurveyKey
+    customer_ref: CustomerRef
+    contact: Contact | None = Field(
+        default=None, description="Without one the invitation is `no_contact_channel`."
+    )
+    task_id: uuid.UUID | None = None
+    agent_id: uuid.UUID | None = None
+    external_id: ExternalId | None = Field(
+        default=None,
+        description=(
+            "The caller's id for this invitation: a retry with the same one answers the first "
+            "result and decides nothing again. It is also what sampling hashes."
+        ),
+    )
+    force: bool = Field(
+        default=False,
+        description="Skip sampling (only sampling: recontact and quota still apply).",
+    )
+
+
+class InvitationPublic(BaseModel):
+    """An invitation, or an exit point that did not become one and why (``status``)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    survey_key: str
+    kind: SurveyKind
+    status: invitation_rules.Status
+    customer_ref: str | None
+    contact_channel: str | None
+    contact_address: str | None
+    task_id: uuid.UUID | None
+    agent_id: uuid.UUID | None
+    source: str = Field(description="The exit event's subject, or `manual`.")
+    source_id: str = Field(description="The exit event's id, or the manual one's external id.")
+    sample_bucket: int = Field(
+        description=(
+            "0-9999, from SHA-256 of tenant, survey key and source id: sampled in when below "
+            "the survey's percentage times 100."
+        )
+    )
+    forced: bool
+    created_at: datetime
+    due_at: datetime | None
+    expires_at: datetime | None
+    sent_at: datetime | None
+    responded_at: datetime | None
+
+
+class InvitationCreated(InvitationPublic):
+    """The manual invitation with its token (listed invitations never show one)."""
+
+    token: str | None
+
+
+class InvitationPage(BaseModel):
+    """One page of invitations, newest first; pass ``next_cursor`` as ``cursor`` for the next."""
+
+    items: list[InvitationPublic]
+    next_cursor: uuid.UUID | None = Field(
+        description="The cursor of the next page; null on the last page."
+    )

@@ -7,9 +7,11 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import Executable
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid6 import uuid7
@@ -17,7 +19,7 @@ from uuid6 import uuid7
 from cxops.common.auth import CallerContext
 from cxops.common.db import Database
 from cxops.common.events.group_commit import GroupCommit
-from cxops.feedback import events, repository
+from cxops.feedback import events, invitations, repository
 from cxops.feedback.domain.topics import DEFAULT_TAXONOMY
 from cxops.feedback.enrichment import Enrichments, taxonomy_of
 from cxops.feedback.models import FeedbackResponse, FeedbackTaxonomy, FeedbackTenantSettings
@@ -109,6 +111,11 @@ async def record_response(
         received_at=received_at,
         enrichment=reading.public,
     )
+    linked: Sequence[Executable] = ()
+    if payload.invitation_token is not None:
+        response, linked = await invitations.link_response(
+            db=db, tenant=caller.tenant, token=payload.invitation_token, response=response
+        )
     columns = {
         **response.model_dump(exclude={"enrichment"}),
         "enrichment": reading.public.model_dump(mode="json"),
@@ -120,6 +127,7 @@ async def record_response(
         await group_commit.write(
             rows=repository.response_rows(columns, tenant=caller.tenant),
             events=events.response_events(columns, tenant=caller.tenant),
+            statements=linked,
         )
     except IntegrityError:
         if idempotency_key is None or fingerprint is None:

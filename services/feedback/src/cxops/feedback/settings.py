@@ -12,3 +12,8 @@ class FeedbackSettings(ServiceSettings):
     #: Worker processes that read comments in a bulk import (each loads the sentiment model once,
     #: on the first import).
     import_workers: int = Field(default=2, ge=1, le=32)
+    #: Survey invitations: a customer is invited at most once in this many days across all
+    #: surveys, unless a survey sets its own ``recontact_days``.
+    recontact_days: int = Field(default=7, ge=0, le=365)
+    #: The invitation timer looks for invitations other replicas scheduled at least this often.
+    invitation_poll_seconds: float = Field(default=30.0, gt=0)

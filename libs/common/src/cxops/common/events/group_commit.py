@@ -50,6 +50,7 @@ def _new_future() -> asyncio.Future[None]:
 class _Submission:
     rows: Sequence[Row]
     events: Sequence[Event]
+    statements: Sequence[sa.Executable] = ()
     done: asyncio.Future[None] = field(default_factory=_new_future)
 
 
@@ -62,10 +63,17 @@ class GroupCommit:
         self._waiting: list[_Submission] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def write(self, *, rows: Sequence[Row], events: Sequence[Event] = ()) -> None:
-        """Insert ``rows`` (in order) and queue ``events`` in the outbox, atomically; return once
-        committed, or raise what writing them alone raised."""
-        submission = _Submission(rows=rows, events=events)
+    async def write(
+        self,
+        *,
+        rows: Sequence[Row],
+        events: Sequence[Event] = (),
+        statements: Sequence[sa.Executable] = (),
+    ) -> None:
+        """Insert ``rows`` (in order), run ``statements`` (small updates that belong with them,
+        such as marking what the rows answer) and queue ``events`` in the outbox, atomically;
+        return once committed, or raise what writing them alone raised."""
+        submission = _Submission(rows=rows, events=events, statements=statements)
         self._waiting.append(submission)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain(), name="cxops-group-commit")
@@ -120,14 +128,17 @@ class GroupCommit:
 
 
 def _write(connection: sa.Connection, info: CommitInfo, batch: Sequence[_Submission]) -> None:
-    """One INSERT per table (executemany), tables in the order they first appear, then the
-    events; all in the caller's transaction."""
+    """One INSERT per table (executemany), tables in the order they first appear, then each
+    submission's statements, then the events; all in the caller's transaction."""
     by_table: dict[sa.Table, list[dict[str, Any]]] = {}
     for submission in batch:
         for table, values in submission.rows:
             by_table.setdefault(table, []).append(values)
     for table, values_list in by_table.items():
         connection.execute(sa.insert(table), values_list)
+    for submission in batch:
+        for statement in submission.statements:
+            connection.execute(statement)
     queue_events(connection, info, [outbox_row(e) for s in batch for e in s.events])
 
 
