@@ -82,6 +82,7 @@ async def test_a_response_is_stored_and_announced_once(
         "task_id": None,
         "occurred_at": "2026-03-01T09:30:00Z",
         "received_at": body["received_at"],
+        "customer_tier": None,
     }
     assert uuid.UUID(body["id"]).version == 7
     assert posted.headers["Location"] == f"{RESPONSES}/{body['id']}"

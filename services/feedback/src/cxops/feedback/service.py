@@ -17,7 +17,7 @@ from uuid6 import uuid7
 from cxops.common.auth import CallerContext
 from cxops.common.db import Database
 from cxops.common.events.group_commit import GroupCommit
-from cxops.feedback import events, repository
+from cxops.feedback import cases, events, repository
 from cxops.feedback.models import FeedbackResponse
 from cxops.feedback.repository import ResponseRepository
 from cxops.feedback.schemas import ResponseCreate, ResponsePublic
@@ -61,9 +61,13 @@ async def record_response(
     caller: CallerContext,
     payload: ResponseCreate,
     idempotency_key: str | None,
+    case_settings: cases.CaseSettingsCache,
+    clocks: cases.CaseClocks,
 ) -> Recorded:
     """Store a survey answer and queue ``cx.feedback.response.received.v1`` in the same
-    transaction; return once both are committed.
+    transaction; return once both are committed. If the tenant's case rules open a case for the
+    answer, the case, its first history line and ``cx.feedback.case.opened.v1`` are written in
+    that transaction too, and the case clocks are armed for it.
 
     With an ``idempotency_key`` (scoped to the tenant, kept as long as the response), a retry of
     the same request returns the first response and stores nothing; the same key with a different
@@ -89,6 +93,7 @@ async def record_response(
         task_id=payload.task_id,
         occurred_at=payload.occurred_at or received_at,
         received_at=received_at,
+        customer_tier=payload.customer_tier,
     )
     row = repository.response_row(
         response,
@@ -96,10 +101,19 @@ async def record_response(
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint,
     )
+    opening = cases.case_rows_for(
+        response,
+        tenant=caller.tenant,
+        facts=cases.facts_of(response),
+        settings=await case_settings.get(caller.tenant),
+        now=clocks.now(),
+    )
+    rows, queued = [row], [events.response_received(response, tenant=caller.tenant)]
+    if opening is not None:
+        rows += opening.rows
+        queued += opening.events
     try:
-        await group_commit.write(
-            rows=[row], events=[events.response_received(response, tenant=caller.tenant)]
-        )
+        await group_commit.write(rows=rows, events=queued)
     except IntegrityError:
         if idempotency_key is None or fingerprint is None:
             raise
@@ -109,6 +123,8 @@ async def record_response(
         if winner is None:
             raise
         return _replay(winner, idempotency_key=idempotency_key, fingerprint=fingerprint)
+    if opening is not None:
+        clocks.arm(opening.next_due_at)
     log.debug("recorded %s response %s", response.kind.value, response.id)
     return Recorded(response=response, replayed=False)
 

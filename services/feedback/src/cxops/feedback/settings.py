@@ -1,5 +1,6 @@
 """Feedback's settings: the environment variables prefixed ``CXOPS_FEEDBACK_``."""
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from cxops.common.settings import ServiceSettings
@@ -7,3 +8,10 @@ from cxops.common.settings import ServiceSettings
 
 class FeedbackSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CXOPS_FEEDBACK_", extra="ignore", frozen=True)
+
+    #: How long a replica trusts its copy of a tenant's case rules (a PUT on another replica is
+    #: seen after at most this long; on the replica that took it, at once).
+    case_settings_cache_seconds: float = Field(default=5.0, ge=0)
+    #: The case clocks' timer re-reads the earliest due moment from the database at least this
+    #: often, to see cases other replicas opened or changed.
+    case_clock_rescan_seconds: float = Field(default=30.0, gt=0)
