@@ -116,3 +116,9 @@ def test_no_cases_no_rows_and_naive_bounds_are_refused() -> None:
     assert root_cause_pareto([], start=START, end=END) == ()
     with pytest.raises(CaseInputError):
         root_cause_pareto([], start=START.replace(tzinfo=None), end=END)
+
+
+def test_a_case_is_not_a_recurrence_of_itself() -> None:
+    records = [CauseRecord(PROCESS, "x", "t", day(1), closed_at=day(1))]
+    [row] = root_cause_pareto(records, start=START, end=END)
+    assert (row.count, row.recurrences) == (1, 0)

@@ -616,8 +616,8 @@ class CaseClocks:
         self._wake = asyncio.Event()
         self._armed_for: datetime | None = None
         self._task: asyncio.Task[None] | None = None
-        #: How many times the timer has looked at the due cases (tests wait on it).
-        self.rounds = 0
+        #: The time up to which the timer has last looked at every case (tests wait on it).
+        self.checked_until: datetime | None = None
 
     async def start(self) -> None:
         self.state.db.on_commit(self._on_commit)
@@ -657,7 +657,7 @@ class CaseClocks:
             except Exception:
                 log.exception("case clocks failed; trying again")
                 earliest = None
-            self.rounds += 1
+            self.checked_until = now
             # What was armed for before this round is done; a commit during it may have armed
             # an earlier moment (and set the wake-up, so the next round starts at once).
             pending = (

@@ -609,7 +609,7 @@ def root_cause_pareto(
     category, topic and team order, so the answer does not depend on the input's order).
 
     A case is a recurrence when another case with the same root cause closed before it opened,
-    at most ``window`` before. ``records`` may hold cases outside the period too: those closed in
+    at most ``window`` before (strictly before: a case is never a recurrence of itself). ``records`` may hold cases outside the period too: those closed in
     the ``window`` before ``start`` are what makes a case early in the period a recurrence.
     """
     _require_time(start, "start")
@@ -625,7 +625,7 @@ def root_cause_pareto(
         tally = counts.setdefault(record.key, [0, 0])
         tally[0] += 1
         if any(
-            closed <= record.opened_at <= closed + window for closed in closings.get(record.key, ())
+            closed < record.opened_at <= closed + window for closed in closings.get(record.key, ())
         ):
             tally[1] += 1
     total = sum(count for count, _ in counts.values())
