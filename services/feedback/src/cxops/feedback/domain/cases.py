@@ -608,9 +608,10 @@ def root_cause_pareto(
     """The root causes of the cases opened in ``[start, end)``, most frequent first (ties in
     category, topic and team order, so the answer does not depend on the input's order).
 
-    A case is a recurrence when another case with the same root cause closed before it opened,
-    at most ``window`` before (strictly before: a case is never a recurrence of itself). ``records`` may hold cases outside the period too: those closed in
-    the ``window`` before ``start`` are what makes a case early in the period a recurrence.
+    A case is a recurrence when another case with the same root cause closed before it opened
+    (strictly: a case is never a recurrence of itself), at most ``window`` before. ``records``
+    may hold cases outside the period too: those closed in the ``window`` before ``start`` are
+    what makes a case early in the period a recurrence.
     """
     _require_time(start, "start")
     _require_time(end, "end")
