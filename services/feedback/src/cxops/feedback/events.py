@@ -4,6 +4,37 @@
     A survey response was stored. Published once per response, never again for an idempotent
     replay of the same request.
 
+**Closed-loop cases.** Every case event's payload is a :class:`CaseEventV1`: ``case_id``,
+``response_id``, ``state``, ``team`` (the owning team), ``owner``, ``topic``, ``customer_ref``,
+``tier``, ``rule`` (the rule that opened it), ``round`` (1, and one more after each reopen),
+``by`` (the caller's key, or ``system``), ``feedback_at``, ``opened_at``, the current round's
+deadlines ``acknowledge_due_at``, ``action_due_at``, ``close_due_at``, ``root_cause``
+(``{category, why_chain}`` once documented), and elapsed times in seconds:
+``seconds_since_feedback`` and ``seconds_since_open`` at the event, and
+``acknowledged_after_seconds``, ``action_documented_after_seconds``, ``closed_after_seconds``
+from the feedback to each action of the round (null before it).
+
+``cx.feedback.case.opened.v1`` (:class:`CaseOpenedV1`)
+    A response matched the tenant's case rules; published in the transaction that stored the
+    response. Routing reads ``case_id``, ``team``, ``topic``, ``customer_ref``, ``tier`` and
+    ``action_due_at`` to queue a task.
+``cx.feedback.case.assigned.v1`` (:class:`CaseAssignedV1`)
+    The case has a new ``owner``.
+``cx.feedback.case.acknowledged.v1`` (:class:`CaseAcknowledgedV1`)
+``cx.feedback.case.action_documented.v1`` (:class:`CaseActionDocumentedV1`)
+    With the ``root_cause``.
+``cx.feedback.case.closed.v1`` (:class:`CaseClosedV1`)
+    Adds ``customer_contacted``.
+``cx.feedback.case.reopened.v1`` (:class:`CaseReopenedV1`)
+    A new ``round``: every clock restarts from the reopen.
+``cx.feedback.case.breached.v1`` (:class:`CaseBreachedV1`)
+    A clock's deadline passed without its action: adds ``clock`` (``acknowledge``, ``action``,
+    ``close``), ``deadline`` and ``breach_round``. Once per clock and round, whatever the number
+    of replicas or restarts.
+``cx.feedback.case.escalated.v1`` (:class:`CaseEscalatedV1`)
+    Still unacknowledged half way through the acknowledge clock: adds ``escalate_to``
+    (``supervisor``, of the case's ``team``). Once per round.
+
 Every event travels on the ``CX_FEEDBACK`` stream as a CloudEvent in binary mode
 (:class:`cxops.common.events.Event`): ``ce-source`` is :data:`EVENT_SOURCE`, ``ce-tenant`` the
 tenant the response belongs to (the payload does not repeat it), ``Nats-Msg-Id`` the ``ce-id``.
