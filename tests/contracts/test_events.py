@@ -10,7 +10,8 @@ model, fails here.
 import importlib
 import importlib.util
 from datetime import UTC, datetime
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -43,10 +44,9 @@ def _published(subject: str) -> dict[str, type[BaseModel]]:
 
 
 #: Subjects a consumer already reads that their publisher does not publish yet, and when it
-#: will. Each entry must still be unpublished: once it is, the entry goes and the subject is
-#: checked as every other.
-AWAITED = {
-    "cx.feedback.case.opened.v1": "feedback publishes closed-loop cases with issue 14",
+#: will (``{"cx.x.y.z.v1": "x publishes it with issue N"}``). Each entry must still be
+#: unpublished: once it is, the entry goes and the subject is checked as every other.
+AWAITED: dict[str, str] = {
     "cx.journey.interaction.recorded.v1": (
         "journey publishes interactions with issue 15; feedback reads them as exit points"
     ),
@@ -56,10 +56,12 @@ SUBSCRIPTIONS = _subscriptions()
 CHECKED = [(service, subject) for service, subject in SUBSCRIPTIONS if subject not in AWAITED]
 
 
-@pytest.mark.parametrize("subject", sorted(AWAITED))
-def test_an_awaited_subject_is_not_published_yet(subject: str) -> None:
-    assert subject in {s for _, s in SUBSCRIPTIONS}, f"nobody consumes {subject}"
-    assert subject not in _published(subject), f"{subject} is published now: check it"
+def test_awaited_subjects_are_not_published_yet() -> None:
+    """One test over them all, so that it runs (and passes) when nothing is awaited."""
+    consumed = {s for _, s in SUBSCRIPTIONS}
+    for subject in sorted(AWAITED):
+        assert subject in consumed, f"nobody consumes {subject}"
+        assert subject not in _published(subject), f"{subject} is published now: check it"
 
 
 def test_some_subjects_are_consumed() -> None:
@@ -87,30 +89,43 @@ def test_the_consumer_reads_whatever_the_publisher_publishes(consumer: str, subj
     def reads_the_same(payload: BaseModel) -> None:
         on_the_wire = payload.model_dump(mode="json")
         read = consumer_model.model_validate(on_the_wire)
+        as_read = read.model_dump(mode="json")
         for name in consumer_model.model_fields:
-            assert getattr(read, name) == getattr(payload, name), name
+            # Compared as they travel: a publisher's UUID is the same value as the consumer's
+            # string of it (an id routing keeps as an external reference).
+            assert as_read[name] == on_the_wire[name], name
 
     reads_the_same()
 
 
 #: Field types that ``st.from_type`` would fill with values no publisher sends (naive times,
-#: integers far outside any scale, NaN), so that most draws are publishable and a few are not.
+#: integers far outside any scale, text full of control characters), so that most draws are
+#: publishable and a few are not (blank text, say).
 _WIRE_TYPES: dict[Any, st.SearchStrategy[Any]] = {
     AwareDatetime: st.datetimes(timezones=st.just(UTC), min_value=datetime(1970, 1, 1)),
     int: st.integers(-1, 11),
     # JSON has no NaN or infinity: no publisher sends them (and NaN equals nothing).
     float: st.floats(allow_nan=False, allow_infinity=False),
+    str: st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40),
 }
+
+
+def _strategy(annotation: Any) -> st.SearchStrategy[Any]:
+    """The draws for a field's type: ``_WIRE_TYPES`` where they apply, inside ``Annotated`` and
+    unions (``X | None``) too, ``st.from_type`` otherwise."""
+    if get_origin(annotation) is Annotated:
+        return _strategy(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, UnionType):
+        return st.one_of(*(_strategy(arg) for arg in get_args(annotation)))
+    found = _WIRE_TYPES.get(annotation)
+    return found if found is not None else st.from_type(annotation)
 
 
 @st.composite
 def publishable(draw: st.DrawFn, model: type[BaseModel]) -> BaseModel:
     """Any payload ``model`` accepts: each field drawn from its type, kept when the model's own
     validators accept the whole (what they refuse is never published, so not in the contract)."""
-    values = {}
-    for name, field in model.model_fields.items():
-        strategy = _WIRE_TYPES.get(field.annotation)
-        values[name] = draw(strategy if strategy is not None else st.from_type(field.annotation))
+    values = {name: draw(_strategy(field.annotation)) for name, field in model.model_fields.items()}
     try:
         return model(**values)
     except ValidationError:

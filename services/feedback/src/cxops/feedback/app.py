@@ -1,19 +1,21 @@
-"""The feedback service: survey responses in, ``cx.feedback.response.received.v1`` out.
+"""The feedback service: survey answers in, each enriched (redacted, its language, sentiment and
+topics); the closed-loop cases negative answers open, with their SLA clocks; survey invitations
+at the customer's exit points; bulk imports; and live complaint alerts."""
 
-Later issues add survey triggers, enrichment, closed-loop cases and alerts.
-"""
-
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from cxops.common.service import ServiceSpec, ServiceState, create_service_app
-from cxops.feedback.api import enrichment, imports, responses, surveys
+from cxops.common.service import Component, ServiceSpec, ServiceState, create_service_app
+from cxops.feedback.api import cases, enrichment, imports, responses, surveys
+from cxops.feedback.cases import CaseClocks, CaseSettingsCache
+from cxops.feedback.clock import Clock, system_clock
 from cxops.feedback.consumers import JOURNEY_INTERACTIONS, ROUTING_TASKS
 from cxops.feedback.enrichment import EnrichmentPool, Enrichments
-from cxops.feedback.invitations import Clock, InvitationTimer, system_clock
+from cxops.feedback.invitations import InvitationTimer
 from cxops.feedback.settings import FeedbackSettings
 
 
@@ -23,13 +25,24 @@ def _enrichment_pool(state: ServiceState) -> EnrichmentPool:
     return EnrichmentPool(settings.import_workers)
 
 
+def components(clock: Clock) -> Sequence[Callable[[ServiceState], Component]]:
+    """The service's components, every timer reading time from ``clock``."""
+    return (
+        lambda state: Enrichments(state.db),
+        _enrichment_pool,
+        CaseSettingsCache,
+        partial(CaseClocks, now=clock),
+        partial(InvitationTimer, clock=clock),
+    )
+
+
 SPEC = ServiceSpec(
     name="feedback",
     description="Survey triggers, feedback intake, enrichment, closed-loop cases and alerts.",
     migrations=Path(__file__).parent / "migrations",
-    routers=[responses.router, imports.router, enrichment.router, surveys.router],
+    routers=[responses.router, imports.router, enrichment.router, cases.router, surveys.router],
     consumers=[ROUTING_TASKS, JOURNEY_INTERACTIONS],
-    components=[lambda state: Enrichments(state.db), _enrichment_pool, InvitationTimer],
+    components=components(system_clock),
     tags=[
         {
             "name": "responses",
@@ -38,6 +51,13 @@ SPEC = ServiceSpec(
         {
             "name": "enrichment",
             "description": "The topic taxonomy, the review queue, labels and calibration.",
+        },
+        {
+            "name": "cases",
+            "description": (
+                "Closed-loop cases: opened by negative answers, owned by a team, acknowledged, "
+                "actioned with a root cause and closed within SLA clocks."
+            ),
         },
         {"name": "surveys", "description": "Surveys and the exit points that trigger them."},
         {
@@ -48,13 +68,9 @@ SPEC = ServiceSpec(
 )
 
 
-def create_app(settings: FeedbackSettings | None = None, *, clock: Clock = system_clock) -> FastAPI:
+def create_app(settings: FeedbackSettings | None = None, *, clock: Clock | None = None) -> FastAPI:
     """The ASGI app; a uvicorn factory (``cxops.feedback.app:create_app --factory``) that reads
-    ``CXOPS_FEEDBACK_*`` from the environment when no settings are given. ``clock`` is the
-    invitations' time (tests move it instead of sleeping)."""
-    components = [
-        partial(InvitationTimer, clock=clock) if factory is InvitationTimer else factory
-        for factory in SPEC.components
-    ]
-    spec = replace(SPEC, components=components)
+    ``CXOPS_FEEDBACK_*`` from the environment when no settings are given. ``clock`` replaces the
+    system's time for every timer (tests move it instead of sleeping)."""
+    spec = SPEC if clock is None else replace(SPEC, components=components(clock))
     return create_service_app(spec, settings or FeedbackSettings())

@@ -15,6 +15,37 @@
     delivers it by signed webhook). Published once per invitation, by whichever replica's timer
     sends it.
 
+**Closed-loop cases.** Every case event's payload is a :class:`CaseEventV1`: ``case_id``,
+``response_id``, ``state``, ``team`` (the owning team), ``owner``, ``topic``, ``customer_ref``,
+``tier``, ``rule`` (the rule that opened it), ``round`` (1, and one more after each reopen),
+``by`` (the caller's key, or ``system``), ``feedback_at``, ``opened_at``, the current round's
+deadlines ``acknowledge_due_at``, ``action_due_at``, ``close_due_at``, ``root_cause``
+(``{category, why_chain}`` once documented), and elapsed times in seconds:
+``seconds_since_feedback`` and ``seconds_since_open`` at the event, and
+``acknowledged_after_seconds``, ``action_documented_after_seconds``, ``closed_after_seconds``
+from the feedback to each action of the round (null before it).
+
+``cx.feedback.case.opened.v1`` (:class:`CaseOpenedV1`)
+    A response matched the tenant's case rules; published in the transaction that stored the
+    response. Routing reads ``case_id``, ``team``, ``topic``, ``customer_ref``, ``tier`` and
+    ``action_due_at`` to queue a task.
+``cx.feedback.case.assigned.v1`` (:class:`CaseAssignedV1`)
+    The case has a new ``owner``.
+``cx.feedback.case.acknowledged.v1`` (:class:`CaseAcknowledgedV1`)
+``cx.feedback.case.action_documented.v1`` (:class:`CaseActionDocumentedV1`)
+    With the ``root_cause``.
+``cx.feedback.case.closed.v1`` (:class:`CaseClosedV1`)
+    Adds ``customer_contacted``.
+``cx.feedback.case.reopened.v1`` (:class:`CaseReopenedV1`)
+    A new ``round``: every clock restarts from the reopen.
+``cx.feedback.case.breached.v1`` (:class:`CaseBreachedV1`)
+    A clock's deadline passed without its action: adds ``clock`` (``acknowledge``, ``action``,
+    ``close``), ``deadline`` and ``breach_round``. Once per clock and round, whatever the number
+    of replicas or restarts.
+``cx.feedback.case.escalated.v1`` (:class:`CaseEscalatedV1`)
+    Still unacknowledged half way through the acknowledge clock: adds ``escalate_to``
+    (``supervisor``, of the case's ``team``). Once per round.
+
 Every event travels on the ``CX_FEEDBACK`` stream as a CloudEvent in binary mode
 (:class:`cxops.common.events.Event`): ``ce-source`` is :data:`EVENT_SOURCE`, ``ce-tenant`` the
 tenant the response belongs to (the payload does not repeat it), ``Nats-Msg-Id`` the ``ce-id``.
@@ -24,12 +55,23 @@ Payloads only ever gain fields; a breaking change is a new ``.v2`` subject publi
 
 import uuid
 from collections.abc import Mapping
-from typing import Any, Self
+from datetime import datetime
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, StrictInt, model_validator
 
 from cxops.common.events import Event
+from cxops.common.validation import SingleLine
 from cxops.feedback.domain import invitations as invitation_rules
+from cxops.feedback.domain.cases import (
+    Case,
+    CaseAction,
+    CaseState,
+    Clock,
+    RootCauseCategory,
+    deadlines,
+    elapsed,
+)
 from cxops.feedback.schemas import SentimentPublic, TopicTagPublic
 from cxops.stats.scales import SCALES, SurveyKind
 
@@ -236,3 +278,173 @@ CONSUMED: dict[str, type[BaseModel]] = {
     TASK_COMPLETED: TaskCompleted,
     INTERACTION_RECORDED: InteractionRecorded,
 }
+
+
+# ---------------------------------------------------------------------- closed-loop cases
+
+CASE_OPENED = "cx.feedback.case.opened.v1"
+CASE_ASSIGNED = "cx.feedback.case.assigned.v1"
+CASE_ACKNOWLEDGED = "cx.feedback.case.acknowledged.v1"
+CASE_ACTION_DOCUMENTED = "cx.feedback.case.action_documented.v1"
+CASE_CLOSED = "cx.feedback.case.closed.v1"
+CASE_REOPENED = "cx.feedback.case.reopened.v1"
+CASE_BREACHED = "cx.feedback.case.breached.v1"
+CASE_ESCALATED = "cx.feedback.case.escalated.v1"
+
+Name = Annotated[str, SingleLine(64)]
+
+
+class RootCauseV1(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    category: RootCauseCategory
+    why_chain: tuple[str, ...]
+
+
+class CaseEventV1(BaseModel):
+    """What every case event carries: the case as it stands after the change, and how long the
+    customer has waited. Elapsed times are seconds from the feedback's occurred time (the SLA
+    clocks count from it) to each action of the current round, ``None`` before it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    case_id: uuid.UUID
+    response_id: uuid.UUID
+    state: CaseState
+    #: The owning team (routing's queue of that name takes the case).
+    team: Name
+    owner: Annotated[str, SingleLine(128)] | None = None
+    topic: Name | None = None
+    customer_ref: Annotated[str, SingleLine(128)]
+    tier: Name | None = None
+    #: The rule that opened the case.
+    rule: Name
+    round: StrictInt
+    #: Who made the change: the caller's key, or ``system`` for the clocks.
+    by: Annotated[str, SingleLine(128)]
+    feedback_at: AwareDatetime
+    opened_at: AwareDatetime
+    acknowledge_due_at: AwareDatetime
+    action_due_at: AwareDatetime
+    close_due_at: AwareDatetime
+    root_cause: RootCauseV1 | None = None
+    seconds_since_feedback: float
+    seconds_since_open: float
+    acknowledged_after_seconds: float | None = None
+    action_documented_after_seconds: float | None = None
+    closed_after_seconds: float | None = None
+
+
+class CaseOpenedV1(CaseEventV1):
+    """A response matched the tenant's case rules and a case opened (in the transaction that
+    stored the response). Routing turns it into a task in the team's queue."""
+
+
+class CaseAssignedV1(CaseEventV1):
+    """The case has a new ``owner``."""
+
+
+class CaseAcknowledgedV1(CaseEventV1):
+    """Someone of the team acknowledged the case."""
+
+
+class CaseActionDocumentedV1(CaseEventV1):
+    """The corrective action and its ``root_cause`` were documented."""
+
+
+class CaseClosedV1(CaseEventV1):
+    """The case closed with a resolution."""
+
+    customer_contacted: bool
+
+
+class CaseReopenedV1(CaseEventV1):
+    """A closed case opened again: a new ``round`` starts and every clock restarts."""
+
+
+class CaseBreachedV1(CaseEventV1):
+    """A clock's deadline came without its action, published once per clock and round."""
+
+    clock: Clock
+    deadline: AwareDatetime
+    breach_round: StrictInt
+
+
+class CaseEscalatedV1(CaseEventV1):
+    """The case is still unacknowledged half way through its acknowledge clock: it goes to the
+    ``escalate_to`` role of its team (once per round)."""
+
+    escalate_to: Literal["supervisor"] = "supervisor"
+
+
+CASE_EVENTS: dict[str, type[CaseEventV1]] = {
+    CASE_OPENED: CaseOpenedV1,
+    CASE_ASSIGNED: CaseAssignedV1,
+    CASE_ACKNOWLEDGED: CaseAcknowledgedV1,
+    CASE_ACTION_DOCUMENTED: CaseActionDocumentedV1,
+    CASE_CLOSED: CaseClosedV1,
+    CASE_REOPENED: CaseReopenedV1,
+    CASE_BREACHED: CaseBreachedV1,
+    CASE_ESCALATED: CaseEscalatedV1,
+}
+#: The subject of each action's event.
+ACTION_SUBJECTS: dict[CaseAction, str] = {
+    CaseAction.OPEN: CASE_OPENED,
+    CaseAction.ASSIGN: CASE_ASSIGNED,
+    CaseAction.ACKNOWLEDGE: CASE_ACKNOWLEDGED,
+    CaseAction.DOCUMENT_ACTION: CASE_ACTION_DOCUMENTED,
+    CaseAction.CLOSE: CASE_CLOSED,
+    CaseAction.REOPEN: CASE_REOPENED,
+}
+PUBLISHED.update(CASE_EVENTS)
+
+
+def case_event(
+    subject: str,
+    case: Case,
+    *,
+    case_id: uuid.UUID,
+    response_id: uuid.UUID,
+    customer_ref: str,
+    tier: str | None,
+    tenant: str,
+    by: str,
+    at: datetime,
+    **extra: Any,
+) -> Event:
+    """The event ``subject`` about ``case`` (as it stands after the change made ``at``)."""
+    due = deadlines(case)
+    took = elapsed(case)
+    root_cause = case.root_cause
+    payload = CASE_EVENTS[subject](
+        case_id=case_id,
+        response_id=response_id,
+        state=case.state,
+        team=case.team,
+        owner=case.owner,
+        topic=case.topic,
+        customer_ref=customer_ref,
+        tier=tier,
+        rule=case.rule,
+        round=case.round,
+        by=by,
+        feedback_at=case.feedback_at,
+        opened_at=case.opened_at,
+        acknowledge_due_at=due[Clock.ACKNOWLEDGE],
+        action_due_at=due[Clock.ACTION],
+        close_due_at=due[Clock.CLOSE],
+        root_cause=(
+            RootCauseV1(category=root_cause.category, why_chain=root_cause.why_chain)
+            if root_cause is not None
+            else None
+        ),
+        seconds_since_feedback=(at - case.feedback_at).total_seconds(),
+        seconds_since_open=(at - case.opened_at).total_seconds(),
+        acknowledged_after_seconds=took.acknowledge,
+        action_documented_after_seconds=took.action,
+        closed_after_seconds=took.close,
+        **extra,
+    )
+    return Event.new(
+        subject=subject, source=EVENT_SOURCE, tenant=tenant, data=payload.model_dump(mode="json")
+    )

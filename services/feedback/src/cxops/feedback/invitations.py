@@ -18,9 +18,9 @@ import contextlib
 import logging
 import secrets
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,6 +35,7 @@ from cxops.common.errors import Problem
 from cxops.common.events import Event, PermanentEventError, add_event
 from cxops.common.service import ServiceState, cancel_and_wait
 from cxops.feedback import events, repository
+from cxops.feedback.clock import Clock, system_clock
 from cxops.feedback.domain import invitations as rules
 from cxops.feedback.models import Invitation, Survey
 from cxops.feedback.repository import InvitationRepository, SurveyRepository
@@ -43,15 +44,9 @@ from cxops.feedback.settings import FeedbackSettings
 
 log = logging.getLogger("cxops.feedback.invitations")
 
-Clock = Callable[[], datetime]
-
 #: Set in a transaction's info when it scheduled an invitation, so its commit wakes the timer.
 _SCHEDULED = "cxops_feedback_invitation_scheduled"
 MANUAL = "manual"
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 class SurveyNotFound(LookupError):

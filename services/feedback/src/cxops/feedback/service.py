@@ -19,7 +19,7 @@ from uuid6 import uuid7
 from cxops.common.auth import CallerContext
 from cxops.common.db import Database
 from cxops.common.events.group_commit import GroupCommit
-from cxops.feedback import events, invitations, repository
+from cxops.feedback import cases, events, invitations, repository
 from cxops.feedback.domain.topics import DEFAULT_TAXONOMY
 from cxops.feedback.enrichment import Enrichments, taxonomy_of
 from cxops.feedback.models import FeedbackResponse, FeedbackTaxonomy, FeedbackTenantSettings
@@ -76,11 +76,17 @@ async def record_response(
     caller: CallerContext,
     payload: ResponseCreate,
     idempotency_key: str | None,
+    case_settings: cases.CaseSettingsCache,
+    clocks: cases.CaseClocks,
 ) -> Recorded:
     """Store a survey answer with its enrichment, and queue ``cx.feedback.response.received.v1``
     and ``response.enriched.v1`` in the same transaction; return once all are committed.
 
-    The comment is stored redacted; the raw comment only when the tenant keeps raw comments.
+    The comment is stored redacted; the raw comment only when the tenant keeps raw comments. A
+    response that quotes an invitation's token is linked to it (and its task and agent). If the
+    tenant's case rules open a case for the answer, the case, its first history line and
+    ``cx.feedback.case.opened.v1`` are written in that transaction too, and the case clocks are
+    armed for it.
 
     With an ``idempotency_key`` (scoped to the tenant, kept as long as the response), a retry of
     the same request returns the first response and stores nothing; the same key with a different
@@ -123,12 +129,20 @@ async def record_response(
         "idempotency_key": idempotency_key,
         "request_fingerprint": fingerprint,
     }
+    rows = repository.response_rows(columns, tenant=caller.tenant)
+    queued = events.response_events(columns, tenant=caller.tenant)
+    opening = cases.case_rows_for(
+        response,
+        tenant=caller.tenant,
+        facts=cases.facts_of(response),
+        settings=await case_settings.get(caller.tenant),
+        now=clocks.now(),
+    )
+    if opening is not None:
+        rows += opening.rows
+        queued += opening.events
     try:
-        await group_commit.write(
-            rows=repository.response_rows(columns, tenant=caller.tenant),
-            events=events.response_events(columns, tenant=caller.tenant),
-            statements=linked,
-        )
+        await group_commit.write(rows=rows, events=queued, statements=linked)
     except IntegrityError:
         if idempotency_key is None or fingerprint is None:
             raise
@@ -138,6 +152,8 @@ async def record_response(
         if winner is None:
             raise
         return _replay(winner, idempotency_key=idempotency_key, fingerprint=fingerprint)
+    if opening is not None:
+        clocks.arm(opening.next_due_at)
     log.debug("recorded %s response %s", response.kind.value, response.id)
     return Recorded(response=response, replayed=False)
 

@@ -10,6 +10,7 @@ from cxops.common.db import SessionDep
 from cxops.common.errors import PROBLEM_MEDIA_TYPE, Problem
 from cxops.common.service import State
 from cxops.feedback import service
+from cxops.feedback.cases import CaseClocks, CaseSettingsCache
 from cxops.feedback.enrichment import Enrichments
 from cxops.feedback.schemas import ResponseCreate, ResponsePage, ResponsePublic
 from cxops.stats.scales import SurveyKind
@@ -70,6 +71,8 @@ async def post_response(
             caller=caller,
             payload=payload,
             idempotency_key=idempotency_key,
+            case_settings=state.component(CaseSettingsCache),
+            clocks=state.component(CaseClocks),
         )
     except service.IdempotencyKeyReused as exc:
         raise Problem(

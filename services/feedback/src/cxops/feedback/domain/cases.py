@@ -561,3 +561,91 @@ def _done_at(case: Case, clock: Clock) -> datetime | None:
         Clock.ACTION: case.action_documented_at,
         Clock.CLOSE: case.closed_at,
     }[clock]
+
+
+#: How long after a case closes the same root cause coming back counts as a recurrence.
+RECURRENCE_WINDOW = timedelta(days=30)
+
+
+@dataclass(frozen=True, slots=True)
+class CauseRecord:
+    """One case with its corrective action documented: the root cause's category, its topic and
+    team, when the case opened and, if it did, when it closed."""
+
+    category: RootCauseCategory
+    topic: str | None
+    team: str
+    opened_at: datetime
+    closed_at: datetime | None = None
+
+    @property
+    def key(self) -> tuple[RootCauseCategory, str | None, str]:
+        return (self.category, self.topic, self.team)
+
+
+@dataclass(frozen=True, slots=True)
+class ParetoRow:
+    """One root cause (category x topic x team): its cases, their share of all cases in the
+    window, the running share down the sorted list, and how many of its cases were
+    recurrences."""
+
+    category: RootCauseCategory
+    topic: str | None
+    team: str
+    count: int
+    share: float
+    cumulative_share: float
+    recurrences: int
+
+
+def root_cause_pareto(
+    records: Sequence[CauseRecord],
+    *,
+    start: datetime,
+    end: datetime,
+    window: timedelta = RECURRENCE_WINDOW,
+) -> tuple[ParetoRow, ...]:
+    """The root causes of the cases opened in ``[start, end)``, most frequent first (ties in
+    category, topic and team order, so the answer does not depend on the input's order).
+
+    A case is a recurrence when another case with the same root cause closed before it opened
+    (strictly: a case is never a recurrence of itself), at most ``window`` before. ``records``
+    may hold cases outside the period too: those closed in the ``window`` before ``start`` are
+    what makes a case early in the period a recurrence.
+    """
+    _require_time(start, "start")
+    _require_time(end, "end")
+    closings: dict[tuple[RootCauseCategory, str | None, str], list[datetime]] = {}
+    for record in records:
+        if record.closed_at is not None:
+            closings.setdefault(record.key, []).append(record.closed_at)
+    counts: dict[tuple[RootCauseCategory, str | None, str], list[int]] = {}
+    for record in records:
+        if not start <= record.opened_at < end:
+            continue
+        tally = counts.setdefault(record.key, [0, 0])
+        tally[0] += 1
+        if any(
+            closed < record.opened_at <= closed + window for closed in closings.get(record.key, ())
+        ):
+            tally[1] += 1
+    total = sum(count for count, _ in counts.values())
+    ordered = sorted(
+        counts.items(), key=lambda item: (-item[1][0], item[0][0], item[0][1] or "", item[0][2])
+    )
+    rows = []
+    running = 0
+    for (category, topic, team), (count, recurrences) in ordered:
+        running += count
+        rows.append(
+            ParetoRow(
+                category=category,
+                topic=topic,
+                team=team,
+                count=count,
+                share=count / total,
+                cumulative_share=running / total,
+                recurrences=recurrences,
+            )
+        )
+    return tuple(rows)

@@ -24,7 +24,7 @@ _BATCH = 500
 
 def upgrade() -> None:
     op.add_column("feedback_responses", sa.Column("raw_comment", sa.Text(), nullable=True))
-    op.add_column("feedback_responses", sa.Column("customer_tier", sa.String(32), nullable=True))
+    op.add_column("feedback_responses", sa.Column("customer_tier", sa.String(64), nullable=True))
     op.add_column("feedback_responses", sa.Column("enrichment", sa.JSON(), nullable=True))
     op.add_column(
         "feedback_responses",
