@@ -286,6 +286,50 @@ async def test_custom_rules_tiers_teams_and_clocks(
     assert len(await cases_of(service, OTHER_TENANT)) == 1
 
 
+async def test_rules_on_what_was_read_in_the_comment(
+    service: RunningService, clock: ManualClock
+) -> None:
+    """Sentiment and topic rules see the enrichment; a topic's team is the taxonomy's owner
+    unless the case rules map the topic, and the topic complained about is the case's."""
+    rules = {
+        "rules": [
+            {"name": "angry", "negative_sentiment_above": 0.3},
+            {"name": "attitude-mentions", "topics": ["agent_attitude"]},
+        ],
+        "topic_teams": {"delivery": "couriers"},
+    }
+    put = await service.client.put(RULES, json=rules, headers=auth(TENANT, Role.OPS_LEAD))
+    assert put.status_code == 200, put.text
+    taxonomy = await service.client.get("/v1/feedback/taxonomy", headers=auth(TENANT, Role.VIEWER))
+    owners = {topic["name"]: topic["owner"] for topic in taxonomy.json()["effective"]}
+
+    angry = await post_answer(
+        service,
+        clock,
+        score=9,
+        comment="The staff were lovely but the refund was refused and I am furious.",
+    )
+    assert angry["enrichment"]["sentiment"]["label"] == "negative"
+    late = await post_answer(
+        service, clock, score=9, comment="The delivery was late again, terrible service."
+    )
+    await post_answer(service, clock, score=3, comment="Fine, thanks.")  # no rule matches now
+
+    listed = {case["response_id"]: case for case in await cases_of(service)}
+    assert set(listed) == {angry["id"], late["id"]}
+    refused = listed[angry["id"]]
+    assert refused["rule"] == "angry"
+    # The refund the customer complained about comes before the staff they praised.
+    tags = {tag["topic"]: tag for tag in angry["enrichment"]["topics"]}
+    assert list(tags)[0] == "agent_attitude"
+    assert tags["agent_attitude"]["sentiment"]["label"] == "positive"
+    assert refused["topic"] == "refunds_and_returns"
+    assert tags["refunds_and_returns"]["sentiment"]["label"] == "negative"
+    assert refused["team"] == owners["refunds_and_returns"]
+    assert owners["delivery"] != "couriers"
+    assert (listed[late["id"]]["topic"], listed[late["id"]]["team"]) == ("delivery", "couriers")
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
