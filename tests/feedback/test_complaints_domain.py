@@ -88,9 +88,12 @@ def test_a_jump_in_the_period_raises_a_tail_alert_for_that_period_only() -> None
     assert "for a Tuesday" in alert.reason
     # The day before is evaluated on its own history and raises nothing.
     earlier = end - timedelta(days=1)
-    assert alerts_in(
-        counts[:-1], totals[:-1], period=earlier, granularity=Granularity.DAY, config=config
-    ) == []
+    assert (
+        alerts_in(
+            counts[:-1], totals[:-1], period=earlier, granularity=Granularity.DAY, config=config
+        )
+        == []
+    )
 
 
 def test_hours_are_evaluated_on_hour_of_day_seasons() -> None:
@@ -120,7 +123,8 @@ TAGS = [
 def test_the_tier_rule_alerts_the_owner_of_the_first_negative_topic() -> None:
     alert = realtime_alert(RULE, tier="gold", negative=True, confidence=0.8, tags=TAGS)
     assert alert is not None
-    assert (alert.topic, alert.team, alert.segment) == ("billing", "billing-operations", "tier:gold")
+    assert (alert.topic, alert.team) == ("billing", "billing-operations")
+    assert alert.segment == "tier:gold"
     bare = realtime_alert(RULE, tier="gold", negative=True, confidence=0.8, tags=[])
     assert bare is not None and (bare.topic, bare.team) == (None, DEFAULT_TEAM)
 

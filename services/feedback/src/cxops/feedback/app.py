@@ -8,7 +8,8 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from cxops.common.service import ServiceSpec, create_service_app
-from cxops.feedback.api import enrichment, responses
+from cxops.feedback.alerting import AlertDetector, AlertRules
+from cxops.feedback.api import alerts, enrichment, responses
 from cxops.feedback.enrichment import Enrichments
 from cxops.feedback.settings import FeedbackSettings
 
@@ -16,8 +17,12 @@ SPEC = ServiceSpec(
     name="feedback",
     description="Survey triggers, feedback intake, enrichment, closed-loop cases and alerts.",
     migrations=Path(__file__).parent / "migrations",
-    routers=[responses.router, enrichment.router],
-    components=[lambda state: Enrichments(state.db)],
+    routers=[responses.router, enrichment.router, alerts.router],
+    components=[
+        lambda state: Enrichments(state.db),
+        lambda state: AlertRules(state.db),
+        AlertDetector,
+    ],
     tags=[
         {
             "name": "responses",
@@ -26,6 +31,11 @@ SPEC = ServiceSpec(
         {
             "name": "enrichment",
             "description": "The topic taxonomy, the review queue, labels and calibration.",
+        },
+        {
+            "name": "alerts",
+            "description": "Complaint alerts: hourly and daily spikes per topic, and the "
+            "real-time tier rule.",
         },
     ],
 )

@@ -10,6 +10,13 @@
     the same transaction as ``response.received`` and right after it in the outbox, so it
     follows it on the stream.
 
+``cx.feedback.alert.raised.v1`` (payload :class:`AlertRaisedV1`)
+    A complaint alert: a topic's complaints rising in a closed hour or day (``test``
+    ``poisson-tail``, ``poisson-cusum`` or ``ewma``), or one negative answer from a customer of a
+    named tier (``realtime``, queued with that response's own events). Written in the same
+    transaction as the alert row, and only by the transaction that inserted it: published once
+    per alert, however many replicas evaluated the period.
+
 Every event travels on the ``CX_FEEDBACK`` stream as a CloudEvent in binary mode
 (:class:`cxops.common.events.Event`): ``ce-source`` is :data:`EVENT_SOURCE`, ``ce-tenant`` the
 tenant the response belongs to (the payload does not repeat it), ``Nats-Msg-Id`` the ``ce-id``.
@@ -23,13 +30,14 @@ from typing import Self
 from pydantic import AwareDatetime, BaseModel, ConfigDict, StrictInt, model_validator
 
 from cxops.common.events import Event
-from cxops.feedback.schemas import ResponsePublic, SentimentPublic, TopicTagPublic
+from cxops.feedback.schemas import AlertPublic, ResponsePublic, SentimentPublic, TopicTagPublic
 from cxops.stats.scales import SCALES, SurveyKind
 
 EVENT_SOURCE = "/cxops/feedback"
 
 RESPONSE_RECEIVED = "cx.feedback.response.received.v1"
 RESPONSE_ENRICHED = "cx.feedback.response.enriched.v1"
+ALERT_RAISED = "cx.feedback.alert.raised.v1"
 
 
 class ResponseReceivedV1(BaseModel):
@@ -131,9 +139,60 @@ def response_enriched(response: ResponsePublic, *, tenant: str) -> Event:
     )
 
 
+class AlertRaisedV1(BaseModel):
+    """A complaint alert for ``team``: ``observed`` complaints about ``topic`` among ``segment``
+    (``all`` or ``tier:<tier>``) between ``period_start`` and ``period_end`` against ``expected``,
+    with the test that fired, its corrected ``p_value`` (null for ``poisson-cusum`` and
+    ``realtime``) and a reason in words. A real-time alert names its ``response_id``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    alert_id: uuid.UUID
+    granularity: str
+    topic: str | None
+    segment: str
+    team: str
+    period_start: AwareDatetime
+    period_end: AwareDatetime
+    test: str
+    p_value: float | None
+    observed: int
+    expected: float | None
+    reason: str
+    response_id: uuid.UUID | None = None
+    raised_at: AwareDatetime
+
+
+def alert_raised(alert: AlertPublic, *, tenant: str) -> Event:
+    """The ``alert.raised`` event of ``alert`` of ``tenant``, for the outbox."""
+    payload = AlertRaisedV1(
+        alert_id=alert.id,
+        granularity=alert.granularity,
+        topic=alert.topic,
+        segment=alert.segment,
+        team=alert.team,
+        period_start=alert.period_start,
+        period_end=alert.period_end,
+        test=alert.test,
+        p_value=alert.p_value,
+        observed=alert.observed,
+        expected=alert.expected,
+        reason=alert.reason,
+        response_id=alert.response_id,
+        raised_at=alert.raised_at,
+    )
+    return Event.new(
+        subject=ALERT_RAISED,
+        source=EVENT_SOURCE,
+        tenant=tenant,
+        data=payload.model_dump(mode="json"),
+    )
+
+
 #: Every subject this service publishes, and the model of its payload (the event contract tests
 #: feed each into the model of every consumer of that subject).
 PUBLISHED: dict[str, type[BaseModel]] = {
     RESPONSE_RECEIVED: ResponseReceivedV1,
     RESPONSE_ENRICHED: ResponseEnrichedV1,
+    ALERT_RAISED: AlertRaisedV1,
 }

@@ -18,6 +18,7 @@ from cxops.common.auth import CallerContext
 from cxops.common.db import Database
 from cxops.common.events.group_commit import GroupCommit
 from cxops.feedback import events, repository
+from cxops.feedback.alerting import AlertRules, realtime_alerts
 from cxops.feedback.domain.topics import DEFAULT_TAXONOMY
 from cxops.feedback.enrichment import Enrichments, taxonomy_of
 from cxops.feedback.models import FeedbackResponse, FeedbackTaxonomy, FeedbackTenantSettings
@@ -71,6 +72,7 @@ async def record_response(
     db: Database,
     group_commit: GroupCommit,
     enrichments: Enrichments,
+    alert_rules: AlertRules,
     caller: CallerContext,
     payload: ResponseCreate,
     idempotency_key: str | None,
@@ -79,6 +81,7 @@ async def record_response(
     and ``response.enriched.v1`` in the same transaction; return once all are committed.
 
     The comment is stored redacted; the raw comment only when the tenant keeps raw comments.
+    A real-time complaint alert the answer raises is written and published with it.
 
     With an ``idempotency_key`` (scoped to the tenant, kept as long as the response), a retry of
     the same request returns the first response and stores nothing; the same key with a different
@@ -116,12 +119,15 @@ async def record_response(
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint,
     )
+    # Live complaint alerts: a negative answer from a customer of a named tier, at once.
+    alerted = await realtime_alerts(rules=alert_rules, tenant=caller.tenant, response=response)
     try:
         await group_commit.write(
-            rows=rows,
+            rows=[*rows, *alerted.rows],
             events=[
                 events.response_received(response, tenant=caller.tenant),
                 events.response_enriched(response, tenant=caller.tenant),
+                *alerted.events,
             ],
         )
     except IntegrityError:
