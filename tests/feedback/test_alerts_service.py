@@ -278,3 +278,25 @@ async def test_bad_input_is_a_problem_naming_the_field_and_stores_nothing(
     supervisor = await feedback.client.put(RULES, json={}, headers=auth(TENANT, Role.SUPERVISOR))
     assert supervisor.status_code == 403
     assert await feedback.count("feedback_alert_rules") == 0
+
+
+async def test_a_day_is_evaluated_at_its_close_against_previous_same_weekdays(
+    feedback: RunningService,
+) -> None:
+    day = period_of(HOUR, Granularity.DAY)
+    for back in range(49, 0, -1):
+        await record(feedback, tenant=TENANT, at=HOUR - timedelta(days=back), count=USUAL)
+    await record(feedback, tenant=TENANT, at=HOUR, count=15)
+    # A detector of its own: the service's evaluated the real clock's latest closed day (this
+    # one) at start, before the complaints were there, and evaluates each period once.
+    detector = AlertDetector(feedback.state)
+    detector.clock = lambda: day + timedelta(days=1, minutes=1)
+
+    raised = await detector.evaluate_due()
+
+    [alert] = [a for a in raised if a.granularity == "day" and a.topic == "billing"]
+    assert (alert.period_start, alert.period_end) == (day, day + timedelta(days=1))
+    assert (alert.segment, alert.observed, alert.test) == ("all", 15, "poisson-tail")
+    assert f"for a {day.strftime('%A')}" in alert.reason
+    detail = (await feedback.client.get(f"{ALERTS}/{alert.id}", headers=auth(TENANT))).json()
+    assert detail["responses_total"] == 15
