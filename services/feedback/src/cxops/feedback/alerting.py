@@ -460,6 +460,6 @@ async def acknowledge(
     )
     if alert is None:
         raise AlertNotFound(alert_id)
-    if getattr(changed, "rowcount", 0) == 0:
+    if changed.rowcount == 0:  # type: ignore[attr-defined]
         raise AlreadyAcknowledged(alert)
     return AlertPublic.model_validate(alert)
