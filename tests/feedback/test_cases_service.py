@@ -321,7 +321,7 @@ async def test_rules_on_what_was_read_in_the_comment(
     assert refused["rule"] == "angry"
     # The refund the customer complained about comes before the staff they praised.
     tags = {tag["topic"]: tag for tag in angry["enrichment"]["topics"]}
-    assert list(tags)[0] == "agent_attitude"
+    assert next(iter(tags)) == "agent_attitude"
     assert tags["agent_attitude"]["sentiment"]["label"] == "positive"
     assert refused["topic"] == "refunds_and_returns"
     assert tags["refunds_and_returns"]["sentiment"]["label"] == "negative"

@@ -10,7 +10,8 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from cxops.common.service import Component, ServiceSpec, ServiceState, create_service_app
-from cxops.feedback.api import cases, enrichment, imports, responses, surveys
+from cxops.feedback.alerting import AlertDetector, AlertRules
+from cxops.feedback.api import alerts, cases, enrichment, imports, responses, surveys
 from cxops.feedback.cases import CaseClocks, CaseSettingsCache
 from cxops.feedback.clock import Clock, system_clock
 from cxops.feedback.consumers import JOURNEY_INTERACTIONS, ROUTING_TASKS
@@ -33,6 +34,8 @@ def components(clock: Clock) -> Sequence[Callable[[ServiceState], Component]]:
         CaseSettingsCache,
         partial(CaseClocks, now=clock),
         partial(InvitationTimer, clock=clock),
+        lambda state: AlertRules(state.db),
+        partial(AlertDetector, clock=clock),
     )
 
 
@@ -40,7 +43,14 @@ SPEC = ServiceSpec(
     name="feedback",
     description="Survey triggers, feedback intake, enrichment, closed-loop cases and alerts.",
     migrations=Path(__file__).parent / "migrations",
-    routers=[responses.router, imports.router, enrichment.router, cases.router, surveys.router],
+    routers=[
+        responses.router,
+        imports.router,
+        enrichment.router,
+        cases.router,
+        surveys.router,
+        alerts.router,
+    ],
     consumers=[ROUTING_TASKS, JOURNEY_INTERACTIONS],
     components=components(system_clock),
     tags=[
@@ -63,6 +73,11 @@ SPEC = ServiceSpec(
         {
             "name": "invitations",
             "description": "Invitations to surveys, and the exit points not invited and why.",
+        },
+        {
+            "name": "alerts",
+            "description": "Complaint alerts: hourly and daily spikes per topic, and the "
+            "real-time tier rule.",
         },
     ],
 )

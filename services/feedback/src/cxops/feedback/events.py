@@ -15,6 +15,13 @@
     delivers it by signed webhook). Published once per invitation, by whichever replica's timer
     sends it.
 
+``cx.feedback.alert.raised.v1`` (payload :class:`AlertRaisedV1`)
+    A complaint alert: a topic's complaints rising in a closed hour or day (``test``
+    ``poisson-tail``, ``poisson-cusum`` or ``ewma``), or one negative answer from a customer of a
+    named tier (``realtime``, queued with that response's own events). Written in the same
+    transaction as the alert row, and only by the transaction that inserted it: published once
+    per alert, however many replicas evaluated the period.
+
 **Closed-loop cases.** Every case event's payload is a :class:`CaseEventV1`: ``case_id``,
 ``response_id``, ``state``, ``team`` (the owning team), ``owner``, ``topic``, ``customer_ref``,
 ``tier``, ``rule`` (the rule that opened it), ``round`` (1, and one more after each reopen),
@@ -72,7 +79,7 @@ from cxops.feedback.domain.cases import (
     deadlines,
     elapsed,
 )
-from cxops.feedback.schemas import SentimentPublic, TopicTagPublic
+from cxops.feedback.schemas import AlertPublic, SentimentPublic, TopicTagPublic
 from cxops.stats.scales import SCALES, SurveyKind
 
 EVENT_SOURCE = "/cxops/feedback"
@@ -448,3 +455,61 @@ def case_event(
     return Event.new(
         subject=subject, source=EVENT_SOURCE, tenant=tenant, data=payload.model_dump(mode="json")
     )
+
+
+# ------------------------------------------------------------------------ complaint alerts
+
+ALERT_RAISED = "cx.feedback.alert.raised.v1"
+
+
+class AlertRaisedV1(BaseModel):
+    """A complaint alert for ``team``: ``observed`` complaints about ``topic`` among ``segment``
+    (``all`` or ``tier:<tier>``) between ``period_start`` and ``period_end`` against ``expected``,
+    with the test that fired, its corrected ``p_value`` (null for ``poisson-cusum`` and
+    ``realtime``) and a reason in words. A real-time alert names its ``response_id``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    alert_id: uuid.UUID
+    granularity: str
+    topic: str | None
+    segment: str
+    team: str
+    period_start: AwareDatetime
+    period_end: AwareDatetime
+    test: str
+    p_value: float | None
+    observed: int
+    expected: float | None
+    reason: str
+    response_id: uuid.UUID | None = None
+    raised_at: AwareDatetime
+
+
+def alert_raised(alert: AlertPublic, *, tenant: str) -> Event:
+    """The ``alert.raised`` event of ``alert`` of ``tenant``, for the outbox."""
+    payload = AlertRaisedV1(
+        alert_id=alert.id,
+        granularity=alert.granularity,
+        topic=alert.topic,
+        segment=alert.segment,
+        team=alert.team,
+        period_start=alert.period_start,
+        period_end=alert.period_end,
+        test=alert.test,
+        p_value=alert.p_value,
+        observed=alert.observed,
+        expected=alert.expected,
+        reason=alert.reason,
+        response_id=alert.response_id,
+        raised_at=alert.raised_at,
+    )
+    return Event.new(
+        subject=ALERT_RAISED,
+        source=EVENT_SOURCE,
+        tenant=tenant,
+        data=payload.model_dump(mode="json"),
+    )
+
+
+PUBLISHED[ALERT_RAISED] = AlertRaisedV1

@@ -48,6 +48,7 @@ class FeedbackResponse(FeedbackTable, table=True):
         ),
         sa.Index("ix_feedback_responses_tenant_id", "tenant", "id"),
         sa.Index("ix_feedback_responses_tenant_review", "tenant", "needs_review", "id"),
+        sa.Index("ix_feedback_responses_tenant_time", "tenant", "occurred_at"),
         sa.CheckConstraint(SCORE_IN_SCALE, name="ck_feedback_responses_score_in_scale"),
     )
 
@@ -95,6 +96,8 @@ class FeedbackResponseTopic(FeedbackTable, table=True):
     __tablename__ = "feedback_response_topics"
     __table_args__ = (
         sa.Index("ix_feedback_response_topics_tenant_topic_time", "tenant", "topic", "occurred_at"),
+        sa.Index("ix_feedback_response_topics_tenant_time", "tenant", "occurred_at"),
+        sa.Index("ix_feedback_response_topics_time", "occurred_at"),
     )
 
     response_id: uuid.UUID = Field(primary_key=True)
@@ -330,3 +333,66 @@ class FeedbackCaseSettings(FeedbackTable, table=True):
     version: int = Field(nullable=False)
     updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     updated_by: str = Field(sa_type=sa.String(128), nullable=False)
+
+
+# ------------------------------------------------------------------------ complaint alerts
+
+
+class FeedbackAlert(FeedbackTable, table=True):
+    """A complaint alert: a topic's complaints rising in one period (``granularity`` ``hour`` or
+    ``day``), or one negative answer from a customer of a named tier (``realtime``).
+
+    A periodic alert is unique per tenant, granularity, topic, segment and period: when two
+    replicas evaluate the same closed period, the unique index lets one row in, and only the
+    transaction that inserted it queued its event. A real-time alert names its response.
+    """
+
+    __tablename__ = "feedback_alerts"
+    __table_args__ = (
+        sa.Index(
+            "uq_feedback_alerts_series_period",
+            "tenant",
+            "granularity",
+            "topic",
+            "segment",
+            "period_start",
+            unique=True,
+            sqlite_where=sa.text("granularity <> 'realtime'"),
+            postgresql_where=sa.text("granularity <> 'realtime'"),
+        ),
+        sa.Index("ix_feedback_alerts_tenant_id", "tenant", "id"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    tenant: str = Field(sa_type=sa.String(64), nullable=False)
+    granularity: str = Field(sa_type=sa.String(8), nullable=False)
+    #: None for a real-time alert on a response with no negative topic.
+    topic: str | None = Field(default=None, sa_type=sa.String(64))
+    segment: str = Field(sa_type=sa.String(64), nullable=False)
+    team: str = Field(sa_type=sa.String(128), nullable=False)
+    period_start: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    period_end: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    test: str = Field(sa_type=sa.String(32), nullable=False)
+    p_value: float | None = Field(default=None)
+    observed: int = Field(nullable=False)
+    expected: float | None = Field(default=None)
+    statistic: float | None = Field(default=None)
+    threshold: float | None = Field(default=None)
+    reason: str = Field(sa_type=sa.Text, nullable=False)
+    response_id: uuid.UUID | None = Field(default=None)
+    status: str = Field(sa_type=sa.String(16), nullable=False)
+    raised_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    acknowledged_by: str | None = Field(default=None, sa_type=sa.String(128))
+
+
+class FeedbackAlertRules(FeedbackTable, table=True):
+    """A tenant's alert rules (:class:`~cxops.feedback.schemas.AlertRulesDocument` as JSON);
+    no row means the defaults."""
+
+    __tablename__ = "feedback_alert_rules"
+
+    tenant: str = Field(sa_type=sa.String(64), primary_key=True)
+    document: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
+    updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    updated_by: str | None = Field(default=None, sa_type=sa.String(128))

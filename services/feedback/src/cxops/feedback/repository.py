@@ -3,7 +3,7 @@ repository base, so there is no way to ask for another tenant's rows by accident
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,8 +13,11 @@ from sqlmodel import col
 
 from cxops.common.events.group_commit import Row
 from cxops.common.tenancy import ALL_TENANTS, TenantRepository
+from cxops.feedback.domain.complaints import Count, Granularity, Total
 from cxops.feedback.domain.invitations import Status
 from cxops.feedback.models import (
+    FeedbackAlert,
+    FeedbackAlertRules,
     FeedbackCase,
     FeedbackCaseHistory,
     FeedbackCaseSettings,
@@ -433,3 +436,153 @@ async def earliest_due(session: AsyncSession) -> datetime | None:
         sa.select(sa.func.min(CASES.c.next_due_at)).execution_options(**{ALL_TENANTS: True})
     )
     return found
+
+
+# --- live complaint alerts --------------------------------------------------------------------
+
+NEGATIVE = "negative"
+_BUCKET_FORMATS = {
+    # strftime on SQLite's stored text, to_char on PostgreSQL's instant read in UTC.
+    "sqlite": {Granularity.HOUR: "%Y-%m-%dT%H:00:00", Granularity.DAY: "%Y-%m-%d"},
+    "postgresql": {Granularity.HOUR: 'YYYY-MM-DD"T"HH24:00:00', Granularity.DAY: "YYYY-MM-DD"},
+}
+
+
+def _bucket(session: AsyncSession, column: Any, granularity: Granularity) -> Any:
+    """The UTC hour or day ``column`` falls in, as ISO text: what the counts GROUP BY."""
+    dialect = session.get_bind().dialect.name
+    pattern = _BUCKET_FORMATS[dialect][granularity]
+    if dialect == "sqlite":
+        return sa.func.strftime(pattern, column)
+    return sa.func.to_char(sa.func.timezone("UTC", column), pattern)
+
+
+def _period(bucket: str) -> datetime:
+    return datetime.fromisoformat(bucket).replace(tzinfo=UTC)
+
+
+async def tenants_with_complaints(
+    session: AsyncSession, *, start: datetime, end: datetime
+) -> list[str]:
+    """Every tenant with a complaint between ``start`` and ``end``: the only tenants a period's
+    evaluation can alert for (an alert needs complaints in its period). Spans tenants by design.
+    """
+    topics = FeedbackResponseTopic.__table__  # type: ignore[attr-defined]
+    found = await session.scalars(
+        sa.select(topics.c.tenant)
+        .where(
+            topics.c.occurred_at >= start,
+            topics.c.occurred_at < end,
+            topics.c.sentiment_label == NEGATIVE,
+        )
+        .distinct()
+        .execution_options(all_tenants=True)
+    )
+    return sorted(found)
+
+
+class ComplaintRepository(TenantRepository):
+    """One tenant's complaints (topic tags with negative sentiment), counted and listed."""
+
+    async def counts(
+        self, *, granularity: Granularity, start: datetime, end: datetime
+    ) -> list[Count]:
+        """Complaints per period, topic and customer tier between ``start`` and ``end``."""
+        topics = FeedbackResponseTopic.__table__  # type: ignore[attr-defined]
+        responses = FeedbackResponse.__table__  # type: ignore[attr-defined]
+        bucket = _bucket(self.session, topics.c.occurred_at, granularity).label("bucket")
+        query = (
+            sa.select(bucket, topics.c.topic, responses.c.customer_tier, sa.func.count())
+            .select_from(topics.join(responses, responses.c.id == topics.c.response_id))
+            .where(
+                topics.c.sentiment_label == NEGATIVE,
+                topics.c.occurred_at >= start,
+                topics.c.occurred_at < end,
+            )
+            .group_by(bucket, topics.c.topic, responses.c.customer_tier)
+        )
+        rows = await self.session.execute(self.scoped(query))
+        return [Count(_period(b), topic, tier, n) for b, topic, tier, n in rows.all()]
+
+    async def totals(
+        self, *, granularity: Granularity, start: datetime, end: datetime
+    ) -> list[Total]:
+        """Responses per period and customer tier between ``start`` and ``end``."""
+        responses = FeedbackResponse.__table__  # type: ignore[attr-defined]
+        bucket = _bucket(self.session, responses.c.occurred_at, granularity).label("bucket")
+        query = (
+            sa.select(bucket, responses.c.customer_tier, sa.func.count())
+            .where(responses.c.occurred_at >= start, responses.c.occurred_at < end)
+            .group_by(bucket, responses.c.customer_tier)
+        )
+        rows = await self.session.execute(self.scoped(query))
+        return [Total(_period(b), tier, n) for b, tier, n in rows.all()]
+
+    async def behind(
+        self, *, topic: str, tier: str | None, start: datetime, end: datetime, limit: int
+    ) -> tuple[list[FeedbackResponse], int]:
+        """The responses complaining about ``topic`` (of customers of ``tier``, or all) between
+        ``start`` and ``end``: up to ``limit`` of them, newest first, and how many in all."""
+        topics = FeedbackResponseTopic.__table__  # type: ignore[attr-defined]
+        conditions = [
+            col(FeedbackResponse.id) == topics.c.response_id,
+            topics.c.topic == topic,
+            topics.c.sentiment_label == NEGATIVE,
+            topics.c.occurred_at >= start,
+            topics.c.occurred_at < end,
+        ]
+        if tier is not None:
+            conditions.append(col(FeedbackResponse.customer_tier) == tier)
+        listed = self.scoped(
+            sa.select(FeedbackResponse)
+            .where(*conditions)
+            .order_by(col(FeedbackResponse.occurred_at).desc(), col(FeedbackResponse.id).desc())
+            .limit(limit)
+        )
+        counted = self.scoped(
+            sa.select(sa.func.count()).select_from(FeedbackResponse).where(*conditions)
+        )
+        rows = list((await self.session.scalars(listed)).all())
+        return rows, int(await self.session.scalar(counted) or 0)
+
+
+class AlertRepository(TenantRepository):
+    """One tenant's complaint alerts."""
+
+    async def get(self, alert_id: uuid.UUID) -> FeedbackAlert | None:
+        return await self.session.scalar(
+            self.select(FeedbackAlert).where(col(FeedbackAlert.id) == alert_id)
+        )
+
+    async def exists(
+        self, *, granularity: Granularity, topic: str, segment: str, period_start: datetime
+    ) -> bool:
+        found = await self.session.scalar(
+            self.select(col(FeedbackAlert.id)).where(
+                col(FeedbackAlert.granularity) == granularity.value,
+                col(FeedbackAlert.topic) == topic,
+                col(FeedbackAlert.segment) == segment,
+                col(FeedbackAlert.period_start) == period_start,
+            )
+        )
+        return found is not None
+
+    async def list_newest_first(
+        self, *, status: str | None, topic: str | None, before: uuid.UUID | None, limit: int
+    ) -> list[FeedbackAlert]:
+        """Up to ``limit`` alerts raised before the one with id ``before`` (UUIDv7: in order of
+        raising), newest first."""
+        query = self.select(FeedbackAlert)
+        if status is not None:
+            query = query.where(col(FeedbackAlert.status) == status)
+        if topic is not None:
+            query = query.where(col(FeedbackAlert.topic) == topic)
+        if before is not None:
+            query = query.where(col(FeedbackAlert.id) < before)
+        query = query.order_by(col(FeedbackAlert.id).desc()).limit(limit)
+        return list((await self.session.scalars(query)).all())
+
+
+class AlertRulesRepository(TenantRepository):
+    async def get(self) -> FeedbackAlertRules | None:
+        return await self.session.scalar(self.select(FeedbackAlertRules))

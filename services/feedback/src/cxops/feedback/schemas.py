@@ -4,6 +4,7 @@ never exposed as they are."""
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -914,3 +915,114 @@ class RootCausePareto(BaseModel):
     end: datetime
     total: int
     items: list[RootCauseRow]
+
+
+# --- live complaint alerts --------------------------------------------------------------------
+
+
+class AlertStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+
+
+class RealtimeRuleDocument(BaseModel):
+    """Alert a team at once on one negative answer from a customer of a named tier."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: StrictBool = False
+    tiers: list[Name] = Field(
+        default_factory=list, max_length=50, description="The `customer_tier` values that alert."
+    )
+    min_confidence: float = Field(
+        default=0.5, ge=0, le=1, description="The least sentiment confidence that alerts."
+    )
+
+
+class PeriodicRuleDocument(BaseModel):
+    """The hourly and daily spike detector's settings for the tenant."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: StrictBool = True
+    alpha: float = Field(
+        default=0.001, gt=0, le=0.05, description="False-alarm level of the tail tests."
+    )
+    min_count: int = Field(
+        default=5, ge=1, le=100_000, description="Fewest complaints in a period that alert."
+    )
+
+
+class AlertRulesDocument(BaseModel):
+    """A tenant's alert rules; every part optional, the defaults otherwise."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    realtime: RealtimeRuleDocument = Field(default_factory=RealtimeRuleDocument)
+    periodic: PeriodicRuleDocument = Field(default_factory=PeriodicRuleDocument)
+
+
+class AlertRulesPublic(AlertRulesDocument):
+    updated_at: datetime | None = Field(description="null: the defaults, never set.")
+    updated_by: str | None
+
+
+class AlertPublic(BaseModel):
+    """A complaint alert. ``granularity`` is `hour`, `day` or `realtime`; ``segment`` is `all`
+    or `tier:<customer_tier>`."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    granularity: str
+    topic: str | None = Field(description="null for a real-time alert with no negative topic.")
+    segment: str
+    team: str = Field(description="The team the alert is for: the topic's owner, or `cases`.")
+    period_start: datetime
+    period_end: datetime
+    test: str = Field(description="`poisson-tail`, `poisson-cusum`, `ewma` or `realtime`.")
+    p_value: float | None = Field(description="Corrected; null for `poisson-cusum`, `realtime`.")
+    observed: int
+    expected: float | None = Field(description="null for `realtime`.")
+    statistic: float | None = Field(description="The CUSUM or the EWMA rate, when one alerted.")
+    threshold: float | None = Field(description="Its threshold or control limit.")
+    reason: str
+    response_id: uuid.UUID | None = Field(description="The response a real-time alert is about.")
+    status: AlertStatus
+    raised_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+
+
+class AlertPage(BaseModel):
+    """One page of alerts, newest first; pass ``next_cursor`` as ``cursor`` for the next."""
+
+    items: list[AlertPublic]
+    next_cursor: uuid.UUID | None
+
+
+class AlertResponsePublic(BaseModel):
+    """A response counted in an alert."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    kind: SurveyKind
+    score: int
+    comment: str | None = Field(description="Redacted.")
+    sentiment: SentimentLabel | None = Field(validation_alias="sentiment_label")
+    customer_tier: str | None
+    occurred_at: datetime
+
+
+class AlertDetail(AlertPublic):
+    responses: list[AlertResponsePublic] = Field(
+        description="The responses behind the alert, newest first, at most 100."
+    )
+    responses_total: int = Field(description="How many responses are behind it in all.")
+
+
+class EvaluationPublic(BaseModel):
+    """What an evaluation raised (alerts already raised for those periods are not repeated)."""
+
+    raised: list[AlertPublic]

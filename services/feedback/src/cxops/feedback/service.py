@@ -20,6 +20,7 @@ from cxops.common.auth import CallerContext
 from cxops.common.db import Database
 from cxops.common.events.group_commit import GroupCommit
 from cxops.feedback import cases, events, invitations, repository
+from cxops.feedback.alerting import AlertRules, realtime_alerts
 from cxops.feedback.domain.topics import DEFAULT_TAXONOMY
 from cxops.feedback.enrichment import Enrichments, taxonomy_of
 from cxops.feedback.models import FeedbackResponse, FeedbackTaxonomy, FeedbackTenantSettings
@@ -73,6 +74,7 @@ async def record_response(
     db: Database,
     group_commit: GroupCommit,
     enrichments: Enrichments,
+    alert_rules: AlertRules,
     caller: CallerContext,
     payload: ResponseCreate,
     idempotency_key: str | None,
@@ -87,6 +89,7 @@ async def record_response(
     tenant's case rules open a case for the answer, the case, its first history line and
     ``cx.feedback.case.opened.v1`` are written in that transaction too, and the case clocks are
     armed for it.
+    A real-time complaint alert the answer raises is written and published with it.
 
     With an ``idempotency_key`` (scoped to the tenant, kept as long as the response), a retry of
     the same request returns the first response and stores nothing; the same key with a different
@@ -141,6 +144,10 @@ async def record_response(
     if opening is not None:
         rows += opening.rows
         queued += opening.events
+    # Live complaint alerts: a negative answer from a customer of a named tier, at once.
+    alerted = await realtime_alerts(rules=alert_rules, tenant=caller.tenant, response=response)
+    rows += alerted.rows
+    queued += alerted.events
     try:
         await group_commit.write(rows=rows, events=queued, statements=linked)
     except IntegrityError:

@@ -10,6 +10,7 @@ from cxops.common.db import SessionDep
 from cxops.common.errors import PROBLEM_MEDIA_TYPE, Problem
 from cxops.common.service import State
 from cxops.feedback import service
+from cxops.feedback.alerting import AlertRules
 from cxops.feedback.cases import CaseClocks, CaseSettingsCache
 from cxops.feedback.enrichment import Enrichments
 from cxops.feedback.schemas import ResponseCreate, ResponsePage, ResponsePublic
@@ -68,6 +69,7 @@ async def post_response(
             db=state.db,
             group_commit=state.group_commit,
             enrichments=state.component(Enrichments),
+            alert_rules=state.component(AlertRules),
             caller=caller,
             payload=payload,
             idempotency_key=idempotency_key,
