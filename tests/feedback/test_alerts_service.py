@@ -13,6 +13,7 @@ from cxops.common.errors import PROBLEM_MEDIA_TYPE
 from cxops.feedback import service
 from cxops.feedback.alerting import AlertDetector, AlertRules
 from cxops.feedback.domain.complaints import Granularity, period_of
+from cxops.feedback.cases import CaseClocks, CaseSettingsCache
 from cxops.feedback.enrichment import Enrichments
 from cxops.feedback.events import ALERT_RAISED, AlertRaisedV1
 from cxops.feedback.schemas import ResponseCreate
@@ -45,6 +46,8 @@ async def record(feedback: RunningService, *, tenant: str, at: datetime, count: 
                 group_commit=state.group_commit,
                 enrichments=state.component(Enrichments),
                 alert_rules=state.component(AlertRules),
+                case_settings=state.component(CaseSettingsCache),
+                clocks=state.component(CaseClocks),
                 caller=caller,
                 payload=ResponseCreate(
                     kind="nps",
