@@ -83,9 +83,10 @@ async def import_once(
         assert response.status == 200, await response.text()
         result: dict[str, object] = await response.json()
     answered = time.perf_counter()
-    while await counted(session, base) < expected_total:
+    while True:
+        if await counted(session, base) >= expected_total:
+            return result, answered - started, time.perf_counter() - answered
         await asyncio.sleep(0.05)
-    return result, answered - started, time.perf_counter() - answered
 
 
 def enrichment_alone(answers: list[dict[str, object]]) -> float:

@@ -12,8 +12,8 @@ from cxops.common.auth import CallerContext, Role
 from cxops.common.errors import PROBLEM_MEDIA_TYPE
 from cxops.feedback import service
 from cxops.feedback.alerting import AlertDetector, AlertRules
-from cxops.feedback.domain.complaints import Granularity, period_of
 from cxops.feedback.cases import CaseClocks, CaseSettingsCache
+from cxops.feedback.domain.complaints import Granularity, period_of
 from cxops.feedback.enrichment import Enrichments
 from cxops.feedback.events import ALERT_RAISED, AlertRaisedV1
 from cxops.feedback.schemas import ResponseCreate

@@ -32,6 +32,7 @@ from cxops.feedback.events import (
 )
 from cxops.feedback.settings import FeedbackSettings
 from cxops.routing.events import CaseOpened
+from tests.support.clock import ManualClock
 from tests.support.services import RunningService, auth, eventually, running, settings_for
 
 RESPONSES = "/v1/feedback/responses"
@@ -40,19 +41,6 @@ RULES = "/v1/feedback/case-rules"
 TENANT = "acme"
 OTHER_TENANT = "globex"
 HOUR = timedelta(hours=1)
-
-
-class ManualClock:
-    """The service's clock in these tests: it stands still until the test moves it."""
-
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return self.at
-
-    def advance(self, by: timedelta) -> None:
-        self.at += by
 
 
 Launch = Callable[[], AbstractAsyncContextManager[RunningService]]
@@ -72,7 +60,7 @@ def launch(feedback_database: str, nats_server: NatsServer, clock: ManualClock) 
             FeedbackSettings,
             database_url=feedback_database,
             nats_url=nats_server.url,
-            case_settings_cache_seconds=0,
+            tenant_settings_cache_seconds=0,
         )
         return running(create_app(settings, clock=clock))
 

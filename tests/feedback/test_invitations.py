@@ -28,6 +28,7 @@ from cxops.feedback.events import (
 )
 from cxops.feedback.invitations import InvitationTimer
 from cxops.feedback.settings import FeedbackSettings
+from tests.support.clock import ManualClock
 from tests.support.services import (
     RunningService,
     auth,
@@ -46,19 +47,6 @@ SURVEYS = "/v1/feedback/surveys"
 INVITATIONS = "/v1/feedback/invitations"
 RESPONSES = "/v1/feedback/responses"
 EMAIL = {"channel": "email", "address": "ana@example.com"}
-
-
-class ManualClock:
-    """The invitations' time, moved by the test."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 Start = Callable[[ManualClock], AbstractAsyncContextManager[RunningService]]
@@ -170,7 +158,7 @@ async def test_a_survey_is_created_replaced_versioned_and_read(
     assert body["exit_points"] == [{**exit_point, "activity": None}]
     assert body["sampling_percentage"] == 100
 
-    clock.advance(minutes=5)
+    clock.advance(timedelta(minutes=5))
     same = await put_survey(service, "csat-after-chat", exit_points=[exit_point], delay_seconds=600)
     assert same["version"] == 1 and same["updated_at"] == body["updated_at"]
     changed = await put_survey(service, "csat-after-chat", sampling_percentage=12.5)
@@ -282,11 +270,11 @@ async def test_recontact_spans_surveys_and_a_survey_may_set_its_own_window(
     assert (await invite(service, "ces-always"))["status"] == "scheduled"  # its own window: 0
     assert (await invite(service, "nps", customer_ref="c-2"))["status"] == "scheduled"
 
-    clock.advance(days=7)
+    clock.advance(timedelta(days=7))
     assert (await invite(service, "nps"))["status"] == "scheduled"  # the default has passed
-    clock.advance(days=7, seconds=1)
+    clock.advance(timedelta(days=7, seconds=1))
     assert (await invite(service, "csat-monthly"))["status"] == "throttled"  # 30 days
-    clock.advance(days=30)
+    clock.advance(timedelta(days=30))
     assert (await invite(service, "csat-monthly"))["status"] == "scheduled"
 
     outcomes = [
@@ -301,11 +289,11 @@ async def test_recontact_spans_surveys_and_a_survey_may_set_its_own_window(
 async def test_a_quota_counts_invitations_per_utc_day(
     service: RunningService, clock: ManualClock
 ) -> None:
-    clock.now = datetime.now(UTC).replace(hour=23, minute=0, second=0, microsecond=0)
+    clock.at = datetime.now(UTC).replace(hour=23, minute=0, second=0, microsecond=0)
     await put_survey(service, "nps", kind="nps", quota_per_day=2)
     outcomes = [(await invite(service, "nps", f"c-{n}"))["status"] for n in range(4)]
     assert outcomes == ["scheduled", "scheduled", "quota_full", "quota_full"]
-    clock.advance(hours=1)  # midnight UTC: a new day
+    clock.advance(timedelta(hours=1))  # midnight UTC: a new day
     assert (await invite(service, "nps", "c-2"))["status"] == "scheduled"
     # A customer refused for the quota was not invited, so not throttled either.
     assert (await invite(service, "nps", "c-3"))["status"] == "scheduled"
@@ -364,18 +352,18 @@ async def test_an_invitation_is_sent_when_due_on_the_injected_clock(
     await put_survey(service, "csat", delay_seconds=3600, valid_days=3)
     task_id, agent_id = uuid.uuid4(), uuid.uuid4()
     invitation = await invite(service, "csat", task_id=str(task_id), agent_id=str(agent_id))
-    due_at = clock.now + timedelta(hours=1)
+    due_at = clock.at + timedelta(hours=1)
     assert invitation["status"] == "scheduled"
     assert datetime.fromisoformat(invitation["due_at"]) == due_at
     assert datetime.fromisoformat(invitation["expires_at"]) == due_at + timedelta(days=3)
 
-    clock.advance(minutes=59)
+    clock.advance(timedelta(minutes=59))
     wake(service)
     await service.outbox_drained()
     assert not await sent(service, invitation["id"])
     assert await invited_events(nats_client, settle=0.2) == []
 
-    clock.advance(minutes=1)
+    clock.advance(timedelta(minutes=1))
     wake(service)
     await eventually(lambda: sent(service, invitation["id"]), what="the invitation to be sent")
     await service.outbox_drained()
@@ -401,7 +389,7 @@ async def test_pending_invitations_survive_a_restart_and_two_replicas_send_each_
     async with start(clock) as first:
         await put_survey(first, "csat", delay_seconds=600)
         pending = [(await invite(first, "csat", f"c-{n}"))["id"] for n in range(5)]
-    clock.advance(minutes=10)
+    clock.advance(timedelta(minutes=10))
     async with start(clock) as one, start(clock) as two:
         for replica in (one, two):
             wake(replica)
@@ -600,7 +588,7 @@ async def test_an_unknown_expired_or_other_tenants_token_is_refused_and_nothing_
     await put_survey(service, "csat", valid_days=14)
     await put_survey(service, "csat", headers=auth(OTHER), valid_days=14)
     theirs = await invite(service, "csat", headers=auth(OTHER, Role.INTEGRATION))
-    clock.advance(days=-15)  # an invitation sent 15 days ago has expired by now
+    clock.advance(timedelta(days=-15))  # an invitation sent 15 days ago has expired by now
     expired = await invite(service, "csat", customer_ref="c-2")
     refused_outcome = await invite(service, "csat", customer_ref="c-3", contact=None)
     answer = {"kind": "csat", "score": 4, "customer_ref": "c-1", "channel": "email"}

@@ -11,7 +11,6 @@ same period the database lets one row (and so one event) in.
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -62,11 +61,11 @@ from cxops.feedback.schemas import (
     AlertStatus,
     ResponsePublic,
 )
+from cxops.feedback.settings import FeedbackSettings
+from cxops.feedback.tenant_cache import TenantCache
 
 log = logging.getLogger("cxops.feedback.alerts")
 
-#: How often a process re-reads a tenant's alert rules (a PUT here forgets them at once).
-REFRESH_SECONDS = 5.0
 #: The responses listed behind an alert.
 RESPONSES_BEHIND = 100
 #: How long after a period closes it is evaluated: intake still committing at the close counts.
@@ -87,39 +86,18 @@ class AlreadyAcknowledged(Exception):
 # --- the tenant's rules -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _KnownRules:
-    document: AlertRulesDocument
-    read_at: float
+class AlertRules(TenantCache[AlertRulesDocument]):
+    """Each tenant's alert rules, as intake reads them for every answer (see
+    :mod:`cxops.feedback.tenant_cache`)."""
+
+    def __init__(self, state: ServiceState) -> None:
+        settings = state.settings
+        assert isinstance(settings, FeedbackSettings)
+        super().__init__(state.db, _read_rules, ttl_seconds=settings.tenant_settings_cache_seconds)
 
 
-class AlertRules:
-    """Each tenant's alert rules, held in memory (a service component): intake reads them for
-    every response, so they are re-read at most every :data:`REFRESH_SECONDS`, and at once on
-    this process after a PUT."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._tenants: dict[str, _KnownRules] = {}
-
-    async def start(self) -> None:
-        """Nothing to load ahead: tenants are read on first use."""
-
-    async def stop(self) -> None:
-        self._tenants.clear()
-
-    async def for_tenant(self, tenant: str) -> AlertRulesDocument:
-        known = self._tenants.get(tenant)
-        if known is not None and time.monotonic() - known.read_at < REFRESH_SECONDS:
-            return known.document
-        async with self._db.sessionmaker() as session:
-            row = await AlertRulesRepository(session, tenant=tenant).get()
-        document = _document(row)
-        self._tenants[tenant] = _KnownRules(document, time.monotonic())
-        return document
-
-    def forget(self, tenant: str) -> None:
-        self._tenants.pop(tenant, None)
+async def _read_rules(session: AsyncSession, tenant: str) -> AlertRulesDocument:
+    return _document(await AlertRulesRepository(session, tenant=tenant).get())
 
 
 def _document(row: FeedbackAlertRules | None) -> AlertRulesDocument:
@@ -143,7 +121,7 @@ async def put_rules(
     document: AlertRulesDocument,
 ) -> AlertRulesPublic:
     """Replace the tenant's rules; committed here, so this process forgets the old ones only
-    once the new ones are in force (other replicas within :data:`REFRESH_SECONDS`)."""
+    once the new ones are in force."""
     row = await AlertRulesRepository(session, tenant=caller.tenant).get()
     if row is None:
         row = FeedbackAlertRules(tenant=caller.tenant, document={}, updated_at=datetime.now(UTC))
@@ -172,7 +150,7 @@ class Raised:
 async def realtime_alerts(*, rules: AlertRules, tenant: str, response: ResponsePublic) -> Raised:
     """The real-time alert ``response`` raises under the tenant's rule, if any, as rows and an
     event to write with the response itself."""
-    document = (await rules.for_tenant(tenant)).realtime
+    document = (await rules.get(tenant)).realtime
     rule = RealtimeRule(
         enabled=document.enabled,
         tiers=frozenset(document.tiers),
@@ -239,7 +217,7 @@ async def evaluate_tenant(
 ) -> list[AlertPublic]:
     """Run the detector on the tenant's counts for the period starting at ``period`` and store
     the alerts not stored yet; return those this call stored."""
-    periodic = (await rules.for_tenant(tenant)).periodic
+    periodic = (await rules.get(tenant)).periodic
     if not periodic.enabled:
         return []
     config = detector_config(granularity, alpha=periodic.alpha, min_count=periodic.min_count)
@@ -252,7 +230,7 @@ async def evaluate_tenant(
     found = alerts_in(counts, totals, period=period, granularity=granularity, config=config)
     if not found:
         return []
-    taxonomy = (await enrichments.for_tenant(tenant)).enrichment.taxonomy
+    taxonomy = (await enrichments.get(tenant)).enrichment.taxonomy
     raised = []
     for alert in found:
         topic = taxonomy.topic(alert.topic)

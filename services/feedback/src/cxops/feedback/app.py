@@ -29,12 +29,12 @@ def _enrichment_pool(state: ServiceState) -> EnrichmentPool:
 def components(clock: Clock) -> Sequence[Callable[[ServiceState], Component]]:
     """The service's components, every timer reading time from ``clock``."""
     return (
-        lambda state: Enrichments(state.db),
+        Enrichments,
         _enrichment_pool,
         CaseSettingsCache,
         partial(CaseClocks, now=clock),
         partial(InvitationTimer, clock=clock),
-        lambda state: AlertRules(state.db),
+        AlertRules,
         partial(AlertDetector, clock=clock),
     )
 

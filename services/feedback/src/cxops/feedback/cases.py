@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -75,6 +74,7 @@ from cxops.feedback.schemas import (
     SlaSpec,
 )
 from cxops.feedback.settings import FeedbackSettings
+from cxops.feedback.tenant_cache import TenantCache
 
 log = logging.getLogger("cxops.feedback.cases")
 
@@ -169,33 +169,16 @@ async def put_case_settings(
     return _settings_from_row({**values, "version": version})
 
 
-class CaseSettingsCache:
-    """Each tenant's case setting, kept in memory for a few seconds: intake reads it for every
-    response, and a dictionary look-up costs nothing next to a query. A PUT on this replica
-    replaces the entry at once; other replicas see it within ``case_settings_cache_seconds``."""
+class CaseSettingsCache(TenantCache[CaseSettings]):
+    """Each tenant's case setting, as intake reads it for every answer (see
+    :mod:`cxops.feedback.tenant_cache`)."""
 
     def __init__(self, state: ServiceState) -> None:
-        self.state = state
-        self.ttl = _settings(state).case_settings_cache_seconds
-        self._entries: dict[str, tuple[float, CaseSettings]] = {}
-
-    async def start(self) -> None:
-        self._entries.clear()
-
-    async def stop(self) -> None:
-        self._entries.clear()
-
-    async def get(self, tenant: str) -> CaseSettings:
-        entry = self._entries.get(tenant)
-        if entry is not None and entry[0] > time.monotonic():
-            return entry[1]
-        async with self.state.db.sessionmaker() as session:
-            found = await read_case_settings(session, tenant=tenant)
-        self.put(tenant, found)
-        return found
-
-    def put(self, tenant: str, settings: CaseSettings) -> None:
-        self._entries[tenant] = (time.monotonic() + self.ttl, settings)
+        super().__init__(
+            state.db,
+            lambda session, tenant: read_case_settings(session, tenant=tenant),
+            ttl_seconds=_settings(state).tenant_settings_cache_seconds,
+        )
 
 
 # ------------------------------------------------------------------------- rows and cases

@@ -2,30 +2,31 @@
 
 Building a tagger costs milliseconds and the sentiment model more, so neither is built per
 request: the sentiment model once per process, a tagger once per taxonomy version. Each process
-re-reads a tenant's version at most every :data:`REFRESH_SECONDS`, so a taxonomy put through
-another replica is in force everywhere within that time; the version each response was tagged
-with is stored with it, so the lag is visible, never silent.
+re-reads a tenant's version at most every ``tenant_settings_cache_seconds``, so a taxonomy put
+through another replica is in force everywhere within that time; the version each response was
+tagged with is stored with it, so the lag is visible, never silent.
 """
 
 import asyncio
 import json
 import multiprocessing
-import time
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from cxops.common.db import Database
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cxops.common.service import ServiceState
 from cxops.feedback.domain.enrichment import Enricher, Enrichment
 from cxops.feedback.domain.sentiment import Sentiment, ServiceSentiment
 from cxops.feedback.domain.topics import DEFAULT_TAXONOMY, Taxonomy, TopicTagger
 from cxops.feedback.formats import load_taxonomy
 from cxops.feedback.repository import TaxonomyRepository, TenantSettingsRepository
 from cxops.feedback.schemas import EnrichmentPublic
+from cxops.feedback.settings import FeedbackSettings
+from cxops.feedback.tenant_cache import TenantCache
 from cxops.stats.scales import SurveyKind
-
-REFRESH_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,55 +115,42 @@ def taxonomy_of(document: Mapping[str, Any] | None) -> Taxonomy:
 
 @dataclass(frozen=True, slots=True)
 class TenantIntake:
-    """What intake needs to know of one tenant, as of ``read_at`` (monotonic seconds)."""
+    """What intake needs to know of one tenant."""
 
     enrichment: TenantEnrichment
     keep_raw_comments: bool
-    read_at: float
 
 
-class Enrichments:
-    """The enrichers of the tenants this process has seen (a service component)."""
+class Enrichments(TenantCache[TenantIntake]):
+    """The enrichers of the tenants this process has seen (a service component). A tagger is
+    built once per taxonomy version, not each time the tenant is re-read."""
 
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._tenants: dict[str, TenantIntake] = {}
-        self._by_version: dict[tuple[str, int], TenantEnrichment] = {}
+    def __init__(self, state: ServiceState) -> None:
+        settings = state.settings
+        assert isinstance(settings, FeedbackSettings)
+        super().__init__(state.db, self._read, ttl_seconds=settings.tenant_settings_cache_seconds)
+        self._by_version: dict[str, TenantEnrichment] = {}
 
     async def start(self) -> None:
         """Load the sentiment model now rather than on the first request."""
         TenantEnrichment.built_in()
 
     async def stop(self) -> None:
-        self._tenants.clear()
+        await super().stop()
         self._by_version.clear()
 
-    async def for_tenant(self, tenant: str) -> TenantIntake:
-        known = self._tenants.get(tenant)
-        if known is not None and time.monotonic() - known.read_at < REFRESH_SECONDS:
-            return known
-        async with self._db.sessionmaker() as session:
-            latest = await TaxonomyRepository(session, tenant=tenant).latest()
-            settings = await TenantSettingsRepository(session, tenant=tenant).get()
+    async def _read(self, session: AsyncSession, tenant: str) -> TenantIntake:
+        latest = await TaxonomyRepository(session, tenant=tenant).latest()
+        settings = await TenantSettingsRepository(session, tenant=tenant).get()
         version = latest.version if latest is not None else 0
-        enrichment = self._by_version.get((tenant, version))
-        if enrichment is None:
+        enrichment = self._by_version.get(tenant)
+        if enrichment is None or enrichment.version != version:
             enrichment = TenantEnrichment(latest.document if latest is not None else None, version)
-            self._by_version = {
-                key: value for key, value in self._by_version.items() if key[0] != tenant
-            }
-            self._by_version[(tenant, version)] = enrichment
-        intake = TenantIntake(
+            self._by_version[tenant] = enrichment
+        return TenantIntake(
             enrichment=enrichment,
             keep_raw_comments=settings is not None and settings.keep_raw_comments,
-            read_at=time.monotonic(),
         )
-        self._tenants[tenant] = intake
-        return intake
-
-    def forget(self, tenant: str) -> None:
-        """Re-read ``tenant`` on its next response (its taxonomy or settings just changed)."""
-        self._tenants.pop(tenant, None)
 
 
 # --- many comments at once, on every core ---------------------------------------------------

@@ -70,7 +70,7 @@ async def import_responses(
     header with unknown columns, bytes that are not UTF-8) and :class:`TooManyRows`."""
     checked = _check(read_import(body, media_type, columns=COLUMNS), received_at=datetime.now(UTC))
     checked.duplicates += await _drop_stored(db, caller.tenant, checked)
-    intake = await enrichments.for_tenant(caller.tenant)
+    intake = await enrichments.get(caller.tenant)
     rows = [row for _, row in checked.accepted]
     comments = _CommentReadings(intake.enrichment, pool, rows)
     stored = 0

@@ -104,7 +104,7 @@ async def record_response(
         if earlier is not None:
             return _replay(earlier, idempotency_key=idempotency_key, fingerprint=fingerprint)
 
-    intake = await enrichments.for_tenant(caller.tenant)
+    intake = await enrichments.get(caller.tenant)
     reading = intake.enrichment.read(payload.comment, kind=payload.kind, score=payload.score)
     received_at = datetime.now(UTC)
     response = ResponsePublic(

@@ -18,8 +18,10 @@ class FeedbackSettings(ServiceSettings):
     #: The invitation timer looks for invitations other replicas scheduled at least this often.
     invitation_poll_seconds: float = Field(default=30.0, gt=0)
     #: How long a replica trusts its copy of a tenant's case rules (a PUT on another replica is
-    #: seen after at most this long; on the replica that took it, at once).
-    case_settings_cache_seconds: float = Field(default=5.0, ge=0)
+    #: How long a replica trusts its copy of a tenant's taxonomy, case rules and alert rules (a
+    #: change through another replica is in force here after at most this long; on the replica
+    #: that took it, at once).
+    tenant_settings_cache_seconds: float = Field(default=5.0, ge=0)
     #: The case clocks' timer re-reads the earliest due moment from the database at least this
     #: often, to see cases other replicas opened or changed.
     case_clock_rescan_seconds: float = Field(default=30.0, gt=0)
