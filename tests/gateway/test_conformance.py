@@ -17,6 +17,11 @@ with 422, what JSON Schema cannot state: its staffing calculations (interval sta
 spaced, the traffic, agents and Erlang A steps one request may take) and the references a
 routing request makes to the tenant's own state (a queue, a skill or a channel that exists, a
 rule's queue); for routing's operations only, a 422 to schema-valid data is an accepted answer.
+Feedback's likewise, on the operations with rules no schema states: an answer's invitation
+token must name an open invitation of the tenant, an import's CSV header must name known
+fields, a case rule needs a condition and one score at most, a survey's conditions must name
+fields of their event, a taxonomy's topics differ and remove only built-in ones, and a range's
+``to`` comes after its ``from``.
 The live streams are left out (the event stream and an agent's offers): they answer for as long
 as the client listens, which a conformance run does not end; their own tests check them.
 """
@@ -40,7 +45,12 @@ OFFERS_STREAM = "/v1/routing/agents/{agent_id}/offers"
 #: Routing, and what answers schema-valid data there: the defaults (schemathesis's), and 422
 #: for the rules beyond the schema.
 ROUTING = "/v1/routing"
-ROUTING_ACCEPTS = '["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]'
+BEYOND_SCHEMA_ACCEPTS = '["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]'
+#: Feedback's operations with rules beyond their schema (see above).
+FEEDBACK_BEYOND_SCHEMA = (
+    r"^/v1/feedback/(responses(/import)?|case-rules|surveys/[^/]+|taxonomy|calibration"
+    r"|cases/root-causes)$"
+)
 #: Port 9 (discard) on loopback: nothing listens, a delivery fails at once and stays here.
 CLOSED_LOOPBACK_URL = "http://127.0.0.1:9/webhook"
 
@@ -90,7 +100,10 @@ def test_every_operation_answers_as_documented(conformance_suite: Suite, tmp_pat
         f'"body.url" = "{CLOSED_LOOPBACK_URL}"\n'
         "\n[[operations]]\n"
         f'include-path-regex = "^{ROUTING}/"\n'
-        f"checks.positive_data_acceptance.expected-statuses = {ROUTING_ACCEPTS}\n"
+        f"checks.positive_data_acceptance.expected-statuses = {BEYOND_SCHEMA_ACCEPTS}\n"
+        "\n[[operations]]\n"
+        f"include-path-regex = '{FEEDBACK_BEYOND_SCHEMA}'\n"
+        f"checks.positive_data_acceptance.expected-statuses = {BEYOND_SCHEMA_ACCEPTS}\n"
     )
     run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-20_000:] + run.stderr[-5_000:]

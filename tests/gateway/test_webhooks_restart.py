@@ -37,7 +37,7 @@ async def test_a_gateway_killed_mid_delivery_loses_none(
     async with receiving() as receiver, client_for(suite, key) as client:
         created = await client.post(
             "/v1/webhooks/endpoints",
-            json={"url": receiver.url, "event_types": ["cx.feedback.*"]},
+            json={"url": receiver.url, "event_types": ["cx.feedback.response.received.v1"]},
         )
         assert created.status_code == 201, created.text
         endpoint = created.json()
@@ -74,7 +74,7 @@ async def test_sigterm_ends_open_event_streams_and_the_gateway_exits(
     async with (
         httpx.AsyncClient(base_url=suite.gateway_url, timeout=30, trust_env=False) as client,
         client_for(suite, key) as api,
-        open_stream(client, headers, types="cx.feedback.*") as stream,
+        open_stream(client, headers, types="cx.feedback.response.received.v1") as stream,
     ):
         assert await post_responses(api, 1) == [201]
         (event,) = await stream.events(1, within=60)

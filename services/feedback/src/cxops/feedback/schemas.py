@@ -261,6 +261,7 @@ class FeedbackSettingsPublic(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     keep_raw_comments: bool = Field(
+        strict=True,
         default=False,
         description=(
             "Keep each comment as written beside the redacted one, readable only by admins. "
@@ -276,7 +277,7 @@ class TaxonomyDocument(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    extends_default: bool = True
+    extends_default: StrictBool = True
     remove: list[str] = Field(default_factory=list, max_length=500)
     topics: list[TopicDefinition] = Field(default_factory=list, max_length=500)
 
@@ -530,18 +531,27 @@ class SurveyPut(BaseModel):
         ),
     )
     delay_seconds: int = Field(
-        default=0, ge=0, le=30 * 86400, description="How long after the exit point to send."
+        strict=True,
+        default=0,
+        ge=0,
+        le=30 * 86400,
+        description="How long after the exit point to send.",
     )
     sampling_percentage: Annotated[float, AfterValidator(_hundredths)] = Field(
+        strict=True,
         default=100,
         ge=0,
         le=100,
         description="The share of exit points invited, to 0.01%, chosen by a stable hash.",
     )
     quota_per_day: int | None = Field(
-        default=None, ge=1, description="At most this many invitations per UTC day; null: none."
+        strict=True,
+        default=None,
+        ge=1,
+        description="At most this many invitations per UTC day; null: none.",
     )
     recontact_days: int | None = Field(
+        strict=True,
         default=None,
         ge=0,
         le=365,
@@ -551,7 +561,11 @@ class SurveyPut(BaseModel):
         ),
     )
     valid_days: int = Field(
-        default=14, ge=1, le=90, description="How long after sending the token is accepted."
+        strict=True,
+        default=14,
+        ge=1,
+        le=90,
+        description="How long after sending the token is accepted.",
     )
 
 
@@ -596,6 +610,7 @@ class InvitationCreate(BaseModel):
         ),
     )
     force: bool = Field(
+        strict=True,
         default=False,
         description="Skip sampling (only sampling: recontact and quota still apply).",
     )
@@ -660,7 +675,7 @@ CaseText = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=CASE_TEXT_MAX_LENGTH),
     AfterValidator(_free_text),
 ]
-Seconds = Annotated[float, Field(gt=0, le=MAX_SLA_SECONDS, allow_inf_nan=False)]
+Seconds = Annotated[float, Field(strict=True, gt=0, le=MAX_SLA_SECONDS, allow_inf_nan=False)]
 
 
 class CaseRuleSpec(BaseModel):
@@ -673,6 +688,7 @@ class CaseRuleSpec(BaseModel):
     csat_at_most: int | None = Field(default=None, strict=True, ge=1, le=5)
     ces_at_least: int | None = Field(default=None, strict=True, ge=1, le=7)
     negative_sentiment_above: float | None = Field(
+        strict=True,
         default=None,
         ge=0,
         lt=1,
@@ -935,7 +951,11 @@ class RealtimeRuleDocument(BaseModel):
         default_factory=list, max_length=50, description="The `customer_tier` values that alert."
     )
     min_confidence: float = Field(
-        default=0.5, ge=0, le=1, description="The least sentiment confidence that alerts."
+        strict=True,
+        default=0.5,
+        ge=0,
+        le=1,
+        description="The least sentiment confidence that alerts.",
     )
 
 
@@ -946,10 +966,18 @@ class PeriodicRuleDocument(BaseModel):
 
     enabled: StrictBool = True
     alpha: float = Field(
-        default=0.001, gt=0, le=0.05, description="False-alarm level of the tail tests."
+        strict=True,
+        default=0.001,
+        gt=0,
+        le=0.05,
+        description="False-alarm level of the tail tests.",
     )
     min_count: int = Field(
-        default=5, ge=1, le=100_000, description="Fewest complaints in a period that alert."
+        strict=True,
+        default=5,
+        ge=1,
+        le=100_000,
+        description="Fewest complaints in a period that alert.",
     )
 
 

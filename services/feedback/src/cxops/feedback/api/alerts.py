@@ -72,7 +72,8 @@ async def evaluate(caller: Operator, state: State) -> EvaluationPublic:
 
 
 @router.get(
-    "/alerts/{alert_id}",
+    # Only a UUID here: ``/alerts/evaluate`` (POST) is another resource, not an alert.
+    "/alerts/{alert_id:uuid}",
     response_model=AlertDetail,
     summary="Read a complaint alert and the responses behind it",
     responses=_NOT_FOUND,

@@ -118,7 +118,8 @@ async def list_responses(
 
 
 @router.get(
-    "/{response_id}",
+    # Only a UUID here: ``/responses/import`` (POST) is another resource, not a response.
+    "/{response_id:uuid}",
     response_model=ResponsePublic,
     name="get_response",
     summary="Read one survey response",
