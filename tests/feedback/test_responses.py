@@ -434,10 +434,15 @@ async def test_bad_list_parameters_are_refused_naming_them(
 
 
 async def test_a_response_id_must_be_a_uuid(feedback: RunningService) -> None:
+    """Response ids are UUIDs: anything else names no response (and ``/responses/import`` is
+    another resource, answered by POST alone)."""
     refused = await feedback.client.get(f"{RESPONSES}/42", headers=auth(TENANT))
+    assert refused.status_code == 404
+    assert refused.headers["content-type"] == PROBLEM_MEDIA_TYPE
 
-    assert refused.status_code == 422
-    assert [(e["field"], e["in"]) for e in refused.json()["errors"]] == [("response_id", "path")]
+    not_readable = await feedback.client.get(f"{RESPONSES}/import", headers=auth(TENANT))
+    assert not_readable.status_code == 405
+    assert not_readable.headers["allow"] == "OPTIONS, POST"
 
 
 async def test_the_201_is_sent_only_once_the_response_is_committed(
