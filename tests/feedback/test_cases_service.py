@@ -723,6 +723,9 @@ async def test_root_causes_pareto_with_recurrence(
         (r["category"], r["team"], r["count"], r["recurrences"], r["cumulative_share"])
         for r in body["items"]
     ] == [("process", "cases", 2, 1, 2 / 3), ("product", "cases", 1, 0, 1.0)]
+    # Without a range: the 90 days up to now.
+    recent = await service.client.get(f"{CASES}/root-causes", headers=auth(TENANT, Role.VIEWER))
+    assert recent.json()["items"] == body["items"]
     other = await service.client.get(
         f"{CASES}/root-causes",
         params={"from": start.isoformat(), "to": (clock() + HOUR).isoformat()},

@@ -7,7 +7,7 @@ time; the gateway's audit log records the request itself, as for every mutation.
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query
@@ -16,8 +16,8 @@ from cxops.common.auth import Caller, CallerContext, Role, require_role
 from cxops.common.db import SessionDep
 from cxops.common.errors import PROBLEM_MEDIA_TYPE, Problem
 from cxops.common.service import State
-from cxops.common.validation import UtcDateTime
 from cxops.feedback import cases
+from cxops.feedback.api import ranges
 from cxops.feedback.domain import cases as domain
 from cxops.feedback.domain.cases import Case, CaseState, Transition
 from cxops.feedback.schemas import (
@@ -33,6 +33,9 @@ from cxops.feedback.schemas import (
     ReopenRequest,
     RootCausePareto,
 )
+
+#: The span of the root-cause report when the caller gives no ``from``.
+ROOT_CAUSE_DEFAULT_SPAN = timedelta(days=90)
 
 router = APIRouter(tags=["cases"])
 
@@ -114,24 +117,15 @@ async def list_cases(
     summary="Root causes, most frequent first",
 )
 async def root_causes(
-    caller: Caller,
-    session: SessionDep,
-    start: Annotated[
-        UtcDateTime, Query(alias="from", description="Cases opened from this time on.")
-    ],
-    end: Annotated[UtcDateTime, Query(alias="to", description="Cases opened before this time.")],
+    caller: Caller, session: SessionDep, start: ranges.From = None, end: ranges.To = None
 ) -> RootCausePareto:
     """A Pareto of the documented root causes (category x topic x team) of the cases opened in
-    ``[from, to)``: counts, shares and running shares, and how many of each were recurrences
-    (opened within 30 days after a case with the same cause closed)."""
-    if end <= start:
-        raise Problem(
-            422,
-            "`to` must come after `from`.",
-            slug="validation-error",
-            title="Validation failed",
-            errors=[{"field": "to", "in": "query", "message": "must be after from"}],
-        )
+    ``[from, to)`` (by default the 90 days up to now): counts, shares and running shares, and
+    how many of each were recurrences (opened within 30 days after a case with the same cause
+    closed)."""
+    ranges.ordered(start, end)
+    end = end or datetime.now(UTC)
+    start = start or end - ROOT_CAUSE_DEFAULT_SPAN
     return await cases.root_causes(session=session, caller=caller, start=start, end=end)
 
 
