@@ -126,6 +126,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         )
     elif action in ("upload", "import"):
         body = await _read_body(receive, query.get("token"))
+        await asyncio.sleep(float(query.get("seconds", "0")))
         await _json(
             send, {"body_length": len(body), "body_sha256": hashlib.sha256(body).hexdigest()}
         )

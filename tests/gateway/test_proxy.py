@@ -221,6 +221,21 @@ async def test_a_bulk_import_has_a_larger_limit_of_its_own(start_gateway: StartG
         assert str(256 * KIB) in body_problem["detail"]
 
 
+async def test_a_bulk_import_may_take_longer_than_other_calls(
+    start_gateway: StartGateway,
+) -> None:
+    async with start_gateway(upstream_timeout_seconds=0.3, import_timeout_seconds=10) as gateway:
+        headers = await gateway.key()
+        slow_import = await gateway.client.post(
+            "/v1/feedback/responses/import?seconds=1", headers=headers, content=b"x"
+        )
+        assert slow_import.status_code == 200, slow_import.text
+        slow_upload = await gateway.client.post(
+            "/v1/feedback/responses/upload?seconds=1", headers=headers, content=b"x"
+        )
+        assert_problem(slow_upload, 504)
+
+
 async def test_an_unreachable_service_is_503_problem(gateway: Gateway) -> None:
     response = await gateway.client.get("/v1/scorecard/metrics/nps", headers=await gateway.key())
     body = assert_problem(response, 503)

@@ -34,7 +34,7 @@ from cxops.gateway.audit import AuditMiddleware, AuditWriter
 from cxops.gateway.auth import ApiKeyMiddleware
 from cxops.gateway.bodylimit import BodyLimitMiddleware
 from cxops.gateway.proxy import METHODS, PROXY_PATHS, forward, proxy_session
-from cxops.gateway.settings import GatewaySettings
+from cxops.gateway.settings import IMPORT_PATH, GatewaySettings
 from cxops.gateway.state import GatewayState
 from cxops.gateway.webhooks.consumers import CONSUMER_OWNER, webhook_consumers
 from cxops.gateway.webhooks.delivery import DeliveryWorker, webhook_client
@@ -77,10 +77,6 @@ async def consume_events(
         for spec in webhook_consumers(on_new_deliveries=webhooks.wake)
     ]
     await asyncio.gather(*consumers)
-
-
-#: The bulk import of survey responses, whose body may be far larger than any other.
-IMPORT_PATH = "/v1/feedback/responses/import"
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:

@@ -38,7 +38,7 @@ from cxops.common.telemetry import ROUTE_LABEL, outgoing_trace_headers
 from cxops.gateway.auth import STATE_KEY
 from cxops.gateway.bodylimit import BodyTooLarge
 from cxops.gateway.keys import VerifiedKey
-from cxops.gateway.settings import SERVICES, GatewaySettings
+from cxops.gateway.settings import IMPORT_PATH, SERVICES, GatewaySettings
 from cxops.gateway.state import GatewayState
 
 log = logging.getLogger("cxops.gateway.proxy")
@@ -276,6 +276,7 @@ async def forward(request: Request) -> Response:
                 data=body,
                 allow_redirects=False,
                 compress=None,
+                **_longer_timeout(state, request.scope["path"]),
             )
         except ClientDisconnect:
             # The client hung up while sending its body: the service saw an aborted request.
@@ -294,6 +295,20 @@ async def forward(request: Request) -> Response:
                 return Response(status_code=CLIENT_CLOSED_REQUEST)
             raise _upstream_failure(service, "unavailable", exc, status=503) from exc
     return UpstreamResponse(upstream)
+
+
+def _longer_timeout(state: GatewayState, path: str) -> dict[str, aiohttp.ClientTimeout]:
+    """A bulk import may take minutes to answer; every other call has the session's timeout."""
+    if path != IMPORT_PATH:
+        return {}
+    settings = state.settings
+    return {
+        "timeout": aiohttp.ClientTimeout(
+            total=None,
+            connect=settings.upstream_connect_timeout_seconds,
+            sock_read=settings.import_timeout_seconds,
+        )
+    }
 
 
 def _client_span(state: GatewayState, method: str, service: str) -> AbstractContextManager[object]:

@@ -36,6 +36,10 @@ _ServiceUrls = create_model(  # type: ignore[call-overload]
 )
 
 
+#: The bulk import of survey responses, whose body and time are far larger than any other call's.
+IMPORT_PATH = "/v1/feedback/responses/import"
+
+
 class GatewaySettings(NatsSettings, _ServiceUrls):  # type: ignore[misc,valid-type]
     """Where the services are, the limits the gateway applies before any of them is called, and
     how it delivers webhooks and streams events (it reads every service's stream from NATS)."""
@@ -49,9 +53,10 @@ class GatewaySettings(NatsSettings, _ServiceUrls):  # type: ignore[misc,valid-ty
     rate_limit_burst: int = Field(default=100, ge=1)
     #: Request bodies larger than this are refused with 413, declared or streamed.
     max_body_bytes: int = Field(default=MIB, ge=1)
-    #: The limit of a bulk import's body (``POST /v1/feedback/responses/import``, up to 100,000
-    #: rows).
+    #: A bulk import (``POST`` :data:`IMPORT_PATH`, up to 100,000 rows): the limit of its body,
+    #: and how long the service may take to answer it.
     import_max_body_bytes: int = Field(default=64 * MIB, ge=1)
+    import_timeout_seconds: float = Field(default=300.0, gt=0)
 
     #: How long one upstream call may take (each read of the response, in httpx terms).
     upstream_timeout_seconds: float = Field(default=30.0, gt=0)

@@ -143,7 +143,9 @@ class ResponseEnrichedV1(BaseModel):
     taxonomy_version: int
 
 
-def response_events(response: Mapping[str, Any], *, tenant: str) -> list[Event]:
+def response_events(
+    response: Mapping[str, Any], *, tenant: str, trace: Mapping[str, str] | None = None
+) -> list[Event]:
     """``response.received`` then ``response.enriched`` for a new response of ``tenant``, for
     the outbox. ``response`` is the response's columns as they are stored (the enrichment in its
     JSON shape): the payloads are built as plain JSON, not through their models, because a bulk
@@ -177,8 +179,20 @@ def response_events(response: Mapping[str, Any], *, tenant: str) -> list[Event]:
         "taxonomy_version": enrichment["taxonomy_version"],
     }
     return [
-        Event.new(subject=RESPONSE_RECEIVED, source=EVENT_SOURCE, tenant=tenant, data=received),
-        Event.new(subject=RESPONSE_ENRICHED, source=EVENT_SOURCE, tenant=tenant, data=enriched),
+        Event.new(
+            subject=RESPONSE_RECEIVED,
+            source=EVENT_SOURCE,
+            tenant=tenant,
+            data=received,
+            trace=trace,
+        ),
+        Event.new(
+            subject=RESPONSE_ENRICHED,
+            source=EVENT_SOURCE,
+            tenant=tenant,
+            data=enriched,
+            trace=trace,
+        ),
     ]
 
 

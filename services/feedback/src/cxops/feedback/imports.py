@@ -15,7 +15,7 @@ cases and raise no real-time alerts (the live path is ``POST /v1/feedback/respon
 
 import asyncio
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +28,7 @@ from cxops.common.auth import CallerContext
 from cxops.common.db import CommitInfo, Database
 from cxops.common.errors import validation_errors
 from cxops.common.events.outbox import outbox_row, queue_events
+from cxops.common.telemetry import outgoing_trace_headers
 from cxops.feedback import events, repository
 from cxops.feedback.enrichment import EnrichmentPool, Enrichments, TenantEnrichment
 from cxops.feedback.formats import ImportLine, read_import
@@ -73,6 +74,7 @@ async def import_responses(
     intake = await enrichments.get(caller.tenant)
     rows = [row for _, row in checked.accepted]
     comments = _CommentReadings(intake.enrichment, pool, rows)
+    trace = outgoing_trace_headers()  # the request's, for every event (the writes run elsewhere)
     stored = 0
     for start in range(0, len(rows), WRITE_CHUNK):
         chunk = rows[start : start + WRITE_CHUNK]
@@ -83,7 +85,7 @@ async def import_responses(
         ]
         stored += await db.run_transaction(
             lambda connection, info, columns=columns: _write(
-                connection, info, columns, tenant=caller.tenant
+                connection, info, columns, tenant=caller.tenant, trace=trace
             )
         )
     return ImportResult(
@@ -116,6 +118,20 @@ def _check(lines: Iterable[ImportLine], *, received_at: datetime) -> _Checked:
                     errors=[
                         {key: error[key] for key in ("field", "message", "code")}
                         for error in validation_errors(list(exc.errors()))
+                    ],
+                )
+            )
+            continue
+        if row.invitation_token is not None:
+            checked.rejected.append(
+                ImportRejection(
+                    line=line.line,
+                    errors=[
+                        {
+                            "field": "invitation_token",
+                            "message": "an answer to an invitation is posted on its own",
+                            "code": "not_imported",
+                        }
                     ],
                 )
             )
@@ -209,7 +225,12 @@ def _columns(row: ImportRow, reading: _Reading, *, keep_raw: bool) -> dict[str, 
 
 
 def _write(
-    connection: sa.Connection, info: CommitInfo, columns: Sequence[dict[str, Any]], *, tenant: str
+    connection: sa.Connection,
+    info: CommitInfo,
+    columns: Sequence[dict[str, Any]],
+    *,
+    tenant: str,
+    trace: Mapping[str, str],
 ) -> int:
     """Insert the responses a concurrent import has not stored first, with their topics and
     events; return how many were stored."""
@@ -231,7 +252,7 @@ def _write(
             outbox_row(event)
             for response in columns
             if response["id"] in inserted
-            for event in events.response_events(response, tenant=tenant)
+            for event in events.response_events(response, tenant=tenant, trace=trace)
         ],
     )
     return len(inserted)

@@ -35,10 +35,20 @@ class Event:
     trace: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def new(cls, *, subject: str, source: str, tenant: str, data: Mapping[str, Any]) -> Event:
+    def new(
+        cls,
+        *,
+        subject: str,
+        source: str,
+        tenant: str,
+        data: Mapping[str, Any],
+        trace: Mapping[str, str] | None = None,
+    ) -> Event:
         """A new event for ``subject`` (``cx.<service>.<entity>.<event>.v1``, also its type),
-        carrying the current trace context."""
-        trace = outgoing_trace_headers()
+        carrying ``trace`` (the headers of :func:`outgoing_trace_headers`), by default the
+        current trace context: work done away from the request (a worker process) passes the
+        request's."""
+        trace = dict(trace) if trace is not None else outgoing_trace_headers()
         return cls(
             id=str(uuid7()),
             type=subject,
