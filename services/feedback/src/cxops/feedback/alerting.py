@@ -50,6 +50,7 @@ from cxops.feedback.repository import (
     AlertRulesRepository,
     ComplaintRepository,
     ResponseRepository,
+    page_of,
     tenants_with_complaints,
 )
 from cxops.feedback.schemas import (
@@ -381,8 +382,7 @@ async def list_alerts(
         before=cursor,
         limit=limit + 1,
     )
-    page = rows[:limit]
-    return page, page[-1].id if len(rows) > limit else None
+    return page_of(rows, limit)
 
 
 async def get_alert(

@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,7 +56,13 @@ from cxops.feedback.domain.cases import (
     Transition,
 )
 from cxops.feedback.domain.sentiment import SentimentLabel
-from cxops.feedback.repository import CASE_HISTORY, CASES, CaseRepository, ResponseRepository
+from cxops.feedback.repository import (
+    CASE_HISTORY,
+    CASES,
+    CaseRepository,
+    ResponseRepository,
+    page_of,
+)
 from cxops.feedback.repository import due_cases as _due_cases
 from cxops.feedback.repository import earliest_due as _earliest_due
 from cxops.feedback.schemas import (
@@ -477,8 +484,7 @@ async def list_cases(
         before=cursor,
         limit=limit + 1,
     )
-    page = rows[:limit]
-    next_cursor = page[-1]["id"] if len(rows) > limit else None
+    page, next_cursor = page_of(rows, limit, id_of=itemgetter("id"))
     return [case_public(row) for row in page], next_cursor
 
 

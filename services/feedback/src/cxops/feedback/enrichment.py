@@ -23,23 +23,9 @@ from cxops.feedback.domain.sentiment import Sentiment, ServiceSentiment
 from cxops.feedback.domain.topics import DEFAULT_TAXONOMY, Taxonomy, TopicTagger
 from cxops.feedback.formats import load_taxonomy
 from cxops.feedback.repository import TaxonomyRepository, TenantSettingsRepository
-from cxops.feedback.schemas import EnrichmentPublic
 from cxops.feedback.settings import FeedbackSettings
 from cxops.feedback.tenant_cache import TenantCache
 from cxops.stats.scales import SurveyKind
-
-
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """A comment read at intake: what is stored and published of it."""
-
-    comment: str | None
-    """Redacted; None without a comment."""
-    public: EnrichmentPublic
-
-    @property
-    def sentiment_label(self) -> str | None:
-        return self.public.sentiment.label.value if self.public.sentiment else None
 
 
 class TenantEnrichment:
@@ -65,15 +51,12 @@ class TenantEnrichment:
     def built_in(cls) -> "TenantEnrichment":
         return cls(None, 0)
 
-    def read(self, comment: str | None, *, kind: SurveyKind | str, score: int) -> Reading:
-        redacted, enrichment = self.read_as_json(comment, kind=kind, score=score)
-        return Reading(comment=redacted, public=EnrichmentPublic.model_validate(enrichment))
-
     def read_as_json(
         self, comment: str | None, *, kind: SurveyKind | str, score: int
     ) -> tuple[str | None, dict[str, Any]]:
-        """The redacted comment and the reading in the JSON shape of :class:`EnrichmentPublic`,
-        with no model built: a bulk import reads a hundred thousand of them."""
+        """The redacted comment (None without one) and the reading in the JSON shape of
+        :class:`~cxops.feedback.schemas.EnrichmentPublic`, as stored and published: no model is
+        built (a bulk import reads a hundred thousand of them)."""
         enrichment = self._enrichers[SurveyKind(kind)].enrich(comment or "", score)
         return enrichment.redacted or None, _as_json(enrichment, self.version)
 

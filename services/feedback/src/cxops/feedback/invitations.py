@@ -38,7 +38,7 @@ from cxops.feedback import events, repository
 from cxops.feedback.clock import Clock, system_clock
 from cxops.feedback.domain import invitations as rules
 from cxops.feedback.models import Invitation, Survey
-from cxops.feedback.repository import InvitationRepository, SurveyRepository
+from cxops.feedback.repository import InvitationRepository, SurveyRepository, page_of
 from cxops.feedback.schemas import InvitationCreate, ResponsePublic, SurveyPut
 from cxops.feedback.settings import FeedbackSettings
 
@@ -267,8 +267,7 @@ async def list_invitations(
         before=cursor,
         limit=limit + 1,
     )
-    page = rows[:limit]
-    return page, page[-1].id if len(rows) > limit else None
+    return page_of(rows, limit)
 
 
 # ----------------------------------------------------------------------- exit events

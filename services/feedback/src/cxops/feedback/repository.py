@@ -2,9 +2,10 @@
 repository base, so there is no way to ask for another tenant's rows by accident."""
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from operator import attrgetter
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -32,6 +33,8 @@ from cxops.feedback.models import (
     SurveyQuotaUsage,
 )
 from cxops.stats.scales import SurveyKind
+
+P = TypeVar("P")
 
 
 def response_rows(response: Mapping[str, Any], *, tenant: str) -> list[Row]:
@@ -70,6 +73,15 @@ def response_rows(response: Mapping[str, Any], *, tenant: str) -> list[Row]:
         for topic in enrichment["topics"]
     ]
     return rows
+
+
+def page_of(
+    rows: Sequence[P], limit: int, *, id_of: Callable[[P], uuid.UUID] = attrgetter("id")
+) -> tuple[list[P], uuid.UUID | None]:
+    """The first ``limit`` of ``rows`` (read with one more than asked, to know whether there is
+    more) and the next page's cursor: the id of the last row shown, None on the last page."""
+    page = list(rows[:limit])
+    return page, id_of(page[-1]) if len(rows) > limit else None
 
 
 class ResponseRepository(TenantRepository):

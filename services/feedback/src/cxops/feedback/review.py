@@ -10,7 +10,7 @@ from cxops.common.auth import CallerContext
 from cxops.feedback.domain.calibration import LabelPair, calibrate
 from cxops.feedback.domain.sentiment import SentimentLabel
 from cxops.feedback.models import FeedbackLabel, FeedbackResponse
-from cxops.feedback.repository import LabelRepository, ResponseRepository
+from cxops.feedback.repository import LabelRepository, ResponseRepository, page_of
 from cxops.feedback.schemas import (
     AgreementPublic,
     CalibrationPublic,
@@ -29,8 +29,7 @@ async def review_queue(
     rows = await ResponseRepository(session, tenant=caller.tenant).review_queue(
         after=cursor, limit=limit + 1
     )
-    page = rows[:limit]
-    return page, page[-1].id if len(rows) > limit else None
+    return page_of(rows, limit)
 
 
 async def label_response(

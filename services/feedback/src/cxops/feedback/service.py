@@ -105,20 +105,22 @@ async def record_response(
             return _replay(earlier, idempotency_key=idempotency_key, fingerprint=fingerprint)
 
     intake = await enrichments.get(caller.tenant)
-    reading = intake.enrichment.read(payload.comment, kind=payload.kind, score=payload.score)
+    comment, enrichment = intake.enrichment.read_as_json(
+        payload.comment, kind=payload.kind, score=payload.score
+    )
     received_at = datetime.now(UTC)
     response = ResponsePublic(
         id=uuid7(),
         kind=payload.kind,
         score=payload.score,
-        comment=reading.comment,
+        comment=comment,
         customer_ref=payload.customer_ref,
         channel=payload.channel,
         task_id=payload.task_id,
         customer_tier=payload.customer_tier,
         occurred_at=payload.occurred_at or received_at,
         received_at=received_at,
-        enrichment=reading.public,
+        enrichment=enrichment,
     )
     linked: Sequence[Executable] = ()
     if payload.invitation_token is not None:
@@ -127,7 +129,7 @@ async def record_response(
         )
     columns = {
         **response.model_dump(exclude={"enrichment"}),
-        "enrichment": reading.public.model_dump(mode="json"),
+        "enrichment": enrichment,
         "raw_comment": payload.comment if intake.keep_raw_comments else None,
         "idempotency_key": idempotency_key,
         "request_fingerprint": fingerprint,
@@ -201,9 +203,7 @@ async def list_responses(
     rows = await ResponseRepository(session, tenant=caller.tenant).list_newest_first(
         kind=kind, before=cursor, limit=limit + 1
     )
-    page = rows[:limit]
-    next_cursor = page[-1].id if len(rows) > limit else None
-    return page, next_cursor
+    return repository.page_of(rows, limit)
 
 
 # --- the taxonomy and the tenant's settings --------------------------------------------------

@@ -130,26 +130,27 @@ def _enrich_stored_responses() -> None:
         if not rows:
             return
         for row in rows:
-            read = enrichment.read(row.comment, kind=row.kind, score=row.score)
+            comment, read = enrichment.read_as_json(row.comment, kind=row.kind, score=row.score)
+            sentiment = read["sentiment"]
             bind.execute(
                 responses.update()
                 .where(responses.c.id == row.id)
                 .values(
-                    comment=read.comment,
-                    enrichment=read.public.model_dump(mode="json"),
-                    needs_review=read.public.needs_review,
-                    sentiment_label=read.sentiment_label,
+                    comment=comment,
+                    enrichment=read,
+                    needs_review=read["needs_review"],
+                    sentiment_label=sentiment["label"] if sentiment else None,
                 )
             )
-            for topic in read.public.topics:
+            for topic in read["topics"]:
                 bind.execute(
                     topics.insert().values(
                         response_id=row.id,
-                        topic=topic.topic,
+                        topic=topic["topic"],
                         tenant=row.tenant,
                         occurred_at=row.occurred_at,
-                        confidence=topic.confidence,
-                        sentiment_label=topic.sentiment.label if topic.sentiment else None,
+                        confidence=topic["confidence"],
+                        sentiment_label=topic["sentiment"]["label"] if topic["sentiment"] else None,
                     )
                 )
 
