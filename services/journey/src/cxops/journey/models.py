@@ -1,0 +1,206 @@
+"""Journey's tables. Never returned to callers as they are: :mod:`cxops.journey.schemas` is the
+public shape."""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+from uuid6 import uuid7
+
+from cxops.common.db import UTCDateTime
+
+
+class JourneyTable(SQLModel, registry=registry()):
+    """The base of journey's tables: a metadata of their own, so this service's migrations
+    compare against its tables only, even in a process that imports other services' models."""
+
+
+class Interaction(JourneyTable, table=True):
+    """Something that happened to a customer, as a platform reported it.
+
+    ``identifiers`` are the values as given (``{"email": ..., "phone": ...}``); their normalised
+    forms are :class:`InteractionIdentifier` rows. ``customer_id`` is the profile identity
+    resolution put the interaction in (null while none of its values can join anything).
+    ``external_id`` is unique per tenant: a retried batch stores nothing twice.
+    """
+
+    __tablename__ = "journey_interactions"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant", "external_id", name="uq_journey_interactions_external_id"),
+        sa.Index("ix_journey_interactions_customer", "tenant", "customer_id", "occurred_at"),
+        sa.Index("ix_journey_interactions_time", "tenant", "occurred_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    tenant: str = Field(sa_type=sa.String(64), nullable=False)
+    external_id: str = Field(sa_type=sa.String(255), nullable=False)
+    occurred_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    received_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    channel: str = Field(sa_type=sa.String(64), nullable=False)
+    activity: str = Field(sa_type=sa.String(255), nullable=False)
+    team: str | None = Field(default=None, sa_type=sa.String(128), nullable=True)
+    stage: str | None = Field(default=None, sa_type=sa.String(128), nullable=True)
+    identifiers: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
+    attributes: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
+    customer_id: str | None = Field(default=None, sa_type=sa.String(64), nullable=True)
+
+
+class InteractionIdentifier(JourneyTable, table=True):
+    """One normalised identifier value an interaction carries: what resolution follows from an
+    arriving interaction to the others it may join."""
+
+    __tablename__ = "journey_interaction_identifiers"
+    __table_args__ = (
+        sa.Index("ix_journey_interaction_identifiers_value", "tenant", "type", "value"),
+    )
+
+    interaction_id: uuid.UUID = Field(primary_key=True)
+    type: str = Field(sa_type=sa.String(64), primary_key=True)
+    value: str = Field(sa_type=sa.String(320), primary_key=True)
+    tenant: str = Field(sa_type=sa.String(64), nullable=False)
+
+
+class Customer(JourneyTable, table=True):
+    """A resolved customer profile, named by a hash of its smallest identifier.
+
+    ``identifiers`` are ``[{type, value}]``; ``merges`` and ``refusals`` are the records of the
+    joins (the value and the interaction that linked them) and of the joins a cap or a split
+    refused, as :mod:`cxops.journey.schemas` shows them. A profile is rewritten whenever the
+    interactions of its component change; one that stops existing (joined into another) is
+    deleted.
+    """
+
+    __tablename__ = "journey_customers"
+
+    tenant: str = Field(sa_type=sa.String(64), primary_key=True)
+    id: str = Field(sa_type=sa.String(64), primary_key=True)
+    identifiers: list[dict[str, Any]] = Field(sa_type=sa.JSON, nullable=False)
+    merges: list[dict[str, Any]] = Field(sa_type=sa.JSON, nullable=False)
+    refusals: list[dict[str, Any]] = Field(sa_type=sa.JSON, nullable=False)
+    interactions: int = Field(nullable=False)
+    first_seen: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    last_seen: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class CustomerIdentifier(JourneyTable, table=True):
+    """Which profile holds an identifier value: the lookup by ``email:ana@…``, and by the
+    ``crm_id`` other services call ``customer_ref``."""
+
+    __tablename__ = "journey_customer_identifiers"
+    __table_args__ = (sa.Index("ix_journey_customer_identifiers_customer", "tenant", "customer_id"),)
+
+    tenant: str = Field(sa_type=sa.String(64), primary_key=True)
+    type: str = Field(sa_type=sa.String(64), primary_key=True)
+    value: str = Field(sa_type=sa.String(320), primary_key=True)
+    customer_id: str = Field(sa_type=sa.String(64), nullable=False)
+
+
+class CommonValue(JourneyTable, table=True):
+    """A value found too common to join anything (a shared inbox): blocked for good, since the
+    values it is seen with only grow."""
+
+    __tablename__ = "journey_common_values"
+
+    tenant: str = Field(sa_type=sa.String(64), primary_key=True)
+    type: str = Field(sa_type=sa.String(64), primary_key=True)
+    value: str = Field(sa_type=sa.String(320), primary_key=True)
+    detail: str = Field(sa_type=sa.Text, nullable=False)
+
+
+class IdentitySplit(JourneyTable, table=True):
+    """A person's undoing of a wrong merge: no profile may again hold a value of ``left`` and
+    one of ``right`` (each ``[{type, value}]``)."""
+
+    __tablename__ = "journey_identity_splits"
+    __table_args__ = (sa.Index("ix_journey_identity_splits_tenant", "tenant", "created_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    tenant: str = Field(sa_type=sa.String(64), nullable=False)
+    customer_id: str = Field(sa_type=sa.String(64), nullable=False)
+    left: list[dict[str, Any]] = Field(sa_type=sa.JSON, nullable=False)
+    right: list[dict[str, Any]] = Field(sa_type=sa.JSON, nullable=False)
+    reason: str | None = Field(default=None, sa_type=sa.Text, nullable=True)
+    by: str = Field(sa_type=sa.String(128), nullable=False)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class IdentityLock(JourneyTable, table=True):
+    """One row per tenant, updated by every resolution: two replicas resolving the same
+    tenant's interactions take turns, so neither rewrites a profile the other just changed."""
+
+    __tablename__ = "journey_identity_locks"
+
+    tenant: str = Field(sa_type=sa.String(64), primary_key=True)
+    version: int = Field(nullable=False)
+
+
+class CustomerFact(JourneyTable, table=True):
+    """What other services' events say about a customer, as journey keeps it (it reads no other
+    service's tables): a feedback ``response``, a closed-loop ``case`` or a routing ``task``.
+
+    ``customer_ref`` is the events' reference for the customer, the ``crm_id`` identifier of
+    journey's profiles. ``state`` is the case's or task's current state; ``payload`` the fields
+    the timeline and the context show. ``last_event_at`` orders updates: an older event
+    arriving late never overwrites a newer one.
+    """
+
+    __tablename__ = "journey_customer_facts"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant", "kind", "ref_id", name="uq_journey_customer_facts_ref"),
+        sa.Index("ix_journey_customer_facts_customer", "tenant", "customer_ref", "occurred_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    tenant: str = Field(sa_type=sa.String(64), nullable=False)
+    kind: str = Field(sa_type=sa.String(16), nullable=False)
+    ref_id: str = Field(sa_type=sa.String(64), nullable=False)
+    customer_ref: str = Field(sa_type=sa.String(255), nullable=False)
+    occurred_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    state: str = Field(sa_type=sa.String(32), nullable=False)
+    payload: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
+    last_event_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class ProactiveAction(JourneyTable, table=True):
+    """The customer's proactive action log: every time a trigger matched them, what happened.
+
+    ``outcome`` is ``taken`` (the actions ran), ``held_out`` (the trigger's holdout: nothing
+    done, on purpose), ``capped`` (the frequency cap stopped it), ``quiet`` (quiet hours) or
+    ``duplicate`` (already done for this ``dedupe_key``). ``actions`` lists what was done
+    (``[{"type": "notify" | "create_task" | "invite_survey" | "offer_gesture", ...}]``).
+    """
+
+    __tablename__ = "journey_proactive_actions"
+    __table_args__ = (
+        sa.Index("ix_journey_proactive_actions_customer", "tenant", "customer_id", "at"),
+        sa.Index("ix_journey_proactive_actions_trigger", "tenant", "trigger_key", "at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    tenant: str = Field(sa_type=sa.String(64), nullable=False)
+    customer_id: str = Field(sa_type=sa.String(64), nullable=False)
+    trigger_key: str = Field(sa_type=sa.String(64), nullable=False)
+    trigger_version: int = Field(nullable=False)
+    outcome: str = Field(sa_type=sa.String(16), nullable=False)
+    dedupe_key: str = Field(sa_type=sa.String(255), nullable=False)
+    actions: list[dict[str, Any]] = Field(sa_type=sa.JSON, nullable=False)
+    interaction_id: uuid.UUID | None = Field(default=None, nullable=True)
+    at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class JourneyMapVersion(JourneyTable, table=True):
+    """One version of a tenant's journey map ``key``: the ``--map`` format with each stage's
+    owning team and RACI. A change is a new version; conformance records the version it used."""
+
+    __tablename__ = "journey_maps"
+
+    tenant: str = Field(sa_type=sa.String(64), primary_key=True)
+    key: str = Field(sa_type=sa.String(64), primary_key=True)
+    version: int = Field(primary_key=True)
+    body: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
+    by: str = Field(sa_type=sa.String(128), nullable=False)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
