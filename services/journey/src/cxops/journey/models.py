@@ -91,7 +91,9 @@ class CustomerIdentifier(JourneyTable, table=True):
     ``crm_id`` other services call ``customer_ref``."""
 
     __tablename__ = "journey_customer_identifiers"
-    __table_args__ = (sa.Index("ix_journey_customer_identifiers_customer", "tenant", "customer_id"),)
+    __table_args__ = (
+        sa.Index("ix_journey_customer_identifiers_customer", "tenant", "customer_id"),
+    )
 
     tenant: str = Field(sa_type=sa.String(64), primary_key=True)
     type: str = Field(sa_type=sa.String(64), primary_key=True)
