@@ -1,9 +1,12 @@
 """Identity resolution: hand-checked profiles, the normalisation and blocklist, properties that
-must hold for any log (row order, blocked values, caps), and the command."""
+must hold for any log (row order, blocked values, caps, connected parts resolved alone), and the
+command."""
 
 import json
 import random
 import re
+from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,7 +27,16 @@ from cxops.journey.domain.identifiers import (
     normalise_phone,
     normaliser,
 )
-from cxops.journey.domain.identity import Event, Identifier, Resolution, Rules, resolve
+from cxops.journey.domain.identity import (
+    Event,
+    Identifier,
+    Resolution,
+    Rules,
+    Separation,
+    is_blocked_by_rule,
+    normalise,
+    resolve,
+)
 
 T0 = datetime(2024, 5, 1, 9, tzinfo=UTC)
 
@@ -185,6 +197,46 @@ def test_events_without_a_usable_identifier_are_unresolved() -> None:
         ("phone", "12", 1),
     ]
     assert [p.events for p in result.profiles] == [("ok",)]
+
+
+def test_a_split_keeps_its_sides_apart_even_through_another_value() -> None:
+    """The email and the phone were split: neither their own event nor a path through the CRM id
+    may join them again, and both refusals name the split."""
+    unrelated = Separation(frozenset({Identifier("email", "bob@y.com")}), frozenset({ANN_CRM}))
+    split = Separation(frozenset({ANN_EMAIL}), frozenset({ANN_PHONE}))
+    result = resolve(
+        [
+            Event("call", (("email", "ann@x.com"), ("phone", "+14158675309")), at(0)),
+            Event("web", (("email", "ann@x.com"), ("crm_id", "C-1")), at(1)),
+            Event("case", (("phone", "+14158675309"), ("crm_id", "C-1")), at(2)),
+        ],
+        Rules(separations=(unrelated, split)),
+    )
+    assert profile_sets(result) == {frozenset({ANN_EMAIL, ANN_CRM}), frozenset({ANN_PHONE})}
+    assert [merge.link.first_event for merge in result.merges] == ["web"]
+    direct, through = result.separated
+    assert (direct.step, direct.link.first_event, direct.separation) == (0, "call", 1)
+    assert (through.step, through.link.first_event, through.separation) == (2, "case", 1)
+    assert (through.link.left, through.link.right) == (ANN_CRM, ANN_PHONE)
+    assert through.profiles == (profile_of(result, ANN_CRM), profile_of(result, ANN_PHONE))
+    assert result.refusals == ()
+    with pytest.raises(ValueError, match="share values"):
+        Separation(frozenset({ANN_EMAIL}), frozenset({ANN_EMAIL, ANN_PHONE}))
+
+
+def test_a_value_found_common_elsewhere_is_blocked_with_its_detail() -> None:
+    detail = "seen with 7 email values; at most 3 fit in one profile"
+    events = [Event("call", (("email", "ann@x.com"), ("phone", "+1 415 867 5309")))]
+    assert len(resolve(events).profiles) == 1
+    result = resolve(events, Rules(common={ANN_PHONE: detail, Identifier("email", "z@z.com"): "x"}))
+    (phone,) = result.blocked
+    assert (phone.identifier, phone.reason, phone.detail) == (ANN_PHONE, "common", detail)
+    assert profile_sets(result) == {frozenset({ANN_EMAIL})} and result.merges == ()
+    # A rule that also blocks it comes first.
+    ruled = resolve(
+        events, Rules(blocklist=(BlockRule(value="+14158675309"),), common={ANN_PHONE: detail})
+    )
+    assert [(b.reason, b.detail) for b in ruled.blocked] == [("rule", "value +14158675309")]
 
 
 def test_event_ids_must_be_unique_and_times_zoned() -> None:
@@ -456,6 +508,74 @@ def test_without_rules_profiles_are_the_connected_values(events: list[Event]) ->
     for identifier in parent:
         components.setdefault(find(identifier), set()).add(identifier)
     assert profile_sets(resolve(events, loose)) == {frozenset(c) for c in components.values()}
+
+
+@settings(max_examples=200, deadline=None)
+@given(logs, rule_sets)
+def test_normalise_and_is_blocked_by_rule_agree_with_resolve(
+    events: list[Event], rules: Rules
+) -> None:
+    result = resolve(events, rules)
+    seen = {identifier for profile in result.profiles for identifier in profile.identifiers}
+    seen |= {value.identifier for value in result.blocked}
+    normalised = {
+        (type_name, raw): normalise(type_name, raw, rules)
+        for event in events
+        for type_name, raw in event.identifiers
+    }
+    assert seen == {identifier for identifier in normalised.values() if identifier is not None}
+    assert {(v.type, v.value) for v in result.invalid} == {
+        (type_name, raw.strip())
+        for (type_name, raw), identifier in normalised.items()
+        if identifier is None and raw.strip()
+    }
+    by_rule = {v.identifier: v.detail for v in result.blocked if v.reason == "rule"}
+    assert by_rule == {
+        identifier: detail
+        for identifier in seen
+        if (detail := is_blocked_by_rule(identifier, rules)) is not None
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(logs, rule_sets)
+def test_connected_parts_resolve_alone_as_with_all_the_others(
+    events: list[Event], rules: Rules
+) -> None:
+    """Events joined by no value that could join (valid, blocked by no rule, not found common
+    over the whole log) resolve alone as they do together, given the values found common."""
+    full = resolve(events, rules)
+    common = {v.identifier: v.detail for v in full.blocked if v.reason == "common"}
+    parent = list(range(len(events)))
+
+    def find(position: int) -> int:
+        while parent[position] != position:
+            position = parent[position]
+        return position
+
+    holder: dict[Identifier, int] = {}
+    for position, event in enumerate(events):
+        for type_name, raw in event.identifiers:
+            identifier = normalise(type_name, raw, rules)
+            if identifier is None or identifier in common or is_blocked_by_rule(identifier, rules):
+                continue
+            parent[find(position)] = find(holder.setdefault(identifier, position))
+    parts: dict[int, list[Event]] = {}
+    for position, event in enumerate(events):
+        parts.setdefault(find(position), []).append(event)
+    alone = [resolve(part, replace(rules, common=common)) for part in parts.values()]
+
+    def records(result: Resolution) -> Counter[object]:
+        """Merges and refusals without their steps, which number the links of the whole log."""
+        return Counter(
+            [(m.profile_id, m.link, m.sizes) for m in result.merges]
+            + [(r.link, r.profiles, r.type, r.would_hold, r.limit) for r in result.refusals]
+        )
+
+    assert Counter(p for r in alone for p in r.profiles) == Counter(full.profiles)
+    assert sum((records(r) for r in alone), Counter()) == records(full)
+    assert {e for r in alone for e in r.unresolved_events} == set(full.unresolved_events)
+    assert {s for r in alone for s in r.split_events} == set(full.split_events)
 
 
 # -- the command -----------------------------------------------------------------------------

@@ -7,18 +7,25 @@ refused, so the resolution is a function of the *set* of events:
 1. Values are normalised; a value is blocked before anything merges, either by a rule
    (``BlockRule``) or because it is too common: it appears with more distinct values of one
    type than ``max_profiles_per_value`` profiles could hold under that type's cap (an
-   inbox seen with 9 phone numbers when a profile holds at most 3 phones is shared).
+   inbox seen with 9 phone numbers when a profile holds at most 3 phones is shared), or it
+   was found too common before (``Rules.common``, from events not given here). A rule wins
+   over commonness, so a value blocked both ways reads as blocked by its rule.
 2. Two unblocked values are linked when they appear in the same event. Links are taken in a
    canonical order: the most events first, then the earliest, then by the values themselves.
-3. A link joins two groups unless the joined group would hold more values of one type than its
-   cap; the refusal is final, since groups only grow. Every join and refusal is recorded.
+3. A link joins two groups unless the joined group would hold values of both sides of a split
+   (``Rules.separations``), or more values of one type than its cap; the refusal is final,
+   since groups only grow. Every join and refusal is recorded.
 4. Each profile is named by a hash of its smallest identifier; each event belongs to the profile
    holding most of its identifiers (ties: the one holding its smallest identifier).
 
 Nothing depends on the order of the events or of the identifiers within one; only which event a
-record names as the first depends on the event ids (earliest, then by id).
+record names as the first depends on the event ids (earliest, then by id). Given the values found
+common over all of them, the events of each connected part (joined by values neither blocked nor
+common) resolve alone into the same profiles, merges and refusals as with all the others: a
+service may resolve one part at a time.
 """
 
+import bisect
 import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -47,12 +54,33 @@ class Event:
     timestamp: datetime | None = None
 
 
+class Identifier(NamedTuple):
+    """A normalised value and its type; identifiers sort by type, then value."""
+
+    type: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Separation:
+    """Values a split put apart: no profile may hold a value of ``left`` and one of ``right``."""
+
+    left: frozenset[Identifier]
+    right: frozenset[Identifier]
+
+    def __post_init__(self) -> None:
+        if self.left & self.right:
+            raise ValueError("a separation's left and right share values")
+
+
 @dataclass(frozen=True, slots=True)
 class Rules:
     """What may join: the blocklist, the most values of one type a profile may hold
     (``max_per_type`` by type, else ``default_max_per_type``), how many profiles a value may
     plausibly span before it counts as shared, each type's kind where its name does not say,
-    and the country code that makes national phone numbers international."""
+    the country code that makes national phone numbers international, the splits that keep
+    values apart, and the normalised values found too common elsewhere (with the detail
+    recorded when they were)."""
 
     blocklist: tuple[BlockRule, ...] = DEFAULT_BLOCKLIST
     max_per_type: Mapping[str, int] = field(default_factory=dict)
@@ -60,6 +88,8 @@ class Rules:
     max_profiles_per_value: int = 1
     kinds: Mapping[str, Kind] = field(default_factory=dict)
     country_code: str | None = None
+    separations: tuple[Separation, ...] = ()
+    common: Mapping[Identifier, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         limits = {"default_max_per_type": self.default_max_per_type, **self.max_per_type}
@@ -78,13 +108,6 @@ class Rules:
 
     def kind(self, type_name: str) -> Kind:
         return self.kinds.get(type_name) or kind_of(type_name)
-
-
-class Identifier(NamedTuple):
-    """A normalised value and its type; identifiers sort by type, then value."""
-
-    type: str
-    value: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +156,17 @@ class CapRefusal:
 
 
 @dataclass(frozen=True, slots=True)
+class SeparationRefusal:
+    """A link refused because a split put its two sides apart (``separation`` indexes
+    ``Rules.separations``); its two sides ended in ``profiles``."""
+
+    step: int
+    link: Link
+    profiles: tuple[str, str]
+    separation: int
+
+
+@dataclass(frozen=True, slots=True)
 class BlockedValue:
     """A value that joined nothing: ``reason`` is ``rule`` (``detail`` names it) or ``common``
     (``detail`` says what it was seen with). ``profiles`` are where its events ended."""
@@ -155,8 +189,8 @@ class InvalidValue:
 
 @dataclass(frozen=True, slots=True)
 class SplitEvent:
-    """An event whose identifiers ended in more than one profile (a cap refused the join): it
-    belongs to ``profile_id`` and also touches ``others``."""
+    """An event whose identifiers ended in more than one profile (a cap or a split refused the
+    join): it belongs to ``profile_id`` and also touches ``others``."""
 
     event_id: str
     profile_id: str
@@ -176,6 +210,7 @@ class Resolution:
     invalid: tuple[InvalidValue, ...]
     unresolved_events: tuple[str, ...]
     split_events: tuple[SplitEvent, ...]
+    separated: tuple[SeparationRefusal, ...] = ()
 
 
 def resolve(events: Iterable[Event], rules: Rules | None = None) -> Resolution:
@@ -185,12 +220,39 @@ def resolve(events: Iterable[Event], rules: Rules | None = None) -> Resolution:
     ordered = _in_order(events)
     values = _Values(ordered, rules)
     links = _Links(values)
-    for index, detail in _common_values(links, values, rules).items():
+    common = _common_values(links, values, rules)
+    for identifier, detail in rules.common.items():
+        index = values.index_of(identifier)
+        if index is not None and not values.blocked[index]:
+            common[index] = detail
+    for index, detail in common.items():
         values.block(index, "common", detail)
     groups = _Groups(values, rules)
     for step, code in enumerate(links.canonical(_moments(ordered), values.blocked)):
         groups.join(step, code, links.width)
     return _Report(ordered, values, links, groups).resolution()
+
+
+def normalise(type_name: str, raw: str, rules: Rules) -> Identifier | None:
+    """The identifier a raw value becomes in resolution; ``None`` when blank or malformed."""
+    value = _normaliser(type_name, rules)(raw) if raw.strip() else None
+    return None if value is None else Identifier(type_name, value)
+
+
+def is_blocked_by_rule(identifier: Identifier, rules: Rules) -> str | None:
+    """The description of the rule that blocks a normalised identifier, if one does."""
+    rule = _rule_test(identifier.type, rules)(identifier.value)
+    return None if rule is None else rule.describe()
+
+
+def _normaliser(type_name: str, rules: Rules) -> Callable[[str], str | None]:
+    return normaliser(rules.kind(type_name), country_code=rules.country_code)
+
+
+def _rule_test(type_name: str, rules: Rules) -> Callable[[str], BlockRule | None]:
+    kind = rules.kind(type_name)
+    applicable = [rule for rule in rules.blocklist if rule.applies_to(type_name, kind)]
+    return first_rule(applicable, _normaliser(type_name, rules))
 
 
 def _in_order(events: Iterable[Event]) -> list[Event]:
@@ -299,25 +361,24 @@ class _Values:
             return _BLANK
         normalise = self.normalisers.get(type_name)
         if normalise is None:
-            normalise = normaliser(rules.kind(type_name), country_code=rules.country_code)
-            self.normalisers[type_name] = normalise
+            normalise = self.normalisers[type_name] = _normaliser(type_name, rules)
         value = normalise(raw)
         if value is None:
             return _MALFORMED
         return numbering.setdefault(Identifier(type_name, value), len(numbering))
 
     def _apply_blocklist(self, rules: Rules) -> None:
-        tests = {
-            name: first_rule(
-                [rule for rule in rules.blocklist if rule.applies_to(name, rules.kind(name))],
-                self.normalisers[name],
-            )
-            for name in self.types
-        }
+        tests = {name: _rule_test(name, rules) for name in self.types}
         for index, identifier in enumerate(self.identifiers):
             rule = tests[identifier.type](identifier.value)
             if rule is not None:
                 self.block(index, "rule", rule.describe())
+
+    def index_of(self, identifier: Identifier) -> int | None:
+        """The number of a value the events carry, else ``None``."""
+        at = bisect.bisect_left(self.identifiers, identifier)
+        found = at < len(self.identifiers) and self.identifiers[at] == identifier
+        return at if found else None
 
     def block(self, index: int, reason: str, detail: str) -> None:
         self.blocked[index] = True
@@ -388,9 +449,12 @@ def _common_values(links: _Links, values: _Values, rules: Rules) -> dict[int, st
 
 
 class _Groups:
-    """Union-find over value numbers that refuses a join exceeding a type's cap, and keeps every
-    join ``(step, link, sizes)`` and refusal ``(step, link, type, would hold)``. A group's values
-    of each type are counted in one flat list, ``held[root * types + type]``."""
+    """Union-find over value numbers that refuses a join putting together the two sides of a
+    split or exceeding a type's cap, and keeps every join ``(step, link, sizes)`` and refusal
+    (``(step, link, separation)``, ``(step, link, type, would hold)``). A group's values of each
+    type are counted in one flat list, ``held[root * types + type]``; the sides of splits it
+    holds are bits of ``sides[root]`` (``2 * separation`` for left, the next bit for right),
+    kept only for groups holding one."""
 
     def __init__(self, values: _Values, rules: Rules) -> None:
         size = len(values.identifiers)
@@ -401,8 +465,17 @@ class _Groups:
         for index, type_number in enumerate(values.type_of):
             self.held[index * self.types + type_number] = 1
         self.caps = [rules.cap(name) for name in values.types]
+        self.sides: dict[int, int] = {}
+        for number, separation in enumerate(rules.separations):
+            for bit, side in ((1, separation.left), (2, separation.right)):
+                for identifier in side:
+                    held = values.index_of(identifier)
+                    if held is not None:
+                        self.sides[held] = self.sides.get(held, 0) | bit << 2 * number
+        self.lefts = sum(1 << 2 * number for number in range(len(rules.separations)))
         self.joins: list[tuple[int, int, tuple[int, int]]] = []
         self.refusals: list[tuple[int, int, int, int]] = []
+        self.separated: list[tuple[int, int, int]] = []
 
     def find(self, index: int) -> int:
         parent = self.parent
@@ -414,6 +487,11 @@ class _Groups:
     def join(self, step: int, code: int, width: int) -> None:
         left, right = self.find(code // width), self.find(code % width)
         if left == right:
+            return
+        sides = self.sides.get(left, 0) | self.sides.get(right, 0)
+        both = sides & sides >> 1 & self.lefts
+        if both:
+            self.separated.append((step, code, ((both & -both).bit_length() - 1) // 2))
             return
         held, types = self.held, self.types
         at_left, at_right = left * types, right * types
@@ -429,6 +507,8 @@ class _Groups:
         self.size[left] += self.size[right]
         for type_number in range(types):
             held[at_left + type_number] += held[at_right + type_number]
+        if sides:
+            self.sides[left] = sides
 
 
 class _Report:
@@ -488,10 +568,7 @@ class _Report:
                 CapRefusal(
                     step,
                     self._link(code),
-                    (
-                        self._profile_of(code // self.links.width),
-                        self._profile_of(code % self.links.width),
-                    ),
+                    self._sides(code),
                     self.values.types[type_number],
                     held,
                     self.groups.caps[type_number],
@@ -522,7 +599,15 @@ class _Report:
                 )
                 for position, others in self.split
             ),
+            separated=tuple(
+                SeparationRefusal(step, self._link(code), self._sides(code), separation)
+                for step, code, separation in self.groups.separated
+            ),
         )
+
+    def _sides(self, code: int) -> tuple[str, str]:
+        left, right = divmod(code, self.links.width)
+        return self._profile_of(left), self._profile_of(right)
 
     def _profile_of(self, index: int) -> str:
         return self.name[self.root[index]]
