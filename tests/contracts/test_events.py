@@ -16,7 +16,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from pydantic import AwareDatetime, BaseModel, ValidationError
+from pydantic import AwareDatetime, BaseModel, JsonValue, ValidationError
 
 from cxops.common.components import SERVICES
 
@@ -46,11 +46,7 @@ def _published(subject: str) -> dict[str, type[BaseModel]]:
 #: Subjects a consumer already reads that their publisher does not publish yet, and when it
 #: will (``{"cx.x.y.z.v1": "x publishes it with issue N"}``). Each entry must still be
 #: unpublished: once it is, the entry goes and the subject is checked as every other.
-AWAITED: dict[str, str] = {
-    "cx.journey.interaction.recorded.v1": (
-        "journey publishes interactions with issue 15; feedback reads them as exit points"
-    ),
-}
+AWAITED: dict[str, str] = {}
 
 SUBSCRIPTIONS = _subscriptions()
 CHECKED = [(service, subject) for service, subject in SUBSCRIPTIONS if subject not in AWAITED]
@@ -107,6 +103,11 @@ _WIRE_TYPES: dict[Any, st.SearchStrategy[Any]] = {
     # JSON has no NaN or infinity: no publisher sends them (and NaN equals nothing).
     float: st.floats(allow_nan=False, allow_infinity=False),
     str: st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40),
+    JsonValue: st.recursive(
+        st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=8),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+        max_leaves=6,
+    ),
 }
 
 
@@ -117,6 +118,9 @@ def _strategy(annotation: Any) -> st.SearchStrategy[Any]:
         return _strategy(get_args(annotation)[0])
     if get_origin(annotation) in (Union, UnionType):
         return st.one_of(*(_strategy(arg) for arg in get_args(annotation)))
+    if get_origin(annotation) is dict:
+        key, value = get_args(annotation)
+        return st.dictionaries(_strategy(key), _strategy(value), max_size=3)
     found = _WIRE_TYPES.get(annotation)
     return found if found is not None else st.from_type(annotation)
 

@@ -5,7 +5,7 @@ per request, and the start-up check that refuses an unmigrated database.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -15,6 +15,7 @@ from typing import Annotated, Any, Protocol, TypeVar
 import sqlalchemy as sa
 from fastapi import Depends, Request
 from sqlalchemy import event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -232,3 +233,10 @@ async def unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
 #: ``scope="function"`` makes FastAPI commit before the response is sent, so a failed commit is
 #: answered with an error instead of a success the database never saw.
 SessionDep = Annotated[AsyncSession, Depends(unit_of_work, scope="function")]
+
+
+def insert_if_absent(dialect: str, table: sa.Table, *, unique: Sequence[str] | None = None) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING (on the ``unique`` columns, else any conflict) in
+    ``dialect`` (``postgresql`` or ``sqlite``)."""
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    return insert.on_conflict_do_nothing(index_elements=unique)

@@ -270,14 +270,6 @@ class TaskCompleted(BaseModel):
     completed_at: AwareDatetime
 
 
-class InteractionIdentifiers(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    email: str | None = None
-    phone: str | None = None
-    crm_id: str | None = None
-
-
 class InteractionRecorded(BaseModel):
     """Journey's ``interaction.recorded`` (issue 15): what a platform reported happened to a
     customer. Feedback knows the customer by ``crm_id``, else by ``email:``/``phone:`` and the
@@ -287,7 +279,8 @@ class InteractionRecorded(BaseModel):
 
     external_id: str
     occurred_at: AwareDatetime
-    identifiers: InteractionIdentifiers
+    #: By type: feedback reads ``crm_id``, ``email`` and ``phone``.
+    identifiers: dict[str, str]
     channel: str
     activity: str
     team: str | None = None

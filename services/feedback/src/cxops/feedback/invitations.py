@@ -299,11 +299,9 @@ def trigger_of(event: Event) -> Trigger:
             agent_id=task.agent_id,
         )
     interaction: events.InteractionRecorded = _read(events.InteractionRecorded, event)
-    ids = interaction.identifiers
-    customer_ref = ids.crm_id or (
-        f"email:{ids.email}" if ids.email else f"phone:{ids.phone}" if ids.phone else None
-    )
-    channel, address = ("email", ids.email) if ids.email else ("sms", ids.phone)
+    crm_id, email, phone = (interaction.identifiers.get(k) for k in ("crm_id", "email", "phone"))
+    customer_ref = crm_id or (f"email:{email}" if email else f"phone:{phone}" if phone else None)
+    channel, address = ("email", email) if email else ("sms", phone)
     return Trigger(
         source=event.subject,
         source_id=event.id,

@@ -8,10 +8,10 @@ from operator import attrgetter
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from cxops.common.db import insert_if_absent
 from cxops.common.events.group_commit import Row
 from cxops.common.tenancy import ALL_TENANTS, TenantRepository
 from cxops.feedback.domain.complaints import Count, Granularity, Total
@@ -163,13 +163,6 @@ class LabelRepository(TenantRepository):
 
 
 # ------------------------------------------------------------------------ survey invitations
-
-
-def insert_if_absent(dialect: str, table: sa.Table, *, unique: Sequence[str] | None = None) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING (on the ``unique`` columns, else any conflict) in
-    ``dialect`` (``postgresql`` or ``sqlite``)."""
-    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    return insert.on_conflict_do_nothing(index_elements=unique)
 
 
 class SurveyRepository(TenantRepository):

@@ -1,22 +1,29 @@
-"""The journey service: journey maps, interaction logs, identity resolution, mining, simulation.
-
-For now the skeleton only: settings, migrations (the outbox and the inbox), health, metrics and
-the operator's dead-letter view, so the suite starts whole and later issues add the behaviour.
-"""
+"""The journey service: interactions in, resolved into customers across channels; journey maps,
+process mining and simulation."""
 
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from cxops.common.service import ServiceSpec, create_service_app
+from cxops.journey.api import customers, interactions
 from cxops.journey.settings import JourneySettings
 
 SPEC = ServiceSpec(
     name="journey",
-    description=(
-        "Journey maps, interaction logs, identity resolution, process mining and simulation."
-    ),
+    description=("Interactions, identity resolution, journey maps, process mining and simulation."),
     migrations=Path(__file__).parent / "migrations",
+    routers=[interactions.router, customers.router],
+    tags=[
+        {
+            "name": "interactions",
+            "description": "What happened to customers, as platforms report it.",
+        },
+        {
+            "name": "customers",
+            "description": "One customer across channels: profiles resolved from interactions.",
+        },
+    ],
 )
 
 

@@ -18,9 +18,10 @@ fields; a breaking change is a new ``.v2`` subject published beside ``.v1``.
 """
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, JsonValue
 
 from cxops.common.events import Event
 
@@ -43,7 +44,7 @@ class InteractionRecordedV1(_Payload):
     activity: str
     team: str | None
     stage: str | None
-    attributes: dict[str, Any]
+    attributes: dict[str, JsonValue]
     customer_id: str | None
     received_at: AwareDatetime
 
@@ -63,9 +64,16 @@ PUBLISHED: dict[str, type[BaseModel]] = {
 }
 
 
-def journey_event(subject: str, *, tenant: str, **fields: Any) -> Event:
-    """The event ``subject`` of ``tenant``, its payload validated by the subject's model."""
+def journey_event(
+    subject: str, *, tenant: str, trace: Mapping[str, str] | None = None, **fields: Any
+) -> Event:
+    """The event ``subject`` of ``tenant``, its payload validated by the subject's model;
+    ``trace`` as for :meth:`Event.new`."""
     payload = PUBLISHED[subject].model_validate(fields)
     return Event.new(
-        subject=subject, source=EVENT_SOURCE, tenant=tenant, data=payload.model_dump(mode="json")
+        subject=subject,
+        source=EVENT_SOURCE,
+        tenant=tenant,
+        data=payload.model_dump(mode="json"),
+        trace=trace,
     )

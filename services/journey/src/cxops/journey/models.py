@@ -70,7 +70,8 @@ class Customer(JourneyTable, table=True):
     joins (the value and the interaction that linked them) and of the joins a cap or a split
     refused, as :mod:`cxops.journey.schemas` shows them. A profile is rewritten whenever the
     interactions of its component change; one that stops existing (joined into another) is
-    deleted.
+    deleted. A profile may hold no interaction (yet): a value a split put apart, whose
+    interactions all went to the profile holding their other values; its times are then null.
     """
 
     __tablename__ = "journey_customers"
@@ -81,8 +82,8 @@ class Customer(JourneyTable, table=True):
     merges: list[dict[str, Any]] = Field(sa_type=sa.JSON, nullable=False)
     refusals: list[dict[str, Any]] = Field(sa_type=sa.JSON, nullable=False)
     interactions: int = Field(nullable=False)
-    first_seen: datetime = Field(sa_type=UTCDateTime, nullable=False)
-    last_seen: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    first_seen: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    last_seen: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
 
 

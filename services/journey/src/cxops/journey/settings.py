@@ -7,3 +7,7 @@ from cxops.common.settings import ServiceSettings
 
 class JourneySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CXOPS_JOURNEY_", extra="ignore", frozen=True)
+
+    #: The country code that makes national phone numbers international for identity
+    #: resolution (``44`` reads ``07700 900123`` as ``+447700900123``); none leaves them as given.
+    identity_country_code: str | None = None

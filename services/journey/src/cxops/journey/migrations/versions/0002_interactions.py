@@ -67,8 +67,8 @@ def upgrade() -> None:
         sa.Column("merges", sa.JSON(), nullable=False),
         sa.Column("refusals", sa.JSON(), nullable=False),
         sa.Column("interactions", sa.Integer(), nullable=False),
-        sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("first_seen", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_seen", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("tenant", "id"),
     )
