@@ -12,8 +12,8 @@ from uuid6 import uuid7
 
 from cxops.common.db import Database
 from cxops.common.tenancy import TenantRepository
-from cxops.journey.domain.identity import Identifier, Rules, normalise
-from cxops.journey.identity_store import lock_tenant, resolve_around, splits
+from cxops.journey.domain.identity import Identifier
+from cxops.journey.identity_store import Spelling, lock_tenant, resolve_around, splits
 from cxops.journey.models import (
     Customer,
     CustomerIdentifier,
@@ -115,12 +115,12 @@ async def _public(repository: CustomerRepository, found: list[Customer]) -> list
     ]
 
 
-def parse_identifier(text: str, rules: Rules) -> Identifier | None:
+def parse_identifier(text: str, spelling: Spelling) -> Identifier | None:
     """``type:value`` normalised as resolution normalises it; None when it cannot be one."""
     type_name, colon, raw = text.partition(":")
     if not colon or not type_name:
         return None
-    return normalise(type_name.strip(), raw, rules)
+    return spelling.normalise(type_name.strip(), raw)
 
 
 async def split_customer(
@@ -131,7 +131,7 @@ async def split_customer(
     identifiers: Sequence[IdentifierIn],
     reason: str | None,
     by: str,
-    rules: Rules,
+    spelling: Spelling,
 ) -> SplitResult:
     """Keep ``identifiers`` apart from the rest of the profile, now and for every later
     interaction; the profiles the component resolves into afterwards."""
@@ -142,7 +142,7 @@ async def split_customer(
         held = _held(connection, tenant, customer_id)
         if held is None:
             raise CustomerNotFound(customer_id)
-        left = _named(identifiers, rules)
+        left = _named(identifiers, spelling)
         if not left <= held:
             missing = ", ".join(f"{i.type}:{i.value}" for i in sorted(left - held))
             raise SplitRefused(f"the profile does not hold {missing}")
@@ -162,7 +162,9 @@ async def split_customer(
                 created_at=now,
             )
         )
-        reassigned = resolve_around(connection, tenant=tenant, seeds=held, rules=rules, now=now)
+        reassigned = resolve_around(
+            connection, tenant=tenant, seeds=held, spelling=spelling, now=now
+        )
         return split_id, reassigned.profiles
 
     split_id, profiles = await db.run_transaction(work)
@@ -189,10 +191,10 @@ def _held(connection: sa.Connection, tenant: str, customer_id: str) -> set[Ident
     return {Identifier(item["type"], item["value"]) for item in row[0]}
 
 
-def _named(identifiers: Sequence[IdentifierIn], rules: Rules) -> set[Identifier]:
+def _named(identifiers: Sequence[IdentifierIn], spelling: Spelling) -> set[Identifier]:
     named = set()
     for index, given in enumerate(identifiers):
-        identifier = normalise(given.type, given.value, rules)
+        identifier = spelling.normalise(given.type, given.value)
         if identifier is None:
             raise SplitRefused(f"identifiers[{index}] is not a valid {given.type}")
         named.add(identifier)

@@ -18,14 +18,16 @@ row in ``journey_identity_locks`` first, so concurrent runs of one tenant take t
 """
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cache
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from cxops.common.db import insert_if_absent
+from cxops.journey.domain.identifiers import BlockRule, first_rule, normaliser
 from cxops.journey.domain.identity import (
     CapRefusal,
     Event,
@@ -36,7 +38,6 @@ from cxops.journey.domain.identity import (
     Rules,
     Separation,
     SeparationRefusal,
-    is_blocked_by_rule,
     resolve,
 )
 from cxops.journey.models import (
@@ -74,6 +75,47 @@ class Reassigned:
     profiles: list[str] = field(default_factory=list)
 
 
+class Spelling:
+    """:func:`normalise` and :func:`is_blocked_by_rule` for many values: each type's tests are
+    compiled once (a blocklist's patterns cost far more to compile than to run)."""
+
+    def __init__(self, rules: Rules) -> None:
+        self.rules = rules
+        self._normalisers: dict[str, Callable[[str], str | None]] = {}
+        self._tests: dict[str, Callable[[str], BlockRule | None]] = {}
+
+    def normalise(self, type_name: str, raw: str) -> Identifier | None:
+        normalise = self._normalisers.get(type_name)
+        if normalise is None:
+            normalise = self._normalisers[type_name] = normaliser(
+                self.rules.kind(type_name), country_code=self.rules.country_code
+            )
+        value = normalise(raw) if raw.strip() else None
+        return None if value is None else Identifier(type_name, value)
+
+    def blocked_by_rule(self, identifier: Identifier) -> bool:
+        test = self._tests.get(identifier.type)
+        if test is None:
+            kind = self.rules.kind(identifier.type)
+            self.normalise(identifier.type, "")
+            test = self._tests[identifier.type] = first_rule(
+                [rule for rule in self.rules.blocklist if rule.applies_to(identifier.type, kind)],
+                self._normalisers[identifier.type],
+            )
+        return test(identifier.value) is not None
+
+
+def identity_spelling(settings: Any) -> Spelling:
+    """The rules resolution runs under (the defaults, with the service's country code), with
+    their tests compiled once per process."""
+    return _spelling_for(getattr(settings, "identity_country_code", None))
+
+
+@cache
+def _spelling_for(country_code: str | None) -> Spelling:
+    return Spelling(Rules(country_code=country_code))
+
+
 def lock_tenant(connection: sa.Connection, tenant: str) -> None:
     """Take the tenant's resolution lock for the rest of the transaction."""
     bump = sa.update(locks).where(locks.c.tenant == tenant).values(version=locks.c.version + 1)
@@ -89,17 +131,17 @@ def resolve_around(
     *,
     tenant: str,
     seeds: Iterable[Identifier],
-    rules: Rules,
+    spelling: Spelling,
     now: datetime,
 ) -> Reassigned:
     """Re-resolve the component of ``seeds`` (normalised values of stored interactions) and
     store its profiles; the caller holds the tenant's lock."""
-    component = _Component(connection, tenant, rules)
+    component = _Component(connection, tenant, spelling)
     component.walk(seeds)
     if not component.interactions:
         return Reassigned()
     separations, split_ids = _separations(connection, tenant, component.values)
-    resolution = _resolve(component, rules, separations)
+    resolution = _resolve(component, spelling.rules, separations)
     _store_common(connection, tenant, resolution, component.common)
     return _rewrite(connection, tenant, component, resolution, split_ids, now)
 
@@ -114,14 +156,13 @@ class _Stored:
 class _Component:
     """The interactions reachable from some values through joinable values, read in rounds."""
 
-    def __init__(self, connection: sa.Connection, tenant: str, rules: Rules) -> None:
+    def __init__(self, connection: sa.Connection, tenant: str, spelling: Spelling) -> None:
         self.connection = connection
         self.tenant = tenant
-        self.rules = rules
+        self.spelling = spelling
         self.values: set[Identifier] = set()
         self.common: dict[Identifier, str] = {}
         self.interactions: dict[str, _Stored] = {}
-        self._blocked_by_rule: dict[Identifier, bool] = {}
 
     def walk(self, seeds: Iterable[Identifier]) -> None:
         frontier = {value for value in seeds if self._joinable(value)}
@@ -138,12 +179,7 @@ class _Component:
             }
 
     def _joinable(self, value: Identifier) -> bool:
-        blocked = self._blocked_by_rule.get(value)
-        if blocked is None:
-            blocked = self._blocked_by_rule[value] = (
-                is_blocked_by_rule(value, self.rules) is not None
-            )
-        return not blocked and value not in self.common
+        return value not in self.common and not self.spelling.blocked_by_rule(value)
 
     def _note_common(self, values: set[Identifier]) -> None:
         for chunk in _chunks(sorted(values)):
@@ -436,8 +472,3 @@ def _chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:
 
 def _uuid(value: str) -> uuid.UUID:
     return uuid.UUID(value)
-
-
-def identity_rules(settings: Any) -> Rules:
-    """The rules resolution runs under: the defaults, with the service's country code."""
-    return Rules(country_code=getattr(settings, "identity_country_code", None))

@@ -25,8 +25,9 @@ from cxops.common.errors import validation_errors
 from cxops.common.events.outbox import outbox_row, queue_events
 from cxops.common.telemetry import outgoing_trace_headers
 from cxops.journey import events
-from cxops.journey.domain.identity import Identifier, Rules, normalise
+from cxops.journey.domain.identity import Identifier
 from cxops.journey.identity_store import (
+    Spelling,
     interaction_identifiers,
     interactions,
     lock_tenant,
@@ -82,7 +83,7 @@ async def record(
     tenant: str,
     accepted: Sequence[_Accepted],
     rejected: Sequence[InteractionOutcome],
-    rules: Rules,
+    spelling: Spelling,
 ) -> BatchResult:
     """Store, resolve and announce the accepted items; the outcomes in the body's order."""
     trace = outgoing_trace_headers()
@@ -90,7 +91,7 @@ async def record(
     if accepted:
         outcomes += await db.run_transaction(
             lambda connection, info: _write(
-                connection, info, tenant=tenant, accepted=accepted, rules=rules, trace=trace
+                connection, info, tenant=tenant, accepted=accepted, spelling=spelling, trace=trace
             )
         )
     outcomes.sort(key=lambda outcome: outcome.index)
@@ -108,7 +109,7 @@ def _write(
     *,
     tenant: str,
     accepted: Sequence[_Accepted],
-    rules: Rules,
+    spelling: Spelling,
     trace: dict[str, str],
 ) -> list[InteractionOutcome]:
     now = datetime.now(UTC)
@@ -126,8 +127,8 @@ def _write(
         fresh.append((entry, new_id))
     if not fresh:
         return outcomes
-    seeds = _insert(connection, tenant, fresh, rules, received_at=now)
-    reassigned = resolve_around(connection, tenant=tenant, seeds=seeds, rules=rules, now=now)
+    seeds = _insert(connection, tenant, fresh, spelling, received_at=now)
+    reassigned = resolve_around(connection, tenant=tenant, seeds=seeds, spelling=spelling, now=now)
     rows = []
     for entry, interaction_id in fresh:
         customer_id = reassigned.customer_of.get(str(interaction_id))
@@ -153,16 +154,13 @@ def _write(
                 )
             )
         )
-    first_new = {str(interaction_id): interaction_id for _, interaction_id in fresh}
+    # Each merged profile's first new interaction: the one that linked it.
+    linking: dict[str, uuid.UUID] = {}
+    for _, interaction_id in fresh:
+        profile = reassigned.customer_of.get(str(interaction_id))
+        if profile is not None:
+            linking.setdefault(profile, interaction_id)
     for customer_id, (ceased, linked_by) in sorted(reassigned.merged.items()):
-        linking = next(
-            (
-                first_new[key]
-                for key, profile in reassigned.customer_of.items()
-                if profile == customer_id and key in first_new
-            ),
-            None,
-        )
         rows.append(
             outbox_row(
                 events.journey_event(
@@ -172,7 +170,7 @@ def _write(
                     customer_id=customer_id,
                     merged=ceased,
                     linked_by=linked_by,
-                    interaction_id=linking,
+                    interaction_id=linking.get(customer_id),
                     merged_at=now,
                 )
             )
@@ -210,7 +208,7 @@ def _insert(
     connection: sa.Connection,
     tenant: str,
     fresh: Sequence[tuple[_Accepted, uuid.UUID]],
-    rules: Rules,
+    spelling: Spelling,
     *,
     received_at: datetime,
 ) -> set[Identifier]:
@@ -238,7 +236,7 @@ def _insert(
         normalised = {
             identifier
             for type_name, raw in item.identifiers.items()
-            if (identifier := normalise(type_name, raw, rules)) is not None
+            if (identifier := spelling.normalise(type_name, raw)) is not None
         }
         seeds |= normalised
         values += [

@@ -10,7 +10,7 @@ from cxops.common.db import SessionDep
 from cxops.common.errors import PROBLEM_MEDIA_TYPE, Problem
 from cxops.common.service import State
 from cxops.journey import customers
-from cxops.journey.identity_store import identity_rules
+from cxops.journey.identity_store import identity_spelling
 from cxops.journey.schemas import CustomerList, CustomerPublic, SplitIn, SplitResult
 
 router = APIRouter(prefix="/customers", tags=["customers"])
@@ -47,7 +47,7 @@ async def find_customers(
     """The profile that holds the value; for a value no profile holds because it is blocked (a
     shared inbox, a placeholder number), the profiles whose interactions carried it (up to 50).
     An empty list when nobody has it."""
-    found = customers.parse_identifier(identifier, identity_rules(state.settings))
+    found = customers.parse_identifier(identifier, identity_spelling(state.settings))
     if found is None:
         raise Problem(
             422,
@@ -106,7 +106,7 @@ async def split_customer(
             identifiers=payload.identifiers,
             reason=payload.reason,
             by=caller.subject,
-            rules=identity_rules(state.settings),
+            spelling=identity_spelling(state.settings),
         )
     except customers.CustomerNotFound:
         raise Problem(404, f"no customer {customer_id}") from None

@@ -10,7 +10,7 @@ from cxops.common.auth import CallerContext, Role, require_role
 from cxops.common.errors import PROBLEM_MEDIA_TYPE
 from cxops.common.service import State
 from cxops.journey import interactions
-from cxops.journey.identity_store import identity_rules
+from cxops.journey.identity_store import identity_spelling
 from cxops.journey.schemas import INTERACTIONS_BODY_SCHEMA, MAX_BATCH, BatchResult
 
 router = APIRouter(prefix="/interactions", tags=["interactions"])
@@ -80,7 +80,7 @@ async def post_interactions(caller: Recorder, state: State, request: Request) ->
         tenant=caller.tenant,
         accepted=accepted,
         rejected=rejected,
-        rules=identity_rules(state.settings),
+        spelling=identity_spelling(state.settings),
     )
     if single:
         created = result.items[0].status == "created"
