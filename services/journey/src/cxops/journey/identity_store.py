@@ -166,17 +166,20 @@ class _Component:
 
     def walk(self, seeds: Iterable[Identifier]) -> None:
         frontier = {value for value in seeds if self._joinable(value)}
+        found: set[uuid.UUID] = set()
         while frontier:
             self._note_common(frontier)
             frontier -= self.common.keys()
             self.values |= frontier
-            found = self._interactions_with(frontier) - self.interactions.keys()
-            self._load(found)
+            reached: set[Identifier] = set()
+            for interaction_id, value in self._values_of_interactions_with(frontier):
+                if interaction_id not in found:
+                    found.add(interaction_id)
+                reached.add(value)
             frontier = {
-                value
-                for value in self._values_of(found)
-                if value not in self.values and self._joinable(value)
+                value for value in reached if value not in self.values and self._joinable(value)
             }
+        self._load(found)
 
     def _joinable(self, value: Identifier) -> bool:
         return value not in self.common and not self.spelling.blocked_by_rule(value)
@@ -191,22 +194,31 @@ class _Component:
             for type_name, value, detail in rows:
                 self.common[Identifier(type_name, value)] = detail
 
-    def _interactions_with(self, values: set[Identifier]) -> set[str]:
-        found: set[str] = set()
+    def _values_of_interactions_with(
+        self, values: set[Identifier]
+    ) -> Iterable[tuple[uuid.UUID, Identifier]]:
+        """Every value of every interaction carrying one of ``values``: one round trip."""
+        carrying = interaction_identifiers.alias("carrying")
         for chunk in _chunks(sorted(values)):
             rows = self.connection.execute(
-                sa.select(interaction_identifiers.c.interaction_id)
+                sa.select(
+                    interaction_identifiers.c.interaction_id,
+                    interaction_identifiers.c.type,
+                    interaction_identifiers.c.value,
+                )
                 .where(interaction_identifiers.c.tenant == self.tenant)
                 .where(
-                    sa.tuple_(interaction_identifiers.c.type, interaction_identifiers.c.value).in_(
-                        chunk
+                    interaction_identifiers.c.interaction_id.in_(
+                        sa.select(carrying.c.interaction_id)
+                        .where(carrying.c.tenant == self.tenant)
+                        .where(sa.tuple_(carrying.c.type, carrying.c.value).in_(chunk))
                     )
                 )
             )
-            found.update(str(interaction_id) for (interaction_id,) in rows)
-        return found
+            for interaction_id, type_name, value in rows:
+                yield interaction_id, Identifier(type_name, value)
 
-    def _load(self, ids: set[str]) -> None:
+    def _load(self, ids: set[uuid.UUID]) -> None:
         for chunk in _chunks(sorted(ids)):
             rows = self.connection.execute(
                 sa.select(
@@ -216,25 +228,12 @@ class _Component:
                     interactions.c.customer_id,
                 )
                 .where(interactions.c.tenant == self.tenant)
-                .where(interactions.c.id.in_([_uuid(value) for value in chunk]))
+                .where(interactions.c.id.in_(chunk))
             )
             for interaction_id, identifiers, occurred_at, customer_id in rows:
                 self.interactions[str(interaction_id)] = _Stored(
                     identifiers, occurred_at, customer_id
                 )
-
-    def _values_of(self, ids: set[str]) -> set[Identifier]:
-        found: set[Identifier] = set()
-        for chunk in _chunks(sorted(ids)):
-            rows = self.connection.execute(
-                sa.select(interaction_identifiers.c.type, interaction_identifiers.c.value)
-                .where(interaction_identifiers.c.tenant == self.tenant)
-                .where(
-                    interaction_identifiers.c.interaction_id.in_([_uuid(value) for value in chunk])
-                )
-            )
-            found.update(Identifier(type_name, value) for type_name, value in rows)
-        return found
 
 
 def _separations(
