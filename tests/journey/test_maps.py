@@ -219,6 +219,20 @@ async def test_tenants_see_only_their_own_maps(service: RunningService) -> None:
             "stages.0.raci.accountable",
         ),
         ({"stages": []}, "stages"),
+        (  # an SLA longer than ten years
+            {
+                "stages": [
+                    {"name": "intake", "activities": ["a"]},
+                    {"name": "billing", "activities": ["b"]},
+                ],
+                "handoffs": [{"from": "intake", "to": "billing", "sla_seconds": 4e8}],
+            },
+            "handoffs.0.sla_seconds",
+        ),
+        (  # a control character in a name
+            {"stages": [{"name": "in\u0000take", "activities": ["a"]}]},
+            "stages.0.name",
+        ),
     ],
 )
 async def test_a_bad_map_is_refused_naming_the_field_and_nothing_is_stored(

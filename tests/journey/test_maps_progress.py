@@ -102,3 +102,22 @@ def test_an_interaction_older_than_the_last_one_counted_moves_nothing() -> None:
 
     assert advance(MAP, current, stage="resolution", at=T0 + 9 * MINUTE) is None
     assert advance(MAP, current, stage="resolution", at=T0 + 10 * MINUTE) is not None
+
+
+def test_a_stage_the_map_no_longer_has_starts_the_customer_afresh() -> None:
+    step = advance(MAP, Position("triage", T0, T0), stage="billing", at=T0 + MINUTE)
+
+    assert step is not None
+    assert step.position == Position("billing", T0 + MINUTE, T0 + MINUTE)
+    assert step.completed is None
+
+
+def test_a_deadline_past_the_end_of_the_calendar_is_never_started() -> None:
+    near_the_end = datetime(9999, 12, 31, 12, 0, tzinfo=UTC)
+
+    step = advance(MAP, None, stage="intake", at=near_the_end)
+
+    assert step is not None
+    assert [(d.to_stage, d.due_at) for d in step.started] == [
+        ("billing", near_the_end + 60 * MINUTE)  # the day-long one would end after 9999
+    ]

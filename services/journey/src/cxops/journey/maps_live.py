@@ -30,7 +30,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,7 +45,6 @@ from cxops.journey.events import (
     HANDOFF_DELAYED,
     INTERACTION_RECORDED,
     STAGE_COMPLETED,
-    InteractionRecordedV1,
     journey_event,
 )
 from cxops.journey.maps import map_of
@@ -75,10 +74,22 @@ class ProgressChangedConcurrently(Exception):
 # ------------------------------------------------------------------------- the consumer
 
 
+class RecordedInteraction(BaseModel):
+    """What progress reads of ``cx.journey.interaction.recorded.v1``; the payload's other
+    fields, and any it gains later, are not its business."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    occurred_at: AwareDatetime
+    activity: str
+    stage: str | None = None
+    customer_id: str | None = None
+
+
 async def on_interaction(live: LiveMaps, session: AsyncSession, event: Event) -> None:
     """Move the interaction's customer in every map of its tenant."""
     try:
-        interaction = InteractionRecordedV1.model_validate(event.data)
+        interaction = RecordedInteraction.model_validate(event.data)
     except ValidationError as exc:
         raise PermanentEventError(f"not an interaction: {exc}") from exc
     if interaction.customer_id is None:
@@ -92,7 +103,7 @@ async def _move(
     session: AsyncSession,
     tenant: str,
     map_row: Row[Any],
-    interaction: InteractionRecordedV1,
+    interaction: RecordedInteraction,
     customer_id: str,
 ) -> None:
     journey_map = live.parsed(tenant, map_row)

@@ -8,7 +8,8 @@ the stage left; moving back to an earlier one (a loop) only changes where they a
 stage starts each handoff SLA from it (due ``sla_seconds`` after the interaction that entered
 it) unless that SLA is already running; reaching a handoff's target stage, or any stage after it,
 settles it: in time if that happened by the deadline, late otherwise. An interaction that
-occurred before the latest one already counted (delivered late) moves nothing.
+occurred before the latest one already counted (delivered late) moves nothing. A customer in a
+stage the map's current version no longer has starts afresh, as if first seen.
 """
 
 from dataclasses import dataclass
@@ -83,12 +84,14 @@ def advance(
 ) -> Step | None:
     """The step an interaction in ``stage`` at ``at`` makes from ``current`` (``None``: the
     customer's first in this map), given the handoffs already ``running`` as (from, to) pairs;
-    ``None`` when it changes nothing (same stage, or older than what was counted)."""
+    ``None`` for an interaction older than the latest one counted."""
     if current is not None and at < current.last_at:
         return None
     if current is not None and current.stage == stage:
         return Step(position=Position(stage, current.entered_at, at))
     position = journey_map.position()
+    if current is not None and current.stage not in position:
+        current = None
     completed = None
     if current is not None and position[stage] > position[current.stage]:
         completed = Completion(
@@ -99,21 +102,23 @@ def advance(
             owner_team=journey_map.stage(current.stage).owner_team,
         )
     owner = journey_map.stage(stage).owner_team
-    started = tuple(
-        Deadline(
-            from_stage=sla.from_stage,
-            to_stage=sla.to_stage,
-            entered_at=at,
-            due_at=at + timedelta(seconds=sla.sla_seconds),
-            sla_seconds=sla.sla_seconds,
-            owner_team=owner,
+    started = []
+    for sla in journey_map.handoffs:
+        if sla.from_stage != stage or (sla.from_stage, sla.to_stage) in running:
+            continue
+        try:
+            due = at + timedelta(seconds=sla.sla_seconds)
+        except OverflowError:  # past the end of the calendar: it never falls due
+            continue
+        started.append(
+            Deadline(sla.from_stage, sla.to_stage, at, due, sla.sla_seconds, owner_team=owner)
         )
-        for sla in journey_map.handoffs
-        if sla.from_stage == stage and (sla.from_stage, sla.to_stage) not in running
-    )
     settles = frozenset(
         target for _source, target in running if position.get(target, -1) <= position[stage]
     )
     return Step(
-        position=Position(stage, at, at), completed=completed, started=started, settles=settles
+        position=Position(stage, at, at),
+        completed=completed,
+        started=tuple(started),
+        settles=settles,
     )

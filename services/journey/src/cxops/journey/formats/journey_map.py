@@ -14,12 +14,17 @@ Each stage's owner, RACI, touchpoints and channels are optional, so every older 
 from collections.abc import Iterator
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from cxops.common.validation import no_control_characters
 from cxops.journey.domain.journey_map import UNMAPPED, HandoffSla, JourneyMap, Raci, Stage
 from cxops.journey.formats import place
 
-Name = Annotated[str, Field(min_length=1)]
+#: A stage, activity, team or touchpoint: any text but control characters (a caller's bug, and
+#: PostgreSQL refuses NUL outright).
+Name = Annotated[str, Field(min_length=1), AfterValidator(no_control_characters)]
+#: The longest handoff SLA, ten years: beyond it a deadline would fall off the calendar.
+MAX_SLA_SECONDS = 10 * 36525 * 86400 // 100
 #: Where a problem is: ``("stages", 1, "activities", 0)``.
 Location = tuple[int | str, ...]
 
@@ -48,7 +53,7 @@ class StageSpec(_Spec):
 class HandoffSpec(_Spec):
     from_stage: Name = Field(alias="from")
     to_stage: Name = Field(alias="to")
-    sla_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    sla_seconds: Annotated[float, Field(gt=0, le=MAX_SLA_SECONDS, allow_inf_nan=False)]
 
 
 class JourneyMapSpec(_Spec):
