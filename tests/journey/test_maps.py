@@ -3,6 +3,7 @@ NATS: versions put and read (the same map again is no new version), the roles, b
 naming the field with nothing stored, tenant isolation, and conformance over stored
 interactions against figures worked out by hand."""
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -132,6 +133,18 @@ async def test_a_change_is_a_new_version_and_the_same_map_is_not(service: Runnin
     assert stage["channels"] == ["web", "voice"]
     assert missing.status_code == 404
     assert missing.headers["content-type"] == PROBLEM_MEDIA_TYPE
+
+
+async def test_concurrent_changes_each_get_a_version_of_their_own(
+    service: RunningService,
+) -> None:
+    puts = await asyncio.gather(
+        *(put(service, "support", {**SUPPORT, "name": f"draft {n}"}) for n in range(5))
+    )
+
+    assert sorted(r.status_code for r in puts) == [200, 200, 200, 200, 201]
+    assert sorted(r.json()["version"] for r in puts) == [1, 2, 3, 4, 5]
+    assert (await get(service, "/support")).json()["version"] == 5
 
 
 async def test_maps_are_listed_latest_version_first_by_key(service: RunningService) -> None:
