@@ -42,9 +42,11 @@ MAX_EXAMPLES = 8
 SEED = 20261207
 EVENT_STREAM = "/v1/events/stream"
 OFFERS_STREAM = "/v1/routing/agents/{agent_id}/offers"
-#: Routing, and what answers schema-valid data there: the defaults (schemathesis's), and 422
-#: for the rules beyond the schema.
+#: Routing and journey, and what answers schema-valid data there: the defaults (schemathesis's),
+#: and 422 for the rules beyond the schema (a map's stages in order, a split of values the
+#: profile holds, an identifier valid for its type...).
 ROUTING = "/v1/routing"
+JOURNEY = "/v1/journey"
 BEYOND_SCHEMA_ACCEPTS = '["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]'
 #: Feedback's operations with rules beyond their schema (see above).
 FEEDBACK_BEYOND_SCHEMA = (
@@ -100,6 +102,9 @@ def test_every_operation_answers_as_documented(conformance_suite: Suite, tmp_pat
         f'"body.url" = "{CLOSED_LOOPBACK_URL}"\n'
         "\n[[operations]]\n"
         f'include-path-regex = "^{ROUTING}/"\n'
+        f"checks.positive_data_acceptance.expected-statuses = {BEYOND_SCHEMA_ACCEPTS}\n"
+        "\n[[operations]]\n"
+        f'include-path-regex = "^{JOURNEY}/"\n'
         f"checks.positive_data_acceptance.expected-statuses = {BEYOND_SCHEMA_ACCEPTS}\n"
         "\n[[operations]]\n"
         f"include-path-regex = '{FEEDBACK_BEYOND_SCHEMA}'\n"

@@ -54,7 +54,8 @@ async def test_journey_provisions_its_stream(journey: RunningService) -> None:
 
 async def test_the_operators_view_needs_a_token_and_a_role(journey: RunningService) -> None:
     path = "/v1/journey/ops/dead-letters"
-    await eventually(lambda: _broker_connected(journey), what="journey's broker connection")
+    # Ready: connected, and the dead-letter stream the view reads exists.
+    await eventually(lambda: _streams_provisioned(journey), what="journey's streams")
 
     anonymous = await journey.client.get(path)
     agent = await journey.client.get(path, headers=auth("acme", Role.AGENT))
@@ -66,5 +67,5 @@ async def test_the_operators_view_needs_a_token_and_a_role(journey: RunningServi
     assert ops_lead.json() == {"items": [], "count": 0}
 
 
-async def _broker_connected(journey: RunningService) -> bool:
-    return bool(journey.state.broker.is_connected)
+async def _streams_provisioned(journey: RunningService) -> bool:
+    return journey.state.broker.is_connected and journey.state.streams_provisioned

@@ -1,19 +1,34 @@
-"""The journey service: interactions in, resolved into customers across channels; journey maps,
-process mining and simulation."""
+"""The journey service: interactions in, resolved into customers across channels; journey maps
+as a resource (versions, conformance over the stored interactions) and live (each customer's
+stage, completed stages and delayed handoffs as interactions arrive); process mining and
+simulation."""
 
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from cxops.common.service import ServiceSpec, create_service_app
-from cxops.journey.api import customers, interactions
+from cxops.common.service import Component, ServiceSpec, ServiceState, create_service_app
+from cxops.journey.api import customers, interactions, maps
+from cxops.journey.clock import Clock, system_clock
+from cxops.journey.maps_live import MAP_PROGRESS, LiveMaps
 from cxops.journey.settings import JourneySettings
+
+
+def components(clock: Clock) -> Sequence[Callable[[ServiceState], Component]]:
+    """The service's components, every timer reading time from ``clock``."""
+    return (partial(LiveMaps, clock=clock),)
+
 
 SPEC = ServiceSpec(
     name="journey",
-    description=("Interactions, identity resolution, journey maps, process mining and simulation."),
+    description="Interactions, identity resolution, journey maps, process mining and simulation.",
     migrations=Path(__file__).parent / "migrations",
-    routers=[interactions.router, customers.router],
+    routers=[interactions.router, customers.router, maps.router],
+    consumers=[MAP_PROGRESS],
+    components=components(system_clock),
     tags=[
         {
             "name": "interactions",
@@ -23,11 +38,20 @@ SPEC = ServiceSpec(
             "name": "customers",
             "description": "One customer across channels: profiles resolved from interactions.",
         },
+        {
+            "name": "maps",
+            "description": (
+                "Journey maps: stages with their owners, RACI, touchpoints and channels, "
+                "handoff SLAs; versioned, and held against the stored interactions."
+            ),
+        },
     ],
 )
 
 
-def create_app(settings: JourneySettings | None = None) -> FastAPI:
+def create_app(settings: JourneySettings | None = None, *, clock: Clock | None = None) -> FastAPI:
     """The ASGI app; a uvicorn factory (``cxops.journey.app:create_app --factory``) that reads
-    ``CXOPS_JOURNEY_*`` from the environment when no settings are given."""
-    return create_service_app(SPEC, settings or JourneySettings())
+    ``CXOPS_JOURNEY_*`` from the environment when no settings are given. ``clock`` replaces the
+    system's time for every timer (tests move it instead of sleeping)."""
+    spec = SPEC if clock is None else replace(SPEC, components=components(clock))
+    return create_service_app(spec, settings or JourneySettings())

@@ -11,6 +11,17 @@ other services' events it reads.
     identifier *types* that linked them and the interaction that linked them first. The values
     stay in the service (``GET /v1/journey/customers/{id}``): the stream carries no emails.
 
+``cx.journey.stage.completed.v1`` (payload :class:`StageCompletedV1`)
+    A customer moved on from a stage of a journey map to a later one: the map and the version
+    that placed them, the stage, the next stage, when they entered the one and reached the
+    other, and the team that owns the stage left.
+
+``cx.journey.handoff.delayed.v1`` (payload :class:`HandoffDelayedV1`)
+    A handoff broke its map's SLA: the customer entered ``from_stage`` at ``entered_at`` and
+    had not reached ``to_stage`` at ``deadline`` (``entered_at`` plus ``sla_seconds``).
+    Published when the deadline passes, once, not when the next interaction happens to arrive;
+    ``owner_team`` owns the stage the customer is waiting in.
+
 Every event travels on the ``CX_JOURNEY`` stream as a CloudEvent in binary mode
 (:class:`cxops.common.events.Event`): ``ce-source`` is :data:`EVENT_SOURCE`, ``ce-tenant`` the
 tenant (the payload does not repeat it), ``Nats-Msg-Id`` the ``ce-id``. Payloads only ever gain
@@ -77,3 +88,38 @@ def journey_event(
         data=payload.model_dump(mode="json"),
         trace=trace,
     )
+
+
+# ---------------------------------------------------------------------- journey maps, live
+# The events of the journey maps' live progress (:mod:`cxops.journey.maps_live`).
+
+STAGE_COMPLETED = "cx.journey.stage.completed.v1"
+HANDOFF_DELAYED = "cx.journey.handoff.delayed.v1"
+
+
+class StageCompletedV1(_Payload):
+    map_key: str
+    map_version: int
+    customer_id: str
+    stage: str
+    next_stage: str
+    entered_at: AwareDatetime
+    completed_at: AwareDatetime
+    seconds: float
+    owner_team: str | None
+
+
+class HandoffDelayedV1(_Payload):
+    map_key: str
+    map_version: int
+    customer_id: str
+    from_stage: str
+    to_stage: str
+    entered_at: AwareDatetime
+    deadline: AwareDatetime
+    sla_seconds: float
+    owner_team: str | None
+
+
+PUBLISHED[STAGE_COMPLETED] = StageCompletedV1
+PUBLISHED[HANDOFF_DELAYED] = HandoffDelayedV1

@@ -207,3 +207,54 @@ class JourneyMapVersion(JourneyTable, table=True):
     body: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
     by: str = Field(sa_type=sa.String(128), nullable=False)
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+# ---------------------------------------------------------------------- journey maps, live
+
+
+class MapProgress(JourneyTable, table=True):
+    """Where a customer is in a tenant's journey map ``map_key``, as the interactions seen so
+    far place them: the stage and when they entered it (the first interaction in it), and the
+    time of the latest interaction counted (an older one arriving late moves nothing).
+    ``version`` goes up with every change: a change is written only at the version it read."""
+
+    __tablename__ = "journey_map_progress"
+
+    tenant: str = Field(sa_type=sa.String(64), primary_key=True)
+    map_key: str = Field(sa_type=sa.String(64), primary_key=True)
+    customer_id: str = Field(sa_type=sa.String(64), primary_key=True)
+    map_version: int = Field(nullable=False)
+    stage: str = Field(sa_type=sa.Text, nullable=False)
+    entered_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    last_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    version: int = Field(nullable=False)
+
+
+class HandoffDeadline(JourneyTable, table=True):
+    """A handoff SLA running for one customer: armed when they entered ``from_stage``, due at
+    ``due_at``. ``state`` is ``armed``, ``cleared`` (``to_stage``, or a stage after it, was
+    reached in time) or ``fired`` (``cx.journey.handoff.delayed.v1`` was published); only an
+    armed deadline may change, so it is settled once whoever (a timer, a consumer, a replica)
+    gets there first."""
+
+    __tablename__ = "journey_handoff_deadlines"
+    __table_args__ = (
+        sa.Index("ix_journey_handoff_deadlines_due", "state", "due_at"),
+        sa.Index(
+            "ix_journey_handoff_deadlines_customer", "tenant", "map_key", "customer_id", "state"
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    tenant: str = Field(sa_type=sa.String(64), nullable=False)
+    map_key: str = Field(sa_type=sa.String(64), nullable=False)
+    map_version: int = Field(nullable=False)
+    customer_id: str = Field(sa_type=sa.String(64), nullable=False)
+    from_stage: str = Field(sa_type=sa.Text, nullable=False)
+    to_stage: str = Field(sa_type=sa.Text, nullable=False)
+    owner_team: str | None = Field(default=None, sa_type=sa.Text, nullable=True)
+    entered_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    due_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    sla_seconds: float = Field(nullable=False)
+    state: str = Field(sa_type=sa.String(16), nullable=False)
+    settled_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)

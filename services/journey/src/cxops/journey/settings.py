@@ -1,5 +1,6 @@
 """Journey's settings: the environment variables prefixed ``CXOPS_JOURNEY_``."""
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from cxops.common.settings import ServiceSettings
@@ -11,3 +12,8 @@ class JourneySettings(ServiceSettings):
     #: The country code that makes national phone numbers international for identity
     #: resolution (``44`` reads ``07700 900123`` as ``+447700900123``); none leaves them as given.
     identity_country_code: str | None = None
+
+    # ------------------------------------------------------------------ journey maps, live
+    #: The handoff deadlines' timer re-reads the earliest deadline from the database at least
+    #: this often, to see deadlines other replicas armed.
+    handoff_deadline_poll_seconds: float = Field(default=30.0, gt=0)

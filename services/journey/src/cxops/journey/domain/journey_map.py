@@ -1,5 +1,7 @@
 """The designed journey a log is compared with: stages in their expected order, the activities
-that belong to each, and how long each handoff between two stages may take."""
+that belong to each, and how long each handoff between two stages may take; and, for the people
+who run it, who owns each stage (its team and RACI) and where the customer meets it
+(touchpoints and channels)."""
 
 from dataclasses import dataclass
 
@@ -8,12 +10,28 @@ UNMAPPED = "(unmapped)"
 
 
 @dataclass(frozen=True)
+class Raci:
+    """Who is responsible for a stage's work, who answers for it, who is consulted and who is
+    kept informed."""
+
+    responsible: tuple[str, ...] = ()
+    accountable: str | None = None
+    consulted: tuple[str, ...] = ()
+    informed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Stage:
-    """One stage; an optional stage may be skipped without the case leaving the design."""
+    """One stage; an optional stage may be skipped without the case leaving the design.
+    ``owner_team`` answers for the stage's deviations and for handoffs that leave it late."""
 
     name: str
     activities: tuple[str, ...]
     optional: bool = False
+    owner_team: str | None = None
+    raci: Raci | None = None
+    touchpoints: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -38,3 +56,14 @@ class JourneyMap:
     def stage_of(self) -> dict[str, str]:
         """Each mapped activity's stage."""
         return {activity: stage.name for stage in self.stages for activity in stage.activities}
+
+    def position(self) -> dict[str, int]:
+        """Each stage's place in the designed order, from 0."""
+        return {stage.name: index for index, stage in enumerate(self.stages)}
+
+    def stage(self, name: str) -> Stage:
+        """The stage called ``name`` (``KeyError`` if there is none)."""
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise KeyError(name)
