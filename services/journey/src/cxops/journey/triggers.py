@@ -131,7 +131,7 @@ class TriggerRepository(TenantRepository):
 
     async def gestures_since(self, trigger_key: str, since: datetime) -> Decimal:
         rows = await self.session.scalars(
-            self.select(ProactiveAction.actions).where(  # type: ignore[call-overload]
+            self.select(ProactiveAction.actions).where(
                 col(ProactiveAction.trigger_key) == trigger_key,
                 col(ProactiveAction.outcome) == rules.Outcome.TAKEN,
                 col(ProactiveAction.at) > since,
@@ -171,7 +171,7 @@ class TriggerRepository(TenantRepository):
     async def crm_ids(self, customers: Iterable[str]) -> dict[str, list[str]]:
         """Each customer's ``crm_id`` values: what feedback's facts call the customer."""
         rows = await self.session.execute(
-            self.select(CustomerIdentifier.customer_id, CustomerIdentifier.value).where(  # type: ignore[call-overload]
+            self.select(CustomerIdentifier.customer_id, CustomerIdentifier.value).where(
                 col(CustomerIdentifier.type) == CRM_ID,
                 col(CustomerIdentifier.customer_id).in_(list(customers)),
             )
@@ -257,7 +257,7 @@ async def put_settings(
     *, session: AsyncSession, caller: CallerContext, payload: TriggerSettingsPut, now: datetime
 ) -> TriggerSettingsPut:
     row = await TriggerRepository(session, tenant=caller.tenant).settings()
-    values = {
+    values: dict[str, Any] = {
         "max_contacts": payload.max_contacts,
         "per_days": payload.per_days,
         "quiet_start": payload.quiet_hours.start,

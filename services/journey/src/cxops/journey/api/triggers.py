@@ -1,7 +1,7 @@
 """``/v1/journey/triggers`` and ``/v1/journey/trigger-settings``: proactive triggers, the
 tenant's limits on proactive contact, a trigger's effect against its holdout and its dry run."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
@@ -38,7 +38,9 @@ KeyPath = Annotated[
         description="Lower-case letters, digits, `-` and `_`, up to 64, starting alphanumeric.",
     ),
 ]
-NOT_FOUND = {404: {"description": "No such trigger", "content": {PROBLEM_MEDIA_TYPE: {}}}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such trigger", "content": {PROBLEM_MEDIA_TYPE: {}}}
+}
 
 
 def _public(row: TriggerVersion) -> TriggerPublic:
