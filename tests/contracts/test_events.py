@@ -50,6 +50,9 @@ AWAITED: dict[str, str] = {
     "cx.journey.interaction.recorded.v1": (
         "journey publishes interactions with issue 15; feedback reads them as exit points"
     ),
+    "cx.journey.handoff.delayed.v1": (
+        "journey publishes delayed handoffs with issue 15; its stage_overdue triggers read them"
+    ),
 }
 
 SUBSCRIPTIONS = _subscriptions()

@@ -142,3 +142,9 @@ class HandoffDelayed(BaseModel):
 
 PUBLISHED[TRIGGER_FIRED] = TriggerFiredV1
 PUBLISHED[TASK_REQUESTED] = TaskRequestedV1
+
+#: Every subject this service consumes, and the model it reads the payload with.
+CONSUMED: dict[str, type[BaseModel]] = {
+    INTERACTION_RECORDED: InteractionRecordedV1,
+    HANDOFF_DELAYED: HandoffDelayed,
+}

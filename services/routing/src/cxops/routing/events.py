@@ -203,18 +203,19 @@ TASK_REQUESTED = "cx.journey.task.requested.v1"
 
 class TaskRequested(BaseModel):
     """Routing's reading of ``cx.journey.task.requested.v1``: a proactive trigger's
-    ``create_task`` action, once per ``action_id``."""
+    ``create_task`` action, once per ``action_id``. Read as sent: what a task cannot carry is
+    refused when the task is made (:func:`cxops.routing.consumers.requested_task`)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     action_id: uuid.UUID
-    trigger_key: Name
-    customer_id: ExternalId
-    customer_ref: ExternalId | None = None
-    queue: Name
+    trigger_key: str
+    customer_id: str
+    customer_ref: str | None = None
+    queue: str
     priority: int | None = None
     #: Preferred, not required, skills of the agent; none keeps the queue's.
-    skills: dict[Name, int] = {}
+    skills: dict[str, int] = {}
 
 
 #: Every subject this service consumes, and the model it reads the payload with.
