@@ -285,6 +285,16 @@ async def test_a_delayed_shipment_fires_once_and_not_twice(
         "reason": "over_budget",
     }
 
+    # Disabled, it decides nothing more.
+    disabled = await put_trigger(journey, "late-shipment", {**DELAYED, "enabled": False})
+    assert disabled["version"] == 2 and disabled["enabled"] is False
+    await publish_all(
+        journey,
+        nats_client,
+        [recorded("shipment_delayed", attributes={"delay_hours": 24, "shipment_id": "S5"})],
+    )
+    assert len(await action_log(journey)) == 3
+
 
 async def test_caps_and_quiet_hours_follow_the_clock(
     journey: RunningService, nats_client: NatsClient, clock: ManualClock

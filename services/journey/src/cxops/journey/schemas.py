@@ -151,6 +151,9 @@ class TriggerPut(_Body):
     budget: BudgetBody | None = Field(
         default=None, validate_default=True, description="Required with an offer_gesture."
     )
+    enabled: StrictBool = Field(
+        default=True, description="A disabled trigger decides nothing; its history stays."
+    )
 
     @field_validator("budget")
     @classmethod

@@ -313,6 +313,7 @@ def as_rule(row: TriggerVersion) -> rules.Trigger:
         actions=tuple(a.model_dump(mode="json") for a in body.then),
         holdout_percent=float(body.holdout_percent),
         budget=None if body.budget is None else rules.Budget(body.budget.value, body.budget.days),
+        enabled=body.enabled,
     )
 
 
@@ -363,9 +364,9 @@ async def on_interaction_recorded(triggers: Triggers, session: AsyncSession, eve
         return
     repository = TriggerRepository(session, tenant=event.tenant)
     active = [
-        rules_trigger
-        for rules_trigger in map(as_rule, await repository.all_latest())
-        if not isinstance(rules_trigger.when, rules.StageOverdue)
+        trigger
+        for trigger in map(as_rule, await repository.all_latest())
+        if trigger.enabled and not isinstance(trigger.when, rules.StageOverdue)
     ]
     if not active:
         return
@@ -425,7 +426,8 @@ async def on_handoff_delayed(triggers: Triggers, session: AsyncSession, event: E
     repository = TriggerRepository(session, tenant=event.tenant)
     for row in await repository.all_latest():
         trigger = as_rule(row)
-        if isinstance(trigger.when, rules.StageOverdue) and trigger.when.map == delayed.map:
+        overdue = isinstance(trigger.when, rules.StageOverdue) and trigger.when.map == delayed.map
+        if trigger.enabled and overdue:
             handoff = f"{delayed.map}:{delayed.from_stage}->{delayed.to_stage}"
             await act(
                 triggers,

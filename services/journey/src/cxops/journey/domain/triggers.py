@@ -186,6 +186,7 @@ class Trigger:
     actions: tuple[Mapping[str, Any], ...]
     holdout_percent: float = 0.0
     budget: Budget | None = None
+    enabled: bool = True
 
 
 @dataclass(frozen=True)
