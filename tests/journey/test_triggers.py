@@ -542,6 +542,15 @@ async def test_the_effect_against_hand_worked_numbers(journey: RunningService) -
     assert found["complaints_avoided"] == 2.0
     assert Decimal(found["cost_per_complaint_avoided"]) == Decimal("5.00")
 
+    # A period to the end of time follows up as far as there is time.
+    forever = await journey.client.get(
+        "/v1/journey/triggers/late-shipment/effect",
+        headers=ADMIN,
+        params={"from": "0001-01-01T00:00:00Z", "to": "9999-12-31T23:59:59Z", "days": 365},
+    )
+    assert forever.status_code == 200, forever.text
+    assert (forever.json()["treated"], forever.json()["held_out"]) == (4, 4)
+
 
 async def test_a_dry_run_counts_and_stores_nothing(journey: RunningService) -> None:
     limits = {

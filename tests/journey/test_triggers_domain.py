@@ -29,6 +29,7 @@ from cxops.journey.domain.triggers import (
     effect,
     in_holdout,
     is_quiet,
+    shifted,
 )
 
 NOON = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -282,3 +283,15 @@ def test_effect_needs_both_sides() -> None:
     found = effect([Followed("t1", True, False, 0, None)])
     assert found.complaints is None and found.repeat_contacts is None and found.nps is None
     assert found.cost_per_complaint_avoided is None
+
+
+def test_windows_stop_at_the_ends_of_time() -> None:
+    last = datetime.max.replace(tzinfo=UTC)
+    first = datetime.min.replace(tzinfo=UTC)
+    assert shifted(last - timedelta(days=1), timedelta(days=30)) == last
+    assert shifted(first + timedelta(days=1), -timedelta(days=30)) == first
+    assert shifted(NOON, timedelta(days=1)) == NOON + timedelta(days=1)
+    assert RepeatContacts(count=1, days=7).met(
+        [first + timedelta(hours=1)], first + timedelta(days=1)
+    )
+    assert not is_quiet(last, ZoneInfo("Pacific/Kiritimati"), QuietHours(time(0), time(8)))

@@ -403,7 +403,9 @@ async def _contact_times(
     if not days or interaction.customer_id is None:
         return []
     at = interaction.occurred_at
-    stored = await repository.interactions(at - timedelta(days=days), at, [interaction.customer_id])
+    stored = await repository.interactions(
+        rules.shifted(at, -timedelta(days=days)), at, [interaction.customer_id]
+    )
     return [i.occurred_at for i in stored if i.id != interaction.interaction_id] + [at]
 
 
@@ -464,7 +466,7 @@ async def act(
     spent = Decimal(0)
     if trigger.budget is not None:
         spent = await repository.gestures_since(
-            trigger.key, now - timedelta(days=trigger.budget.days)
+            trigger.key, rules.shifted(now, -timedelta(days=trigger.budget.days))
         )
     decision = rules.decide(
         tenant=tenant,
@@ -475,7 +477,9 @@ async def act(
         zone=rules.customer_zone(interaction.attributes, policy.timezone),
         policy=policy,
         log=await repository.action_log(
-            customer_id, dedupe_key=match.dedupe_key, since=now - timedelta(days=policy.per_days)
+            customer_id,
+            dedupe_key=match.dedupe_key,
+            since=rules.shifted(now, -timedelta(days=policy.per_days)),
         ),
         spent_in_budget_period=spent,
     )
@@ -564,7 +568,7 @@ async def effect(
         first.setdefault(row.customer_id, row)
         cost[row.customer_id] += rules.gesture_spent(row.actions)
     window = timedelta(days=follow_up_days)
-    later = await repository.interactions(start, end + window, first)
+    later = await repository.interactions(start, rules.shifted(end, window), first)
     contacts: dict[str, list[datetime]] = defaultdict(list)
     for interaction in later:
         assert interaction.customer_id is not None
@@ -574,7 +578,7 @@ async def effect(
     followed = []
     for customer_id, row in first.items():
         after = row.at
-        until = after + window
+        until = rules.shifted(after, window)
         theirs = sorted(
             (f for ref in refs.get(customer_id, []) for f in facts.get(ref, [])),
             key=lambda f: f.occurred_at,
@@ -655,7 +659,9 @@ async def dry_run(
     lookback = timedelta(
         days=trigger.when.days if isinstance(trigger.when, rules.RepeatContacts) else 0
     )
-    history = await repository.interactions(start - lookback - timedelta(microseconds=1), end)
+    history = await repository.interactions(
+        rules.shifted(start, -lookback - timedelta(microseconds=1)), end
+    )
     facts: dict[str, list[rules.Fact]] = {}
     if isinstance(trigger.when, rules.NegativeFeedbackWhileCaseOpen):
         customers = {i.customer_id for i in history if i.customer_id is not None}
@@ -696,7 +702,7 @@ async def dry_run(
         at = stored.occurred_at
         spent = Decimal(0)
         if trigger.budget is not None:
-            since = at - timedelta(days=trigger.budget.days)
+            since = rules.shifted(at, -timedelta(days=trigger.budget.days))
             spent = rules.gesture_spent(a for t, a in gestures if t > since)
         decision = rules.decide(
             tenant=caller.tenant,

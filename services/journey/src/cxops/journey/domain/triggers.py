@@ -52,6 +52,16 @@ class Operator(StrEnum):
     IN = "in"
 
 
+def shifted(at: datetime, by: timedelta) -> datetime:
+    """``at + by``, held at the first or last representable instant rather than overflowing
+    (a period asked for up to 9999-12-31, a window back from 0001-01-01)."""
+    try:
+        return at + by
+    except OverflowError:
+        edge = datetime.max if by > timedelta(0) else datetime.min
+        return edge.replace(tzinfo=at.tzinfo)
+
+
 def compare(op: Operator, actual: Any, expected: Any) -> bool:
     """Whether ``actual op expected``; an attribute missing or of another kind never matches
     (a string is not ``>= 24``, and neither is a boolean)."""
@@ -101,7 +111,7 @@ class RepeatContacts:
     days: int
 
     def met(self, contact_times: Iterable[datetime], at: datetime) -> bool:
-        since = at - timedelta(days=self.days)
+        since = shifted(at, -timedelta(days=self.days))
         return sum(1 for t in contact_times if since < t <= at) >= self.count
 
 
@@ -255,7 +265,11 @@ def customer_zone(attributes: Mapping[str, Any], default: str) -> ZoneInfo:
 
 
 def is_quiet(at: datetime, zone: ZoneInfo, quiet_hours: QuietHours) -> bool:
-    return quiet_hours.contains(at.astimezone(zone).time().replace(tzinfo=None))
+    try:
+        local = at.astimezone(zone)
+    except OverflowError:  # the last hours of 9999 east of UTC: the zone's clock has no day
+        local = at
+    return quiet_hours.contains(local.time().replace(tzinfo=None))
 
 
 def dedupe_key(trigger_key: str, attributes: Mapping[str, Any], day: date) -> str:
@@ -296,7 +310,7 @@ def decide(
     newest or oldest first) and what the trigger's gestures cost over its budget period."""
     if any(a.dedupe_key == dedupe and a.outcome in SETTLED for a in log):
         return Decision(Outcome.DUPLICATE, ())
-    since = at - timedelta(days=policy.per_days)
+    since = shifted(at, -timedelta(days=policy.per_days))
     contacts = sum(1 for a in log if a.outcome is Outcome.TAKEN and since < a.at <= at)
     if contacts >= policy.max_contacts:
         return Decision(Outcome.CAPPED, ())
