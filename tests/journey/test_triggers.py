@@ -776,3 +776,30 @@ async def test_create_task_lands_as_a_routing_task(
         (await nats_client.jetstream().stream_info(STREAM)).state.last_seq,
     )
     assert await routing_service.count("routing_tasks") == 1
+
+
+async def test_contact_limits_are_per_tenant_and_checked(journey: RunningService) -> None:
+    defaults = (await journey.client.get("/v1/journey/trigger-settings", headers=ADMIN)).json()
+    assert defaults == {
+        "max_contacts": 3,
+        "per_days": 7,
+        "quiet_hours": {"start": "21:00", "end": "08:00"},
+        "timezone": "UTC",
+    }
+    limits = {**defaults, "max_contacts": 1, "timezone": "Europe/Madrid"}
+    bad = await journey.client.put(
+        "/v1/journey/trigger-settings", headers=ADMIN, json={**limits, "timezone": "Mars/Olympus"}
+    )
+    assert bad.status_code == 422 and "timezone" in bad.text
+    late = {**limits, "quiet_hours": {"start": "25:00", "end": "08:00"}}
+    bad = await journey.client.put("/v1/journey/trigger-settings", headers=ADMIN, json=late)
+    assert bad.status_code == 422 and "quiet_hours.start" in bad.text
+    assert await journey.count("journey_trigger_settings") == 0
+
+    put = await journey.client.put("/v1/journey/trigger-settings", headers=ADMIN, json=limits)
+    assert put.status_code == 200, put.text
+    assert (
+        await journey.client.get("/v1/journey/trigger-settings", headers=ADMIN)
+    ).json() == limits
+    other = await journey.client.get("/v1/journey/trigger-settings", headers=auth("other"))
+    assert other.json() == defaults
