@@ -1,7 +1,7 @@
 """The journey service: interactions in, resolved into customers across channels; journey maps
 as a resource (versions, conformance over the stored interactions) and live (each customer's
-stage, completed stages and delayed handoffs as interactions arrive); process mining and
-simulation."""
+stage, completed stages and delayed handoffs as interactions arrive); proactive triggers with
+their holdouts; process mining and simulation."""
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -11,23 +11,25 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from cxops.common.service import Component, ServiceSpec, ServiceState, create_service_app
+from cxops.journey import triggers
 from cxops.journey.api import customers, interactions, maps
+from cxops.journey.api import triggers as triggers_api
 from cxops.journey.clock import Clock, system_clock
 from cxops.journey.maps_live import MAP_PROGRESS, LiveMaps
 from cxops.journey.settings import JourneySettings
 
 
 def components(clock: Clock) -> Sequence[Callable[[ServiceState], Component]]:
-    """The service's components, every timer reading time from ``clock``."""
-    return (partial(LiveMaps, clock=clock),)
+    """The service's components, every one reading time from ``clock``."""
+    return (partial(LiveMaps, clock=clock), partial(triggers.Triggers, clock=clock))
 
 
 SPEC = ServiceSpec(
     name="journey",
-    description="Interactions, identity resolution, journey maps, process mining and simulation.",
+    description="Interactions, identity resolution, journey maps, triggers, mining and simulation.",
     migrations=Path(__file__).parent / "migrations",
-    routers=[interactions.router, customers.router, maps.router],
-    consumers=[MAP_PROGRESS],
+    routers=[interactions.router, customers.router, maps.router, triggers_api.router],
+    consumers=[MAP_PROGRESS, triggers.INTERACTIONS, triggers.HANDOFFS],
     components=components(system_clock),
     tags=[
         {
@@ -43,6 +45,13 @@ SPEC = ServiceSpec(
             "description": (
                 "Journey maps: stages with their owners, RACI, touchpoints and channels, "
                 "handoff SLAs; versioned, and held against the stored interactions."
+            ),
+        },
+        {
+            "name": "triggers",
+            "description": (
+                "Proactive triggers: acting before customers complain, within frequency caps "
+                "and quiet hours, with a holdout that measures the effect."
             ),
         },
     ],

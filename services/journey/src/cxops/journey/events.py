@@ -22,6 +22,19 @@ other services' events it reads.
     Published when the deadline passes, once, not when the next interaction happens to arrive;
     ``owner_team`` owns the stage the customer is waiting in.
 
+``cx.journey.trigger.fired.v1`` (payload :class:`TriggerFiredV1`)
+    A proactive trigger acted for a customer: the trigger's key and version, the customer, the
+    actions to carry out (``notify``: send the outreach; ``invite_survey``; ``offer_gesture``
+    with ``offered`` false when its budget was spent), the interaction that fired it and the
+    dedupe key. The platform receives it by webhook (the gateway delivers ``cx.journey.*``).
+
+``cx.journey.task.requested.v1`` (payload :class:`TaskRequestedV1`)
+    A trigger's ``create_task`` action: routing creates the task in ``queue``, once per
+    ``action_id`` (the task's external id is ``journey-<action_id>``).
+
+Journey consumes its own ``cx.journey.interaction.recorded.v1`` (triggers evaluated for each)
+and ``cx.journey.handoff.delayed.v1`` (``stage_overdue`` triggers).
+
 Every event travels on the ``CX_JOURNEY`` stream as a CloudEvent in binary mode
 (:class:`cxops.common.events.Event`): ``ce-source`` is :data:`EVENT_SOURCE`, ``ce-tenant`` the
 tenant (the payload does not repeat it), ``Nats-Msg-Id`` the ``ce-id``. Payloads only ever gain
@@ -123,3 +136,67 @@ class HandoffDelayedV1(_Payload):
 
 PUBLISHED[STAGE_COMPLETED] = StageCompletedV1
 PUBLISHED[HANDOFF_DELAYED] = HandoffDelayedV1
+
+# --- proactive triggers ----------------------------------------------------------------------
+
+TRIGGER_FIRED = "cx.journey.trigger.fired.v1"
+TASK_REQUESTED = "cx.journey.task.requested.v1"
+
+
+class FiringInteraction(_Payload):
+    """The interaction a trigger fired on, as the outreach needs it."""
+
+    interaction_id: uuid.UUID | None
+    external_id: str | None
+    activity: str | None
+    channel: str | None
+    occurred_at: AwareDatetime
+    attributes: dict[str, Any]
+
+
+class TriggerFiredV1(_Payload):
+    action_id: uuid.UUID
+    trigger_key: str
+    trigger_version: int
+    customer_id: str
+    #: The customer's ``crm_id``, what other services call ``customer_ref`` (null if none).
+    customer_ref: str | None
+    actions: list[dict[str, Any]]
+    interaction: FiringInteraction
+    dedupe_key: str
+    fired_at: AwareDatetime
+
+
+class TaskRequestedV1(_Payload):
+    action_id: uuid.UUID
+    trigger_key: str
+    trigger_version: int
+    customer_id: str
+    customer_ref: str | None
+    queue: str
+    priority: int | None
+    skills: dict[str, int]
+    dedupe_key: str
+    requested_at: AwareDatetime
+
+
+class HandoffDelayed(BaseModel):
+    """Triggers' reading of ``cx.journey.handoff.delayed.v1``: the fields a ``stage_overdue``
+    trigger uses, the rest ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    map_key: str
+    customer_id: str | None = None
+    from_stage: str
+    to_stage: str
+
+
+PUBLISHED[TRIGGER_FIRED] = TriggerFiredV1
+PUBLISHED[TASK_REQUESTED] = TaskRequestedV1
+
+#: Every subject this service consumes, and the model it reads the payload with.
+CONSUMED: dict[str, type[BaseModel]] = {
+    INTERACTION_RECORDED: InteractionRecordedV1,
+    HANDOFF_DELAYED: HandoffDelayed,
+}

@@ -258,3 +258,49 @@ class HandoffDeadline(JourneyTable, table=True):
     sla_seconds: float = Field(nullable=False)
     state: str = Field(sa_type=sa.String(16), nullable=False)
     settled_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+# --- proactive triggers ----------------------------------------------------------------------
+
+
+class TriggerVersion(JourneyTable, table=True):
+    """One version of a tenant's proactive trigger ``key``: its ``when``, ``then``, holdout and
+    gesture budget as :class:`cxops.journey.schemas.TriggerPut` reads them. A change is a new
+    version; each action log row names the version that decided it."""
+
+    __tablename__ = "journey_triggers"
+
+    tenant: str = Field(sa_type=sa.String(64), primary_key=True)
+    key: str = Field(sa_type=sa.String(64), primary_key=True)
+    version: int = Field(primary_key=True)
+    body: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
+    by: str = Field(sa_type=sa.String(128), nullable=False)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class TriggerSettings(JourneyTable, table=True):
+    """A tenant's limits on proactive contact, across all its triggers; a tenant without a row
+    has the service's defaults (``CXOPS_JOURNEY_TRIGGER_*``)."""
+
+    __tablename__ = "journey_trigger_settings"
+
+    tenant: str = Field(sa_type=sa.String(64), primary_key=True)
+    max_contacts: int = Field(nullable=False)
+    per_days: int = Field(nullable=False)
+    quiet_start: str = Field(sa_type=sa.String(5), nullable=False)
+    quiet_end: str = Field(sa_type=sa.String(5), nullable=False)
+    timezone: str = Field(sa_type=sa.String(64), nullable=False)
+    updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+#: One treatment (or deliberate non-treatment) per customer and dedupe key: two replicas
+#: deciding the same delayed shipment at once cannot both act; the loser retries and finds it.
+sa.Index(
+    "uq_journey_proactive_actions_settled",
+    ProactiveAction.__table__.c.tenant,  # type: ignore[attr-defined]
+    ProactiveAction.__table__.c.customer_id,  # type: ignore[attr-defined]
+    ProactiveAction.__table__.c.dedupe_key,  # type: ignore[attr-defined]
+    unique=True,
+    sqlite_where=sa.text("outcome IN ('taken', 'held_out')"),
+    postgresql_where=sa.text("outcome IN ('taken', 'held_out')"),
+)

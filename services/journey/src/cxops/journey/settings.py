@@ -17,3 +17,9 @@ class JourneySettings(ServiceSettings):
     #: The handoff deadlines' timer re-reads the earliest deadline from the database at least
     #: this often, to see deadlines other replicas armed.
     handoff_deadline_poll_seconds: float = Field(default=30.0, gt=0)
+    # Proactive triggers: a tenant's contact limits until it sets its own.
+    trigger_max_contacts: int = 3
+    trigger_contact_days: int = 7
+    trigger_quiet_start: str = "21:00"
+    trigger_quiet_end: str = "08:00"
+    trigger_timezone: str = "UTC"

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from cxops.common.service import ServiceSpec, create_service_app
 from cxops.routing.api import routing, staffing
-from cxops.routing.consumers import FEEDBACK_CASES, FEEDBACK_RESPONSES
+from cxops.routing.consumers import FEEDBACK_CASES, FEEDBACK_RESPONSES, JOURNEY_TASKS
 from cxops.routing.ownership import NotOwner, forward_to_owner
 from cxops.routing.settings import RoutingSettings
 from cxops.routing.switchboard import OWNERS_BUCKET, Switchboard
@@ -16,7 +16,7 @@ SPEC = ServiceSpec(
     description="Agents, skills and proficiency, queues, tasks, skill-based matching and staffing.",
     migrations=Path(__file__).parent / "migrations",
     routers=[routing.router, staffing.router],
-    consumers=[FEEDBACK_CASES, FEEDBACK_RESPONSES],
+    consumers=[FEEDBACK_CASES, FEEDBACK_RESPONSES, JOURNEY_TASKS],
     components=[Switchboard],
     tags=[
         {"name": "agents", "description": "Agents, their skills, channels and presence."},

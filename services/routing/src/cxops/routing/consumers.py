@@ -13,7 +13,13 @@ as the task's ``sla_deadline``, which escalation rules watch) are its attributes
 names a task (``task_id``) is the task's CSAT, learned from once (``POST /tasks/{id}/csat``):
 the task's stored CSAT is what makes a redelivery change nothing. Other answers are ignored.
 
-Neither keeps an inbox (``ConsumerSpec.inbox``): each is idempotent by what it stores, and
+``cx.journey.task.requested.v1`` (durable ``routing-journey-tasks``): a proactive trigger's
+``create_task`` becomes a task in the queue the trigger names, with its priority and the
+skills it prefers. The task's external id is ``journey-<action_id>``: a redelivery finds the
+first task. A queue the tenant does not have is refused for good (dead-lettered, where
+operators see it): the trigger names it, so only a change to the trigger or the queues helps.
+
+None keeps an inbox (``ConsumerSpec.inbox``): each is idempotent by what it stores, and
 commits through the tenant's engine. On a replica that does not own the tenant, the call goes to
 the owner's API, as any caller's would; while ownership moves, the event is retried. A payload
 that does not fit, or a call the owner refuses for good, is a :class:`PermanentEventError`: it
@@ -40,7 +46,14 @@ from cxops.common.service import ServiceState
 from cxops.routing import service
 from cxops.routing.changes import QUEUES
 from cxops.routing.domain.model import DEFAULT_TIERS
-from cxops.routing.events import CASE_OPENED, RESPONSE_RECEIVED, CaseOpened, ResponseReceived
+from cxops.routing.events import (
+    CASE_OPENED,
+    RESPONSE_RECEIVED,
+    TASK_REQUESTED,
+    CaseOpened,
+    ResponseReceived,
+    TaskRequested,
+)
 from cxops.routing.ownership import FORWARDED_HEADER, NotOwner
 from cxops.routing.schemas import CsatBody, TaskAttributes, TaskCreate
 from cxops.routing.switchboard import LIVE, WORKING, Switchboard
@@ -138,6 +151,39 @@ async def on_response_received(
         raise PermanentEventError(f"CSAT for task {task_id}: {refused.detail}") from refused
 
 
+# -------------------------------------------------------------------- journey's tasks
+
+
+def requested_task(request: TaskRequested) -> TaskCreate:
+    return TaskCreate(
+        external_id=f"journey-{request.action_id}",
+        queue=request.queue,
+        priority=request.priority,
+        optional=request.skills or None,
+        customer_ref=request.customer_ref,
+        attributes=TaskAttributes.model_validate(
+            {"trigger": request.trigger_key, "journey_customer_id": request.customer_id}
+        ),
+    )
+
+
+async def on_task_requested(board: Switchboard, session: AsyncSession | None, event: Event) -> None:
+    request = _read(TaskRequested, event)
+    tenant = event.tenant
+    try:
+        body = requested_task(request)
+    except ValidationError as exc:
+        raise PermanentEventError(f"task of action {request.action_id}: {exc}") from exc
+    try:
+        await service.create_task(board, tenant, body, idempotency_key=None)
+    except NotOwner as moved:
+        await call_owner(board, tenant, moved, "/tasks", body)
+    except Problem as refused:
+        raise PermanentEventError(
+            f"task of action {request.action_id}: {refused.detail}"
+        ) from refused
+
+
 # --------------------------------------------------------------------- the owner
 
 
@@ -189,5 +235,12 @@ FEEDBACK_RESPONSES = ConsumerSpec(
     stream=stream_name("feedback"),
     subjects=[RESPONSE_RECEIVED],
     bind=_bound(on_response_received),
+    inbox=False,
+)
+JOURNEY_TASKS = ConsumerSpec(
+    name="journey-tasks",
+    stream=stream_name("journey"),
+    subjects=[TASK_REQUESTED],
+    bind=_bound(on_task_requested),
     inbox=False,
 )

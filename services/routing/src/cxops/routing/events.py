@@ -17,10 +17,11 @@ stored the change it announces. Payloads only ever gain fields.
                                     supervisor, or the engine after offers timed out).
 ``cx.routing.proficiency.changed.v1``   a skill level changed (a supervisor, or learning).
 
-Routing consumes ``cx.feedback.case.opened.v1`` (each case becomes a task) and
-``cx.feedback.response.received.v1`` (a CSAT naming a task is learned from); see
-:mod:`cxops.routing.consumers`. :class:`CaseOpened` and :class:`ResponseReceived` name the
-fields routing reads.
+Routing consumes ``cx.feedback.case.opened.v1`` (each case becomes a task),
+``cx.feedback.response.received.v1`` (a CSAT naming a task is learned from) and
+``cx.journey.task.requested.v1`` (a proactive trigger's task); see
+:mod:`cxops.routing.consumers`. :class:`CaseOpened`, :class:`ResponseReceived` and
+:class:`TaskRequested` name the fields routing reads.
 """
 
 import uuid
@@ -197,8 +198,29 @@ class ResponseReceived(BaseModel):
     task_id: uuid.UUID | None = None
 
 
+TASK_REQUESTED = "cx.journey.task.requested.v1"
+
+
+class TaskRequested(BaseModel):
+    """Routing's reading of ``cx.journey.task.requested.v1``: a proactive trigger's
+    ``create_task`` action, once per ``action_id``. Read as sent: what a task cannot carry is
+    refused when the task is made (:func:`cxops.routing.consumers.requested_task`)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    action_id: uuid.UUID
+    trigger_key: str
+    customer_id: str
+    customer_ref: str | None = None
+    queue: str
+    priority: int | None = None
+    #: Preferred, not required, skills of the agent; none keeps the queue's.
+    skills: dict[str, int] = {}
+
+
 #: Every subject this service consumes, and the model it reads the payload with.
 CONSUMED: dict[str, type[BaseModel]] = {
     CASE_OPENED: CaseOpened,
     RESPONSE_RECEIVED: ResponseReceived,
+    TASK_REQUESTED: TaskRequested,
 }
