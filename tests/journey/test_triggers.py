@@ -22,7 +22,12 @@ from cxops.common.auth import Role
 from cxops.common.migrations import upgrade
 from cxops.journey.app import SPEC, create_app
 from cxops.journey.domain.triggers import in_holdout
-from cxops.journey.events import HANDOFF_DELAYED, INTERACTION_RECORDED, PUBLISHED
+from cxops.journey.events import (
+    HANDOFF_DELAYED,
+    INTERACTION_RECORDED,
+    PUBLISHED,
+    HandoffDelayedV1,
+)
 from cxops.journey.models import JourneyTable
 from cxops.journey.settings import JourneySettings
 from tests.support.clock import ManualClock
@@ -418,13 +423,19 @@ async def test_history_patterns_fire(
         nats_client,
         [recorded("email", customer_id=f"cust-{n}") for n in (1, 2, 3)],
     )
-    delayed = {
-        "map": "onboarding",
-        "customer_id": "cust-3",
-        "from_stage": "kyc",
-        "to_stage": "active",
-    }
-    elsewhere = {**delayed, "map": "billing", "customer_id": "cust-2"}
+    # As the maps' timer publishes it.
+    delayed = HandoffDelayedV1(
+        map_key="onboarding",
+        map_version=1,
+        customer_id="cust-3",
+        from_stage="kyc",
+        to_stage="active",
+        entered_at=datetime(2026, 11, 30, 8, tzinfo=UTC),
+        deadline=datetime(2026, 11, 30, 9, tzinfo=UTC),
+        sla_seconds=3600.0,
+        owner_team="onboarding",
+    ).model_dump(mode="json")
+    elsewhere = {**delayed, "map_key": "billing", "customer_id": "cust-2"}
     await publish_all(
         journey,
         nats_client,
