@@ -9,6 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from cxops.common.service import ServiceSpec, create_service_app
+from cxops.journey.projections import FEEDBACK_FACTS, ROUTING_FACTS
 from cxops.journey.settings import JourneySettings
 
 SPEC = ServiceSpec(
@@ -17,6 +18,7 @@ SPEC = ServiceSpec(
         "Journey maps, interaction logs, identity resolution, process mining and simulation."
     ),
     migrations=Path(__file__).parent / "migrations",
+    consumers=[FEEDBACK_FACTS, ROUTING_FACTS],
 )
 
 
