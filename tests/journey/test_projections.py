@@ -74,7 +74,7 @@ async def test_a_response_becomes_one_fact_with_what_enrichment_read(
     assert fact["ref_id"] == str(response_id)
     assert (fact["kind"], fact["customer_ref"], fact["state"]) == ("response", "crm-1", "enriched")
     assert fact["occurred_at"] == T0
-    payload = fact["payload"]
+    payload = fact["payload"]["fields"]
     assert payload["survey_kind"] == "csat" and payload["score"] == 2
     assert payload["comment"] == "Refund still missing, write to [EMAIL]"
     assert payload["sentiment"] == {"label": "negative", "score": -0.7, "confidence": 0.9}
@@ -99,8 +99,8 @@ async def test_enrichment_read_before_the_receipt_is_not_undone_by_it(
 
     [fact] = (await facts(journey)).values()
     assert fact["state"] == "enriched"
-    assert fact["payload"]["sentiment"]["label"] == "negative"
-    assert fact["payload"]["comment"].startswith("Refund")
+    assert fact["payload"]["fields"]["sentiment"]["label"] == "negative"
+    assert fact["payload"]["fields"]["comment"].startswith("Refund")
 
 
 async def test_a_late_older_case_event_does_not_overwrite_the_newer_state(
@@ -154,10 +154,10 @@ async def test_a_late_older_case_event_does_not_overwrite_the_newer_state(
     assert (fact["kind"], fact["state"]) == ("case", "closed")
     assert fact["last_event_at"] == closed_at
     assert fact["occurred_at"] == T0
-    payload = fact["payload"]
+    payload = fact["payload"]["fields"]
     assert payload["owner"] == "ana" and payload["customer_contacted"] is True
     assert payload["closed_after_seconds"] == 31 * 3600.0
-    assert payload["breaches"] == [
+    assert fact["payload"]["breaches"] == [
         {"clock": "acknowledge", "deadline": breached_at.isoformat(), "round": 1}
     ]
 
@@ -176,7 +176,10 @@ async def test_a_task_follows_routing_and_its_late_creation_only_fills_in(
     )
     await publisher.settled()
     [assigned] = (await facts(journey)).values()
-    assert (assigned["state"], assigned["payload"]["agent_id"]) == ("assigned", str(agent_id))
+    assert (assigned["state"], assigned["payload"]["fields"]["agent_id"]) == (
+        "assigned",
+        str(agent_id),
+    )
 
     await publisher.publish(
         routing_events.TASK_COMPLETED,
@@ -190,7 +193,7 @@ async def test_a_task_follows_routing_and_its_late_creation_only_fills_in(
     [fact] = (await facts(journey)).values()
     assert (fact["kind"], fact["state"], fact["customer_ref"]) == ("task", "completed", "crm-1")
     assert fact["occurred_at"] == T0
-    payload = fact["payload"]
+    payload = fact["payload"]["fields"]
     assert payload["queue"] == "billing" and payload["channel"] == "chat"
     assert payload["handle_seconds"] == 240.0 and payload["resolved"] is True
 

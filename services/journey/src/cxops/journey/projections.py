@@ -12,7 +12,7 @@ unreadable payload goes to the dead letters.
 """
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -26,9 +26,6 @@ from cxops.journey import events
 from cxops.journey.domain import facts
 from cxops.journey.domain.facts import CASE, RESPONSE, TASK, Fact, FactUpdate
 from cxops.journey.models import CustomerFact
-
-#: The payload key under which a case's breached clocks are kept.
-BREACHES = "breaches"
 
 
 def _response(payload: events.ResponseReceived, state: str) -> FactUpdate:
@@ -196,27 +193,37 @@ class FactRepository(TenantRepository):
         return found
 
 
+def stored(fact: Fact) -> dict[str, Any]:
+    """A fact's ``payload`` column: its ``fields``, each field's ``versions`` and its
+    ``breaches`` (a case's breached clocks)."""
+    return {
+        "fields": dict(fact.payload),
+        "versions": {name: [at.isoformat(), rank] for name, (at, rank) in fact.versions.items()},
+        "breaches": [dict(breach) for breach in fact.breaches],
+    }
+
+
+def loaded(row: CustomerFact) -> Fact:
+    return Fact(
+        customer_ref=row.customer_ref,
+        occurred_at=row.occurred_at,
+        state=row.state,
+        payload=row.payload["fields"],
+        last_event_at=row.last_event_at,
+        versions={
+            name: (datetime.fromisoformat(at), rank)
+            for name, (at, rank) in row.payload["versions"].items()
+        },
+        breaches=row.payload["breaches"],
+    )
+
+
 async def record(session: AsyncSession, *, tenant: str, update: FactUpdate) -> None:
     """Fold ``update`` into its fact of ``tenant``, creating the fact if it names a customer."""
     row = await FactRepository(session, tenant=tenant).for_update(update.kind, update.ref_id)
-    current = None
-    if row is not None:
-        payload = dict(row.payload)
-        breaches = payload.pop(BREACHES, [])
-        current = Fact(
-            customer_ref=row.customer_ref,
-            occurred_at=row.occurred_at,
-            state=row.state,
-            payload=payload,
-            last_event_at=row.last_event_at,
-            breaches=breaches,
-        )
-    merged = facts.apply(current, update)
+    merged = facts.apply(None if row is None else loaded(row), update)
     if merged is None:
         return
-    payload = {**merged.payload}
-    if merged.breaches:
-        payload[BREACHES] = [dict(b) for b in merged.breaches]
     if row is None:
         session.add(
             CustomerFact(
@@ -226,7 +233,7 @@ async def record(session: AsyncSession, *, tenant: str, update: FactUpdate) -> N
                 customer_ref=merged.customer_ref,
                 occurred_at=merged.occurred_at,
                 state=merged.state,
-                payload=payload,
+                payload=stored(merged),
                 last_event_at=merged.last_event_at,
             )
         )
@@ -234,7 +241,7 @@ async def record(session: AsyncSession, *, tenant: str, update: FactUpdate) -> N
         row.customer_ref = merged.customer_ref
         row.occurred_at = merged.occurred_at
         row.state = merged.state
-        row.payload = payload
+        row.payload = stored(merged)
         row.last_event_at = merged.last_event_at
     await session.flush()
 

@@ -2,9 +2,12 @@
 task, whatever order the events arrive in; and the SLA state of a case's clocks at a moment.
 
 A fact is changed by *updates*, one per event: when the change it announces happened (``at``),
-the state it left, and the fields it knows. The newest update decides the state and its fields
-win; an older one arriving late only fills in what nothing newer said (a task's queue, known
-only to its ``created`` event). Breached clocks accumulate, whatever their order.
+the state it left, and the fields it knows. The newest update decides the state, and each field
+holds what the newest update that carried it said: an older event arriving late only fills in
+what nothing newer said (a task's queue, known only to its ``created`` event). Each field keeps
+the version (time and state rank) of the update that set it, so that several late events still
+end in the same fact as the same events in order. Breached clocks accumulate, whatever their
+order.
 """
 
 from collections.abc import Mapping, Sequence
@@ -54,13 +57,21 @@ class FactUpdate:
     breach: Mapping[str, Any] | None = None
 
 
+#: The order of updates: their time, then their state's place in :data:`STATE_ORDER`.
+Version = tuple[datetime, int]
+
+
 @dataclass(frozen=True, slots=True)
 class Fact:
+    """``versions`` holds, for each field of ``payload``, the version of the update that set
+    it."""
+
     customer_ref: str
     occurred_at: datetime
     state: str
     payload: Mapping[str, Any]
     last_event_at: datetime
+    versions: Mapping[str, Version] = field(default_factory=dict)
     breaches: Sequence[Mapping[str, Any]] = field(default=())
 
 
@@ -72,6 +83,7 @@ def _rank(kind: str, state: str) -> int:
 def apply(current: Fact | None, update: FactUpdate) -> Fact | None:
     """The fact after ``update``; ``None`` for an update about a fact not known yet that does
     not say whose it is (nothing to attach it to)."""
+    version = (update.at, _rank(update.kind, update.state))
     if current is None:
         if not update.customer_ref:
             return None
@@ -81,26 +93,21 @@ def apply(current: Fact | None, update: FactUpdate) -> Fact | None:
             state=update.state,
             payload=dict(update.fields),
             last_event_at=update.at,
+            versions=dict.fromkeys(update.fields, version),
             breaches=_with_breach((), update.breach),
         )
-    newer = (update.at, _rank(update.kind, update.state)) >= (
-        current.last_event_at,
-        _rank(update.kind, current.state),
-    )
-    if newer:
-        payload = {**current.payload, **update.fields}
-        state, last_event_at = update.state, update.at
-        customer_ref = update.customer_ref or current.customer_ref
-    else:
-        payload = {**update.fields, **current.payload}
-        state, last_event_at = current.state, current.last_event_at
-        customer_ref = current.customer_ref
+    payload, versions = dict(current.payload), dict(current.versions)
+    for name, value in update.fields.items():
+        if name not in versions or version >= versions[name]:
+            payload[name], versions[name] = value, version
+    newer = version >= (current.last_event_at, _rank(update.kind, current.state))
     return Fact(
-        customer_ref=customer_ref,
+        customer_ref=(update.customer_ref if newer else None) or current.customer_ref,
         occurred_at=update.started_at or current.occurred_at,
-        state=state,
+        state=update.state if newer else current.state,
         payload=payload,
-        last_event_at=last_event_at,
+        last_event_at=update.at if newer else current.last_event_at,
+        versions=versions,
         breaches=_with_breach(current.breaches, update.breach),
     )
 
