@@ -9,6 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from cxops.common.service import ServiceSpec, create_service_app
+from cxops.journey.api import context
 from cxops.journey.projections import FEEDBACK_FACTS, ROUTING_FACTS
 from cxops.journey.settings import JourneySettings
 
@@ -18,7 +19,15 @@ SPEC = ServiceSpec(
         "Journey maps, interaction logs, identity resolution, process mining and simulation."
     ),
     migrations=Path(__file__).parent / "migrations",
+    # The context router first: its /customers/context must win over /customers/{id}.
+    routers=[context.router],
     consumers=[FEEDBACK_FACTS, ROUTING_FACTS],
+    tags=[
+        {
+            "name": "customers",
+            "description": "Resolved customers, their timeline and the agent desktop's context.",
+        },
+    ],
 )
 
 

@@ -1,0 +1,1 @@
+"""Journey's HTTP routers, mounted under ``/v1/journey``."""
