@@ -5,8 +5,10 @@ events left (:mod:`cxops.journey.projections`) and the proactive action log. Fac
 customer by ``customer_ref``, the value of a profile's ``crm_id`` identifiers; they join to the
 profile through ``journey_customer_identifiers``.
 
-The context is a handful of indexed queries, each bounded (``LIMIT``), run one after the other
-on the request's connection: a few milliseconds on PostgreSQL with a million interactions.
+The context is four indexed queries, each bounded (``LIMIT``), built once and run one after the
+other on the request's connection (a session runs one statement at a time; several connections
+per call would cost the pool more than they save): under a millisecond each in PostgreSQL with a
+million interactions.
 """
 
 import re
@@ -82,130 +84,168 @@ def parse_identifier(text: str) -> tuple[str, str]:
     return type_, value
 
 
+Row = sa.Row[Any]
+
+_customers = sa.inspect(Customer).local_table
+_identifiers = sa.inspect(CustomerIdentifier).local_table
+_interactions = sa.inspect(Interaction).local_table
+_facts = sa.inspect(CustomerFact).local_table
+_actions = sa.inspect(ProactiveAction).local_table
+
+
+class _OnceScoped(TenantRepository):
+    """Tenant scoping for statements built once, at import: the tenant is a parameter bound at
+    each call. Scoping a statement (and the ORM's setup of one) costs more CPU than PostgreSQL
+    takes to run the context's queries, so the context call's statements are plain Core
+    selects, scoped here once; the tenant guard still checks each as it runs."""
+
+    def __init__(self) -> None:
+        self.tenant = sa.bindparam("tenant")  # type: ignore[assignment]
+
+
+_scoped = _OnceScoped().scoped
+_CUSTOMER_ID = sa.bindparam("customer_id")
+
+_CUSTOMER_BY_ID = _scoped(sa.select(_customers).where(_customers.c.id == _CUSTOMER_ID))
+_CUSTOMER_BY_IDENTIFIER = _scoped(
+    sa.select(_customers)
+    .join(
+        _identifiers,
+        sa.and_(
+            _identifiers.c.tenant == _customers.c.tenant,
+            _identifiers.c.customer_id == _customers.c.id,
+        ),
+    )
+    .where(_identifiers.c.type == sa.bindparam("type"))
+    .where(_identifiers.c.value == sa.bindparam("value"))
+)
+#: The ``customer_ref`` values that name the customer in other services' events.
+_CUSTOMER_REFS = _scoped(
+    sa.select(_identifiers.c.value).where(
+        _identifiers.c.customer_id == _CUSTOMER_ID,
+        _identifiers.c.type == CUSTOMER_REF_TYPE,
+    )
+)
+_CONTACTS = _scoped(
+    sa.select(sa.func.count())
+    .select_from(_interactions)
+    .where(
+        _interactions.c.customer_id == _CUSTOMER_ID,
+        _interactions.c.occurred_at > sa.bindparam("contacts_since"),
+        _interactions.c.occurred_at <= sa.bindparam("now"),
+    )
+).scalar_subquery()
+#: The last interactions, each row with the repeat-contact count (a subquery the database
+#: runs once).
+_LAST_INTERACTIONS = _scoped(
+    sa.select(_interactions, _CONTACTS.label("contacts"))
+    .where(_interactions.c.customer_id == _CUSTOMER_ID)
+    .order_by(_interactions.c.occurred_at.desc(), _interactions.c.id.desc())
+    .limit(LAST_INTERACTIONS)
+)
+_OPEN_FACT_IDS = _scoped(
+    sa.select(_facts.c.id).where(
+        _facts.c.customer_ref.in_(_CUSTOMER_REFS),
+        sa.or_(
+            *(
+                sa.and_(_facts.c.kind == kind, _facts.c.state.in_(sorted(states)))
+                for kind, states in OPEN_STATES.items()
+            )
+        ),
+    )
+)
+_LAST_RESPONSE_ID = (
+    _scoped(
+        sa.select(_facts.c.id)
+        .where(_facts.c.customer_ref.in_(_CUSTOMER_REFS), _facts.c.kind == RESPONSE)
+        .order_by(_facts.c.occurred_at.desc())
+        .limit(1)
+    )
+    .subquery()
+    .c.id
+)
+#: Open cases and tasks, and the latest response.
+_OPEN_FACTS_AND_LAST_RESPONSE = _scoped(
+    sa.select(_facts)
+    .where(_facts.c.id.in_(sa.union_all(_OPEN_FACT_IDS, sa.select(_LAST_RESPONSE_ID))))
+    .order_by(_facts.c.occurred_at.desc())
+)
+_RECENT_ACTIONS = _scoped(
+    sa.select(_actions)
+    .where(_actions.c.customer_id == _CUSTOMER_ID, _actions.c.at >= sa.bindparam("since"))
+    .order_by(_actions.c.at.desc())
+    .limit(RECENT_ACTIONS_LIMIT)
+)
+
+
 class StoryRepository(TenantRepository):
     """One tenant's customers and everything journey knows about them."""
 
-    async def customer(self, customer_id: str) -> Customer | None:
-        found: Customer | None = await self.session.scalar(
-            self.select(Customer).where(Customer.id == customer_id)
-        )
-        return found
+    async def _rows(self, statement: Any, **values: Any) -> Sequence[Row]:
+        result = await self.session.execute(statement, {"tenant": self.tenant, **values})
+        return result.all()
 
-    async def customer_by_identifier(self, type_: str, value: str) -> Customer | None:
-        statement = self.scoped(
-            sa.select(Customer)
-            .join(
-                CustomerIdentifier,
-                sa.and_(
-                    CustomerIdentifier.tenant == Customer.tenant,
-                    CustomerIdentifier.customer_id == Customer.id,
-                ),
-            )
-            .where(CustomerIdentifier.type == type_, CustomerIdentifier.value == value)
-        )
-        found: Customer | None = await self.session.scalar(statement)
-        return found
+    async def customer(self, customer_id: str) -> Row | None:
+        rows = await self._rows(_CUSTOMER_BY_ID, customer_id=customer_id)
+        return rows[0] if rows else None
 
-    def _customer_refs(self, customer_id: str) -> sa.Select[Any]:
-        """The ``customer_ref`` values that name this customer in other services' events."""
-        return self.select(CustomerIdentifier.value).where(
-            CustomerIdentifier.customer_id == customer_id,
-            CustomerIdentifier.type == CUSTOMER_REF_TYPE,
-        )
-
-    async def interactions(
-        self, customer_id: str, *, start: datetime | None, end: datetime | None, limit: int
-    ) -> Sequence[Interaction]:
-        """The customer's newest ``limit`` interactions in ``[start, end)``, newest first."""
-        statement = self.select(Interaction).where(Interaction.customer_id == customer_id)
-        statement = _within(statement, Interaction.occurred_at, start, end)
-        rows = await self.session.scalars(
-            statement.order_by(Interaction.occurred_at.desc(), Interaction.id.desc()).limit(limit)
-        )
-        return rows.all()
+    async def customer_by_identifier(self, type_: str, value: str) -> Row | None:
+        rows = await self._rows(_CUSTOMER_BY_IDENTIFIER, type=type_, value=value)
+        return rows[0] if rows else None
 
     async def last_interactions_and_contacts(
         self, customer_id: str, *, now: datetime
-    ) -> tuple[Sequence[Interaction], int]:
+    ) -> tuple[Sequence[Row], int]:
         """The customer's last interactions, and how many fell in the repeat-contact window up
-        to ``now``: one round trip (the count is a subquery the database runs once)."""
-        contacts = self.scoped(
-            sa.select(sa.func.count())
-            .select_from(Interaction)
-            .where(
-                Interaction.customer_id == customer_id,
-                Interaction.occurred_at > now - REPEAT_CONTACT_WINDOW,
-                Interaction.occurred_at <= now,
+        to ``now``."""
+        rows = await self._rows(
+            _LAST_INTERACTIONS,
+            customer_id=customer_id,
+            contacts_since=now - REPEAT_CONTACT_WINDOW,
+            now=now,
+        )
+        return rows, int(rows[0].contacts) if rows else 0
+
+    async def open_facts_and_last_response(self, customer_id: str) -> Sequence[Row]:
+        """The customer's open cases and tasks, and their latest feedback response."""
+        return await self._rows(_OPEN_FACTS_AND_LAST_RESPONSE, customer_id=customer_id)
+
+    async def recent_actions(self, customer_id: str, *, since: datetime) -> Sequence[Row]:
+        """The customer's proactive actions since ``since``, whatever their outcome."""
+        return await self._rows(_RECENT_ACTIONS, customer_id=customer_id, since=since)
+
+    async def interactions(
+        self, customer_id: str, *, start: datetime | None, end: datetime | None, limit: int
+    ) -> Sequence[Row]:
+        """The customer's newest ``limit`` interactions in ``[start, end)``, newest first."""
+        statement = self.select(_interactions).where(_interactions.c.customer_id == customer_id)
+        statement = _within(statement, _interactions.c.occurred_at, start, end)
+        return await self._rows(
+            statement.order_by(_interactions.c.occurred_at.desc(), _interactions.c.id.desc()).limit(
+                limit
             )
-        ).scalar_subquery()
-        rows = (
-            await self.session.execute(
-                self.select(Interaction, contacts.label("contacts"))
-                .where(Interaction.customer_id == customer_id)
-                .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
-                .limit(LAST_INTERACTIONS)
-            )
-        ).all()
-        if not rows:
-            return [], 0
-        return [row[0] for row in rows], int(rows[0][1])
+        )
 
     async def facts(
         self, customer_id: str, *, start: datetime | None, end: datetime | None, limit: int
-    ) -> Sequence[CustomerFact]:
+    ) -> Sequence[Row]:
         """The customer's newest ``limit`` facts that began in ``[start, end)``, newest first."""
-        statement = self.select(CustomerFact).where(
-            CustomerFact.customer_ref.in_(self._customer_refs(customer_id))
+        statement = self.select(_facts).where(_facts.c.customer_ref.in_(_CUSTOMER_REFS))
+        statement = _within(statement, _facts.c.occurred_at, start, end)
+        return await self._rows(
+            statement.order_by(_facts.c.occurred_at.desc()).limit(limit),
+            customer_id=customer_id,
         )
-        statement = _within(statement, CustomerFact.occurred_at, start, end)
-        rows = await self.session.scalars(
-            statement.order_by(CustomerFact.occurred_at.desc()).limit(limit)
-        )
-        return rows.all()
 
-    async def open_facts_and_last_response(self, customer_id: str) -> Sequence[CustomerFact]:
-        """The customer's open cases and tasks, and their latest feedback response."""
-        refs = self._customer_refs(customer_id)
-        open_ids = self.select(CustomerFact.id).where(
-            CustomerFact.customer_ref.in_(refs),
-            sa.or_(
-                *(
-                    sa.and_(CustomerFact.kind == kind, CustomerFact.state.in_(sorted(states)))
-                    for kind, states in OPEN_STATES.items()
-                )
-            ),
+    async def actions_taken(
+        self, customer_id: str, *, start: datetime | None, end: datetime | None, limit: int
+    ) -> Sequence[Row]:
+        """The customer's proactive actions taken in ``[start, end)``, newest first."""
+        statement = self.select(_actions).where(
+            _actions.c.customer_id == customer_id, _actions.c.outcome == "taken"
         )
-        last_response_id = (
-            self.select(CustomerFact.id)
-            .where(CustomerFact.customer_ref.in_(refs), CustomerFact.kind == RESPONSE)
-            .order_by(CustomerFact.occurred_at.desc())
-            .limit(1)
-        )
-        wanted = sa.union_all(open_ids, self.scoped(sa.select(last_response_id.subquery().c.id)))
-        rows = await self.session.scalars(
-            self.select(CustomerFact)
-            .where(CustomerFact.id.in_(wanted))
-            .order_by(CustomerFact.occurred_at.desc())
-        )
-        return rows.all()
-
-    async def actions(
-        self,
-        customer_id: str,
-        *,
-        start: datetime | None,
-        end: datetime | None,
-        limit: int,
-        taken_only: bool,
-    ) -> Sequence[ProactiveAction]:
-        statement = self.select(ProactiveAction).where(ProactiveAction.customer_id == customer_id)
-        if taken_only:
-            statement = statement.where(ProactiveAction.outcome == "taken")
-        statement = _within(statement, ProactiveAction.at, start, end)
-        rows = await self.session.scalars(
-            statement.order_by(ProactiveAction.at.desc()).limit(limit)
-        )
-        return rows.all()
+        statement = _within(statement, _actions.c.at, start, end)
+        return await self._rows(statement.order_by(_actions.c.at.desc()).limit(limit))
 
 
 def _within(
@@ -220,7 +260,7 @@ def _within(
 
 async def _known_customer(
     stories: StoryRepository, *, customer_id: str | None, identifier: str | None
-) -> Customer:
+) -> Row:
     if identifier is not None:
         type_, value = parse_identifier(identifier)
         found = await stories.customer_by_identifier(type_, value)
@@ -253,10 +293,7 @@ async def timeline(
             fact_item(row, now=now, due_soon=due_soon)
             for row in await stories.facts(customer.id, **window)
         ),
-        *(
-            action_item(row)
-            for row in await stories.actions(customer.id, **window, taken_only=True)
-        ),
+        *(action_item(row) for row in await stories.actions_taken(customer.id, **window)),
     ]
     items.sort(key=lambda item: item.at)
     return Timeline(
@@ -278,13 +315,7 @@ async def customer_context(
     customer = await _known_customer(stories, customer_id=customer_id, identifier=identifier)
     interactions, contacts = await stories.last_interactions_and_contacts(customer.id, now=now)
     open_and_last = await stories.open_facts_and_last_response(customer.id)
-    actions = await stories.actions(
-        customer.id,
-        start=now - RECENT_ACTIONS_WINDOW,
-        end=None,
-        limit=RECENT_ACTIONS_LIMIT,
-        taken_only=False,
-    )
+    actions = await stories.recent_actions(customer.id, since=now - RECENT_ACTIONS_WINDOW)
     cases = [row for row in open_and_last if row.kind == CASE]
     tasks = [row for row in open_and_last if row.kind == TASK]
     responses = [row for row in open_and_last if row.kind == RESPONSE]
@@ -306,7 +337,7 @@ async def customer_context(
     )
 
 
-def interaction_item(row: Interaction) -> TimelineInteraction:
+def interaction_item(row: Row) -> TimelineInteraction:
     return TimelineInteraction(
         at=row.occurred_at,
         id=row.id,
@@ -320,7 +351,7 @@ def interaction_item(row: Interaction) -> TimelineInteraction:
 
 
 def fact_item(
-    row: CustomerFact, *, now: datetime, due_soon: timedelta
+    row: Row, *, now: datetime, due_soon: timedelta
 ) -> TimelineResponse | TimelineCase | TimelineTask:
     if row.kind == RESPONSE:
         return response_item(row)
@@ -329,7 +360,7 @@ def fact_item(
     return task_item(row)
 
 
-def response_item(row: CustomerFact) -> TimelineResponse:
+def response_item(row: Row) -> TimelineResponse:
     payload = row.payload["fields"]
     return TimelineResponse(
         at=row.occurred_at,
@@ -345,7 +376,7 @@ def response_item(row: CustomerFact) -> TimelineResponse:
     )
 
 
-def case_item(row: CustomerFact, *, now: datetime, due_soon: timedelta) -> TimelineCase:
+def case_item(row: Row, *, now: datetime, due_soon: timedelta) -> TimelineCase:
     payload = row.payload["fields"]
     breaches = row.payload["breaches"]
     return TimelineCase(
@@ -364,7 +395,7 @@ def case_item(row: CustomerFact, *, now: datetime, due_soon: timedelta) -> Timel
     )
 
 
-def task_item(row: CustomerFact) -> TimelineTask:
+def task_item(row: Row) -> TimelineTask:
     payload = row.payload["fields"]
     return TimelineTask(
         at=row.occurred_at,
@@ -390,7 +421,7 @@ def task_item(row: CustomerFact) -> TimelineTask:
     )
 
 
-def action_item(row: ProactiveAction) -> TimelineAction:
+def action_item(row: Row) -> TimelineAction:
     return TimelineAction(
         at=row.at,
         action_id=row.id,
