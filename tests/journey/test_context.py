@@ -325,6 +325,11 @@ async def test_the_context_answers_everything_the_desktop_shows(
 
     by_id = await get_context(journey, customer_id=CUSTOMER)
     assert by_id == context
+    # The issue's own spelling, typed into a URL as is: the query string reads `+` as a space.
+    typed = await journey.client.get(
+        "/v1/journey/customers/context?identifier=phone:+34600111222", headers=AGENT
+    )
+    assert typed.status_code == 200 and typed.json() == context
 
 
 async def test_the_timeline_tells_the_story_in_time_order(

@@ -22,7 +22,7 @@ from cxops.common.errors import Problem
 from cxops.common.tenancy import TenantRepository
 from cxops.journey.domain import facts
 from cxops.journey.domain.facts import CASE, OPEN_STATES, RESPONSE, TASK
-from cxops.journey.domain.identifiers import kind_of, normaliser
+from cxops.journey.domain.identifiers import Kind, kind_of, normaliser
 from cxops.journey.models import (
     Customer,
     CustomerFact,
@@ -64,7 +64,11 @@ def parse_identifier(text: str) -> tuple[str, str]:
     a 422 naming ``identifier`` when it is not one (``phone:+34 600 111 222`` is
     ``("phone", "+34600111222")``)."""
     type_, sep, raw = text.partition(":")
-    value = normaliser(kind_of(type_))(raw) if sep and _IDENTIFIER_TYPE.fullmatch(type_) else None
+    kind = kind_of(type_)
+    if kind is Kind.PHONE and raw.startswith(" "):
+        # ``?identifier=phone:+34...`` typed as is: a query string reads the ``+`` as a space.
+        raw = "+" + raw[1:]
+    value = normaliser(kind)(raw) if sep and _IDENTIFIER_TYPE.fullmatch(type_) else None
     if value is None:
         raise Problem(
             422,
