@@ -12,10 +12,11 @@ from fastapi import FastAPI
 
 from cxops.common.service import Component, ServiceSpec, ServiceState, create_service_app
 from cxops.journey import triggers
-from cxops.journey.api import customers, interactions, maps
+from cxops.journey.api import context, customers, interactions, maps
 from cxops.journey.api import triggers as triggers_api
 from cxops.journey.clock import Clock, system_clock
 from cxops.journey.maps_live import MAP_PROGRESS, LiveMaps
+from cxops.journey.projections import FEEDBACK_FACTS, ROUTING_FACTS
 from cxops.journey.settings import JourneySettings
 
 
@@ -28,8 +29,22 @@ SPEC = ServiceSpec(
     name="journey",
     description="Interactions, identity resolution, journey maps, triggers, mining and simulation.",
     migrations=Path(__file__).parent / "migrations",
-    routers=[interactions.router, customers.router, maps.router, triggers_api.router],
-    consumers=[MAP_PROGRESS, triggers.INTERACTIONS, triggers.HANDOFFS],
+    # The context router before the customers': its /customers/context must win over
+    # /customers/{id}.
+    routers=[
+        interactions.router,
+        context.router,
+        customers.router,
+        maps.router,
+        triggers_api.router,
+    ],
+    consumers=[
+        MAP_PROGRESS,
+        triggers.INTERACTIONS,
+        triggers.HANDOFFS,
+        FEEDBACK_FACTS,
+        ROUTING_FACTS,
+    ],
     components=components(system_clock),
     tags=[
         {
@@ -38,7 +53,10 @@ SPEC = ServiceSpec(
         },
         {
             "name": "customers",
-            "description": "One customer across channels: profiles resolved from interactions.",
+            "description": (
+                "One customer across channels: profiles resolved from interactions, their "
+                "timeline and the agent desktop's context."
+            ),
         },
         {
             "name": "maps",

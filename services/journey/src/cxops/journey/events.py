@@ -35,6 +35,11 @@ other services' events it reads.
 Journey consumes its own ``cx.journey.interaction.recorded.v1`` (triggers evaluated for each)
 and ``cx.journey.handoff.delayed.v1`` (``stage_overdue`` triggers).
 
+**Other services' facts** (journey's own projection of them, :mod:`cxops.journey.projections`):
+journey reads feedback's ``cx.feedback.response.received.v1``, ``response.enriched.v1`` and every
+``cx.feedback.case.*.v1``, and routing's ``cx.routing.task.created|assigned|completed|canceled|
+abandoned.v1``, each with a model in :data:`CONSUMED` that names the fields it uses.
+
 Every event travels on the ``CX_JOURNEY`` stream as a CloudEvent in binary mode
 (:class:`cxops.common.events.Event`): ``ce-source`` is :data:`EVENT_SOURCE`, ``ce-tenant`` the
 tenant (the payload does not repeat it), ``Nats-Msg-Id`` the ``ce-id``. Payloads only ever gain
@@ -200,3 +205,152 @@ CONSUMED: dict[str, type[BaseModel]] = {
     INTERACTION_RECORDED: InteractionRecordedV1,
     HANDOFF_DELAYED: HandoffDelayed,
 }
+
+
+# ----------------------------------------------------- other services' facts (the projection)
+#: How journey reads the events it keeps customer facts from: the fields it uses, the rest
+#: ignored (publishers only ever add fields).
+
+RESPONSE_RECEIVED = "cx.feedback.response.received.v1"
+RESPONSE_ENRICHED = "cx.feedback.response.enriched.v1"
+CASE_SUBJECTS = tuple(
+    f"cx.feedback.case.{name}.v1"
+    for name in (
+        "opened",
+        "assigned",
+        "acknowledged",
+        "action_documented",
+        "closed",
+        "reopened",
+        "breached",
+        "escalated",
+    )
+)
+CASE_BREACHED = "cx.feedback.case.breached.v1"
+CASE_CLOSED = "cx.feedback.case.closed.v1"
+TASK_CREATED = "cx.routing.task.created.v1"
+TASK_ASSIGNED = "cx.routing.task.assigned.v1"
+TASK_COMPLETED = "cx.routing.task.completed.v1"
+TASK_CANCELED = "cx.routing.task.canceled.v1"
+TASK_ABANDONED = "cx.routing.task.abandoned.v1"
+FEEDBACK_FACT_SUBJECTS = (RESPONSE_RECEIVED, RESPONSE_ENRICHED, *CASE_SUBJECTS)
+ROUTING_FACT_SUBJECTS = (TASK_CREATED, TASK_ASSIGNED, TASK_COMPLETED, TASK_CANCELED, TASK_ABANDONED)
+
+
+class _Reading(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class ResponseReceived(_Reading):
+    response_id: str
+    kind: str
+    score: int
+    customer_ref: str
+    channel: str
+    task_id: str | None = None
+    agent_id: str | None = None
+    occurred_at: AwareDatetime
+
+
+class Sentiment(_Reading):
+    label: str
+    score: float
+    confidence: float
+
+
+class ResponseEnriched(ResponseReceived):
+    """``comment`` is redacted by feedback before it is published."""
+
+    comment: str | None
+    language: str
+    sentiment: Sentiment | None
+
+
+class CaseChanged(_Reading):
+    case_id: str
+    state: str
+    team: str
+    owner: str | None = None
+    topic: str | None = None
+    customer_ref: str
+    round: int
+    feedback_at: AwareDatetime
+    opened_at: AwareDatetime
+    acknowledge_due_at: AwareDatetime
+    action_due_at: AwareDatetime
+    close_due_at: AwareDatetime
+    seconds_since_open: float
+    acknowledged_after_seconds: float | None = None
+    action_documented_after_seconds: float | None = None
+    closed_after_seconds: float | None = None
+
+
+class CaseClosed(CaseChanged):
+    customer_contacted: bool
+
+
+class CaseBreached(CaseChanged):
+    clock: str
+    deadline: AwareDatetime
+    breach_round: int
+
+
+class TaskCreated(_Reading):
+    task_id: str
+    queue: str
+    channel: str
+    customer_ref: str | None
+    case_id: str | None
+    created_at: AwareDatetime
+
+
+class TaskAssigned(_Reading):
+    task_id: str
+    agent_id: str
+    team: str | None
+    queue: str
+    wait_seconds: float
+    assigned_at: AwareDatetime
+
+
+class TaskCompleted(_Reading):
+    task_id: str
+    agent_id: str
+    team: str | None
+    queue: str
+    channel: str
+    customer_ref: str | None
+    wait_seconds: float
+    handle_seconds: float
+    resolved: bool
+    csat: int | None
+    completed_at: AwareDatetime
+
+
+class TaskCanceled(_Reading):
+    task_id: str
+    reason: str
+    waited_seconds: float
+    canceled_at: AwareDatetime
+
+
+class TaskAbandoned(_Reading):
+    task_id: str
+    waited_seconds: float
+    abandoned_at: AwareDatetime
+
+
+CONSUMED.update(
+    {
+        RESPONSE_RECEIVED: ResponseReceived,
+        RESPONSE_ENRICHED: ResponseEnriched,
+        **{subject: CaseChanged for subject in CASE_SUBJECTS},
+        CASE_CLOSED: CaseClosed,
+        CASE_BREACHED: CaseBreached,
+        TASK_CREATED: TaskCreated,
+        TASK_ASSIGNED: TaskAssigned,
+        TASK_COMPLETED: TaskCompleted,
+        TASK_CANCELED: TaskCanceled,
+        TASK_ABANDONED: TaskAbandoned,
+    }
+)

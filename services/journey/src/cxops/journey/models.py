@@ -146,9 +146,10 @@ class CustomerFact(JourneyTable, table=True):
     service's tables): a feedback ``response``, a closed-loop ``case`` or a routing ``task``.
 
     ``customer_ref`` is the events' reference for the customer, the ``crm_id`` identifier of
-    journey's profiles. ``state`` is the case's or task's current state; ``payload`` the fields
-    the timeline and the context show. ``last_event_at`` orders updates: an older event
-    arriving late never overwrites a newer one.
+    journey's profiles. ``state`` is the case's or task's current state; ``payload`` is
+    ``{"fields", "versions", "breaches"}``: the fields the timeline and the context show, the
+    time of the event that set each (an older event arriving late never overwrites a newer
+    value), and a case's breached clocks. ``last_event_at`` orders the state the same way.
     """
 
     __tablename__ = "journey_customer_facts"

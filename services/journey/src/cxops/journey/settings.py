@@ -23,3 +23,6 @@ class JourneySettings(ServiceSettings):
     trigger_quiet_start: str = "21:00"
     trigger_quiet_end: str = "08:00"
     trigger_timezone: str = "UTC"
+    #: The agent-desktop context flags a case's SLA clock as ``due_soon`` this close to its
+    #: deadline (hours).
+    case_due_soon_hours: float = Field(default=4.0, ge=0)
