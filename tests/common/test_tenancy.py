@@ -122,3 +122,21 @@ async def test_the_unit_of_work_writes_back_what_a_scoped_query_loaded(
             )
         ).all()
     assert [tuple(r) for r in rows] == [("acme", "a", 7), ("globex", "a", 40)]
+
+
+async def test_a_verdict_remembered_for_one_shape_never_passes_another(
+    guarded_db: Database,
+) -> None:
+    """The guard remembers verdicts by statement shape: a scoped read seen many times must not
+    let through the same read without its tenant, nor one filtered by another column."""
+    async with guarded_db.transaction() as session:
+        for tenant in ("acme", "globex", "acme"):
+            scoped = sa.select(tally.c.key).where(tally.c.tenant == tenant, tally.c.key == "a")
+            await session.execute(scoped)
+    for unscoped in (
+        sa.select(tally.c.key).where(tally.c.key == "a"),
+        sa.select(tally.c.key).where(tally.c.key == "acme", tally.c.key == "a"),
+    ):
+        with pytest.raises(TenantScopeMissing):
+            async with guarded_db.transaction() as session:
+                await session.execute(unscoped)

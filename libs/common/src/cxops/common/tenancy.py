@@ -29,6 +29,7 @@ from sqlalchemy.sql.elements import (
     BooleanClauseList,
     ColumnElement,
 )
+from sqlalchemy.util import LRUCache
 
 from cxops.common.db import Database
 
@@ -103,13 +104,31 @@ def _check_scoped(
     if _ORM_FLUSH in execution_options:
         # The ORM's unit of work writing back, by primary key, rows that a scoped query loaded.
         return
-    unscoped = _unscoped_sources(statement)
+    unscoped = _unscoped_by_shape(statement)
     if unscoped:
         raise TenantScopeMissing(
             f"a statement reads {', '.join(sorted(set(unscoped)))} without filtering by tenant; "
             "build it with TenantRepository, or mark work that spans tenants with "
             f"execution_options({ALL_TENANTS}=True)"
         )
+
+
+#: Verdicts by statement shape: the check compiles a statement to find its tables, which cost
+#: more CPU than running a short indexed query, and a service runs the same few shapes.
+_VERDICTS: Any = LRUCache(2000)
+
+
+def _unscoped_by_shape(statement: Any) -> list[str]:
+    """:func:`_unscoped_sources`, remembered per statement shape. Sound because the verdict
+    depends on the structure alone (which tables, which column equals a bound value), which is
+    what SQLAlchemy's cache key captures; the bound values are not part of it."""
+    key = statement._generate_cache_key()
+    if key is None:
+        return _unscoped_sources(statement)
+    verdict: list[str] | None = _VERDICTS.get(key.key)
+    if verdict is None:
+        verdict = _VERDICTS[key.key] = _unscoped_sources(statement)
+    return verdict
 
 
 def _unscoped_sources(statement: Any) -> list[str]:
