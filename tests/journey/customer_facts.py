@@ -283,7 +283,8 @@ async def store_action(
                 trigger_key=trigger_key,
                 trigger_version=1,
                 outcome=outcome,
-                dedupe_key=f"{trigger_key}:{customer_id}",
+                # One per decision: the action log allows one settled row per dedupe key.
+                dedupe_key=f"{trigger_key}:{customer_id}:{action_id}",
                 actions=[{"type": "notify"}] if outcome == "taken" else [],
                 at=at,
             )
