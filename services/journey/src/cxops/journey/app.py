@@ -1,7 +1,7 @@
 """The journey service: journey maps, interaction logs, identity resolution, mining, simulation.
 
-For now the skeleton only: settings, migrations (the outbox and the inbox), health, metrics and
-the operator's dead-letter view, so the suite starts whole and later issues add the behaviour.
+Mining and simulation run as jobs (:mod:`cxops.journey.jobs`): any replica's
+:class:`~cxops.journey.jobs.JobWorker` takes them from the work-queue stream.
 """
 
 from pathlib import Path
@@ -9,6 +9,9 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from cxops.common.service import ServiceSpec, create_service_app
+from cxops.journey.api import event_logs as event_logs_api
+from cxops.journey.api import jobs as jobs_api
+from cxops.journey.jobs import JobWorker
 from cxops.journey.settings import JourneySettings
 
 SPEC = ServiceSpec(
@@ -17,6 +20,17 @@ SPEC = ServiceSpec(
         "Journey maps, interaction logs, identity resolution, process mining and simulation."
     ),
     migrations=Path(__file__).parent / "migrations",
+    routers=(event_logs_api.router, jobs_api.router),
+    components=(JobWorker,),
+    tags=(
+        {
+            "name": "mining jobs",
+            "description": (
+                "Event logs uploaded for mining, and `cxops journey mine` and `simulate` as "
+                "jobs any replica runs; results are the commands' `--json` output."
+            ),
+        },
+    ),
 )
 
 

@@ -11,6 +11,15 @@ other services' events it reads.
     identifier *types* that linked them and the interaction that linked them first. The values
     stay in the service (``GET /v1/journey/customers/{id}``): the stream carries no emails.
 
+``cx.journey.mining_job.completed.v1`` (payload :class:`MiningJobCompletedV1`)
+    A mining job ended: ``succeeded``, ``failed`` or ``canceled``, with its source kind
+    (``event_log`` or ``interactions``), the cases and events mined (null unless it
+    succeeded) and the seconds it ran. The result stays in the service
+    (``GET /v1/journey/mining-jobs/{id}/result``).
+
+``cx.journey.simulation_job.completed.v1`` (payload :class:`SimulationJobCompletedV1`)
+    A simulation job ended, likewise, with the simulated events.
+
 Every event travels on the ``CX_JOURNEY`` stream as a CloudEvent in binary mode
 (:class:`cxops.common.events.Event`): ``ce-source`` is :data:`EVENT_SOURCE`, ``ce-tenant`` the
 tenant (the payload does not repeat it), ``Nats-Msg-Id`` the ``ce-id``. Payloads only ever gain
@@ -69,3 +78,29 @@ def journey_event(subject: str, *, tenant: str, **fields: Any) -> Event:
     return Event.new(
         subject=subject, source=EVENT_SOURCE, tenant=tenant, data=payload.model_dump(mode="json")
     )
+
+
+# --- Mining and simulation jobs ----------------------------------------------------------------
+
+MINING_JOB_COMPLETED = "cx.journey.mining_job.completed.v1"
+SIMULATION_JOB_COMPLETED = "cx.journey.simulation_job.completed.v1"
+
+
+class MiningJobCompletedV1(_Payload):
+    job_id: uuid.UUID
+    state: str
+    source_kind: str
+    cases: int | None
+    events: int | None
+    seconds: float | None
+
+
+class SimulationJobCompletedV1(_Payload):
+    job_id: uuid.UUID
+    state: str
+    events: int | None
+    seconds: float | None
+
+
+PUBLISHED[MINING_JOB_COMPLETED] = MiningJobCompletedV1
+PUBLISHED[SIMULATION_JOB_COMPLETED] = SimulationJobCompletedV1

@@ -1,0 +1,1 @@
+"""Journey's HTTP routers: thin, they validate, call a use case and map its errors."""
