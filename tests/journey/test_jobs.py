@@ -3,13 +3,19 @@ databases with a real NATS: the job's result is the command's ``--json`` output 
 input, from an uploaded log and from the stored interactions; bad and oversized uploads keep
 nothing; cancellation; the completion events; and another tenant sees nothing."""
 
+import asyncio
 import json
+import os
+import signal
+import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from nats.aio.client import Client as NatsClient
 from typer.testing import CliRunner
@@ -445,3 +451,69 @@ async def test_another_tenants_logs_and_jobs_are_not_found(journey: RunningServi
     assert [e["field"] for e in foreign.json()["errors"]] == ["source.event_log"]
     unknown = await journey.client.get(f"/v1/journey/mining-jobs/{uuid.uuid4()}", headers=ACME)
     assert unknown.status_code == 404
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def test_a_job_whose_worker_is_killed_is_finished_by_another_replica(
+    journey_factory: JourneyFactory, tmp_path: Path
+) -> None:
+    """Replica A, a real process, takes a slow job and is killed with SIGKILL mid-run; replica
+    B takes the job up again once A's heartbeats stop, and finishes it."""
+    settings = journey_factory()
+    port = free_port()
+    environment = {
+        **os.environ,
+        "CXOPS_JOURNEY_ENVIRONMENT": "test",
+        "CXOPS_JOURNEY_DATABASE_URL": settings.database_url,
+        "CXOPS_JOURNEY_NATS_URL": settings.nats_url,
+        "CXOPS_JOURNEY_SIGNING_SECRET": settings.signing_secret,
+        "CXOPS_JOURNEY_DATA_DIR": str(settings.data_dir),
+        "CXOPS_JOURNEY_JOB_ACK_WAIT_SECONDS": str(settings.job_ack_wait_seconds),
+        "CXOPS_JOURNEY_JOB_HEARTBEAT_SECONDS": str(settings.job_heartbeat_seconds),
+        "CXOPS_JOURNEY_LOG_LEVEL": "WARNING",
+    }
+    replica_a = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "uvicorn", "cxops.journey.app:create_app", "--factory"),
+        *("--host", "127.0.0.1", "--port", str(port)),
+        env=environment,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    model = slow_model(hours=250)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False) as a:
+
+            async def ready() -> bool:
+                return (await a.get("/readyz")).status_code == 200
+
+            await eventually(ready, what="replica A to be ready", within=60)
+            created = await a.post(
+                "/v1/journey/simulation-jobs", json={"model": model}, headers=ACME
+            )
+            location = created.headers["location"]
+
+            async def taken_by_a() -> bool:
+                job = (await a.get(location, headers=ACME)).json()
+                return bool(job["state"] == "running")
+
+            await eventually(taken_by_a, what="replica A to take the job", within=30)
+        replica_a.send_signal(signal.SIGKILL)
+        await replica_a.wait()
+
+        async with running(create_app(settings)) as replica_b:
+            job = await finished(replica_b, location, within=90)
+            result = await replica_b.client.get(f"{location}/result", headers=ACME)
+    finally:
+        if replica_a.returncode is None:
+            replica_a.kill()
+            await replica_a.wait()
+
+    assert job["state"] == "succeeded", job
+    assert job["attempts"] == 2
+    assert result.text == command_json("simulate", "-", "--json", stdin=json.dumps(model))

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from multiprocessing.connection import Connection
-from multiprocessing.context import BaseContext
+from multiprocessing.context import ForkServerContext
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from cxops.journey.formats.simulation import load_model
 from cxops.journey.runs import mine_log, simulation_result
 
 
-def context() -> BaseContext:
+def context() -> ForkServerContext:
     """The multiprocessing context job processes start from."""
     forkserver = multiprocessing.get_context("forkserver")
     forkserver.set_forkserver_preload([__name__])

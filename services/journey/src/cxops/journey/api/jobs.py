@@ -12,6 +12,7 @@ from cxops.common.auth import Caller, CallerContext, Role, require_role
 from cxops.common.db import SessionDep
 from cxops.common.errors import PROBLEM_MEDIA_TYPE
 from cxops.journey import jobs
+from cxops.journey.models import Job
 from cxops.journey.schemas import JobPublic, MiningJobCreate, SimulationJobCreate
 
 router = APIRouter(tags=["mining jobs"])
@@ -37,7 +38,7 @@ CANCEL_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-def _accepted(request: Request, response: Response, job: jobs.Job) -> JobPublic:
+def _accepted(request: Request, response: Response, job: Job) -> JobPublic:
     response.headers["Location"] = f"{request.scope['path'].rstrip('/')}/{job.id}"
     return jobs.public(job)
 
