@@ -389,7 +389,8 @@ class JobWorker:
 
     async def _run(self) -> None:
         broker = self.state.broker
-        await broker.wait_connected()
+        while not self.state.streams_provisioned:  # the service's own streams come first
+            await asyncio.sleep(0.1)
         subscription = None
         while True:
             try:
