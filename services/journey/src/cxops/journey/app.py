@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from cxops.common.service import ServiceSpec, create_service_app
 from cxops.journey.api import event_logs as event_logs_api
 from cxops.journey.api import jobs as jobs_api
-from cxops.journey.jobs import JobWorker
+from cxops.journey.jobs import JOB_QUEUE, JobWorker
 from cxops.journey.settings import JourneySettings
 
 SPEC = ServiceSpec(
@@ -22,6 +22,7 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations",
     routers=(event_logs_api.router, jobs_api.router),
     components=(JobWorker,),
+    work_queues=(JOB_QUEUE,),
     tags=(
         {
             "name": "mining jobs",

@@ -6,7 +6,7 @@ a job is never queued without its work item, nor the other way round. The work i
 the job's id only; the request stays in the row.
 
 **Taking.** :class:`JobWorker` (``job_concurrency`` loops per replica) pulls one item at a time
-from the durable consumer ``journey-jobs`` of :data:`WORK_QUEUE`. It moves the job to
+from the durable consumer ``journey-jobs`` of :data:`JOB_QUEUE`. It moves the job to
 ``running`` with a conditional update (only from ``queued``, or from ``running`` when the item
 comes back after a worker died), starts a child process that runs the command's own code
 (:mod:`cxops.journey.runs`), and while it runs, every ``job_heartbeat_seconds``: tells JetStream
@@ -51,6 +51,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cxops.common.auth import CallerContext
 from cxops.common.errors import Problem
 from cxops.common.events import Event
+from cxops.common.events.broker import work_queue
 from cxops.common.events.outbox import add_event
 from cxops.common.service import ServiceState
 from cxops.common.tenancy import TenantRepository
@@ -75,13 +76,10 @@ log = logging.getLogger("cxops.journey.jobs")
 #: needs (seconds saved per job over a fresh interpreter), never from the service itself.
 CHILDREN = job_process.context()
 
-#: The work-queue stream: a message is removed once a worker acks it.
-WORK_QUEUE = "CX_JOURNEY_JOBS"
-#: The work items' subjects, ``jobs.journey.<kind>``; outside ``cx.journey.>``, which the
-#: events' stream holds (two streams may not share a subject).
-WORK_SUBJECT_PREFIX = "jobs.journey"
-#: The durable consumer every replica pulls from (``<service>-<name>``).
-WORKERS = "journey-jobs"
+#: The jobs' work-queue stream ``CX_JOURNEY_JOBS``: items ``jobs.journey.<kind>``, removed once
+#: a worker acks them, taken through the one durable consumer ``journey-jobs``.
+JOB_QUEUE = work_queue("journey", "jobs")
+WORK_SUBJECT_PREFIX = JOB_QUEUE.subjects[0].removesuffix(".>")
 JOB_INPUTS_DIR = "job-inputs"
 #: The interactions source's log, as the worker writes it for the child.
 INTERACTION_COLUMNS = {
@@ -389,7 +387,8 @@ class JobWorker:
 
     async def _run(self) -> None:
         broker = self.state.broker
-        while not self.state.streams_provisioned:  # the service's own streams come first
+        # The service's own streams come first; the state offers a flag, not an event.
+        while not self.state.streams_provisioned:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
         subscription = None
         while True:
@@ -397,7 +396,7 @@ class JobWorker:
                 if subscription is None:
                     await self._provision()
                     subscription = await broker.js.pull_subscribe_bind(
-                        consumer=WORKERS, stream=WORK_QUEUE
+                        consumer=JOB_QUEUE.consumer, stream=JOB_QUEUE.stream
                     )
                 messages = await subscription.fetch(1, timeout=1.0)
             except (NatsTimeoutError, TimeoutError):
@@ -416,8 +415,8 @@ class JobWorker:
         """The work-queue stream and its one durable consumer; safe to repeat."""
         js = self.state.broker.js
         stream = StreamConfig(
-            name=WORK_QUEUE,
-            subjects=[f"{WORK_SUBJECT_PREFIX}.>"],
+            name=JOB_QUEUE.stream,
+            subjects=list(JOB_QUEUE.subjects),
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
             discard=DiscardPolicy.OLD,
@@ -425,16 +424,16 @@ class JobWorker:
             duplicate_window=120,
         )
         try:
-            await js.stream_info(WORK_QUEUE)
+            await js.stream_info(JOB_QUEUE.stream)
         except NotFoundError:
             try:
                 await js.add_stream(stream)
             except BadRequestError:  # another replica created it meanwhile
                 pass
         await js.add_consumer(
-            WORK_QUEUE,
+            JOB_QUEUE.stream,
             config=ConsumerConfig(
-                durable_name=WORKERS,
+                durable_name=JOB_QUEUE.consumer,
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
                 ack_wait=self.settings.job_ack_wait_seconds,
