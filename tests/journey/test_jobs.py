@@ -517,3 +517,29 @@ async def test_a_job_whose_worker_is_killed_is_finished_by_another_replica(
     assert job["state"] == "succeeded", job
     assert job["attempts"] == 2
     assert result.text == command_json("simulate", "-", "--json", stdin=json.dumps(model))
+
+
+async def test_a_log_with_a_bad_row_fails_its_job_with_the_commands_reason(
+    journey: RunningService, nats_client: NatsClient
+) -> None:
+    bad = HAND_LOG + "c4,open,yesterday at noon,front,phone\n"
+    uploaded = await upload(journey, bad.encode())  # the header is all an upload checks
+    created = await journey.client.post(
+        "/v1/journey/mining-jobs",
+        json={"source": {"event_log": uploaded.json()["id"]}},
+        headers=ACME,
+    )
+    job = await finished(journey, created.headers["location"])
+    result = await journey.client.get(f"{created.headers['location']}/result", headers=ACME)
+
+    assert uploaded.status_code == 201
+    assert job["state"] == "failed"
+    assert "'yesterday at noon'" in job["error"] and "row 13" in job["error"], job["error"]
+    assert (job["cases"], job["events"]) == (None, None)
+    assert result.status_code == 409
+    assert result.json()["state"] == "failed"
+    subscription = await nats_client.jetstream().pull_subscribe(
+        "cx.journey.mining_job.completed.v1", durable="test-failed", stream="CX_JOURNEY"
+    )
+    payload = json.loads((await subscription.fetch(1, timeout=10))[0].data)
+    assert (payload["job_id"], payload["state"], payload["cases"]) == (job["id"], "failed", None)
