@@ -409,7 +409,12 @@ class JobWorker:
                 await asyncio.sleep(1.0)
                 continue
             for msg in messages:
-                await self._take(msg)
+                try:
+                    await self._take(msg)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # unacked: the item comes back after ack_wait
+                    log.exception("job worker could not record a job; it will be taken again")
 
     async def _provision(self) -> None:
         """The work-queue stream and its one durable consumer; safe to repeat."""
@@ -515,7 +520,8 @@ class JobWorker:
         spec = await self._child_spec(job)
         receiving, sending = CHILDREN.Pipe(duplex=False)
         child = CHILDREN.Process(target=job_process.run, args=(sending, spec), daemon=True)
-        child.start()
+        # In a thread: the first start waits for the fork server to import what runs need.
+        await asyncio.to_thread(child.start)
         sending.close()
         try:
             return await self._watch(job, msg, child, receiving)
