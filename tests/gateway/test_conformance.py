@@ -21,7 +21,8 @@ Feedback's likewise, on the operations with rules no schema states: an answer's 
 token must name an open invitation of the tenant, an import's CSV header must name known
 fields, a case rule needs a condition and one score at most, a survey's conditions must name
 fields of their event, a taxonomy's topics differ and remove only built-in ones, and a range's
-``to`` comes after its ``from``.
+``to`` comes after its ``from``. Journey's likewise: an uploaded log's mapped columns, a mining
+job's log and map, a simulation's model that holds together.
 The live streams are left out (the event stream and an agent's offers): they answer for as long
 as the client listens, which a conformance run does not end; their own tests check them.
 """
@@ -51,6 +52,10 @@ FEEDBACK_BEYOND_SCHEMA = (
     r"^/v1/feedback/(responses(/import)?|case-rules|surveys/[^/]+|taxonomy|calibration"
     r"|cases/root-causes)$"
 )
+#: Journey's operations with rules beyond their schema: an uploaded log must have the columns
+#: its mapping names, a mining job's event log and map must exist in the tenant, and a
+#: simulation's model must hold together as the command requires.
+JOURNEY_BEYOND_SCHEMA = r"^/v1/journey/(event-logs|mining-jobs|simulation-jobs)$"
 #: Port 9 (discard) on loopback: nothing listens, a delivery fails at once and stays here.
 CLOSED_LOOPBACK_URL = "http://127.0.0.1:9/webhook"
 
@@ -103,6 +108,9 @@ def test_every_operation_answers_as_documented(conformance_suite: Suite, tmp_pat
         f"checks.positive_data_acceptance.expected-statuses = {BEYOND_SCHEMA_ACCEPTS}\n"
         "\n[[operations]]\n"
         f"include-path-regex = '{FEEDBACK_BEYOND_SCHEMA}'\n"
+        f"checks.positive_data_acceptance.expected-statuses = {BEYOND_SCHEMA_ACCEPTS}\n"
+        "\n[[operations]]\n"
+        f"include-path-regex = '{JOURNEY_BEYOND_SCHEMA}'\n"
         f"checks.positive_data_acceptance.expected-statuses = {BEYOND_SCHEMA_ACCEPTS}\n"
     )
     run = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
