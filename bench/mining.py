@@ -137,10 +137,10 @@ def generate(events: int, seed: int = 7) -> pl.DataFrame:
 
 def mine_in_this_process(path: Path) -> dict[str, float]:
     """What ``cxops journey mine LOG --json`` does, timed by phase (run in the child)."""
-    from cxops.cli.journey_mine import mining_json
     from cxops.journey.domain.log import Columns, prepare_log
     from cxops.journey.domain.mining import mine
     from cxops.journey.formats.log import scan_log
+    from cxops.journey.runs import mining_json
 
     started = time.perf_counter()
     log = prepare_log(scan_log(path), Columns(team="team", channel="channel"))

@@ -124,7 +124,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
                 (b"x-upstream-kept", b"1"),
             ],
         )
-    elif action in ("upload", "import"):
+    elif action in ("upload", "import", "event-logs"):
         body = await _read_body(receive, query.get("token"))
         await asyncio.sleep(float(query.get("seconds", "0")))
         await _json(

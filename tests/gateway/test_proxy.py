@@ -221,6 +221,24 @@ async def test_a_bulk_import_has_a_larger_limit_of_its_own(start_gateway: StartG
         assert str(256 * KIB) in body_problem["detail"]
 
 
+async def test_an_event_log_upload_has_a_larger_limit_of_its_own(
+    start_gateway: StartGateway,
+) -> None:
+    async with start_gateway(
+        max_body_bytes=64 * KIB, event_log_max_body_bytes=256 * KIB
+    ) as gateway:
+        headers = await gateway.key()
+        uploaded = await gateway.client.post(
+            "/v1/journey/event-logs", headers=headers, content=b"x" * (128 * KIB)
+        )
+        assert uploaded.status_code == 200, uploaded.text
+        assert uploaded.json()["body_length"] == 128 * KIB
+        too_large = await gateway.client.post(
+            "/v1/journey/event-logs", headers=headers, content=b"x" * (300 * KIB)
+        )
+        assert str(256 * KIB) in assert_problem(too_large, 413)["detail"]
+
+
 async def test_a_bulk_import_may_take_longer_than_other_calls(
     start_gateway: StartGateway,
 ) -> None:

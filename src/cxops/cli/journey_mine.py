@@ -1,20 +1,19 @@
 """``cxops journey mine``: the journeys customers really take, from an event log."""
 
-import json
 from collections.abc import Callable
-from dataclasses import fields
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import polars as pl
 import typer
 
 from cxops.cli.json_input import read_json
 from cxops.journey.domain.journey_map import JourneyMap
-from cxops.journey.domain.log import Columns, LogError, prepare_log
+from cxops.journey.domain.log import LogError, prepare_log
 from cxops.journey.domain.mining import Mining, mine
 from cxops.journey.formats.journey_map import JourneyMapError, load_journey_map
 from cxops.journey.formats.log import scan_log
+from cxops.journey.runs import log_columns, mining_json
 
 
 def mine_command(
@@ -64,15 +63,13 @@ def mine_command(
     designed = _read_map(journey_map) if journey_map is not None else None
     try:
         source = scan_log(log)
-        present = set(source.collect_schema().names())
-        columns = Columns(
+        columns = log_columns(
+            source.collect_schema().names(),
             case=case,
             activity=activity,
             timestamp=timestamp,
-            team=team if team is not None else ("team" if "team" in present else None),
-            channel=channel
-            if channel is not None
-            else ("channel" if "channel" in present else None),
+            team=team,
+            channel=channel,
         )
         prepared = prepare_log(source, columns)
     except LogError as exc:
@@ -85,16 +82,6 @@ def mine_command(
         typer.echo(mining_json(result))
     else:
         _print_summary(result, typer.echo, top=top)
-
-
-def mining_json(result: Mining) -> str:
-    """The result as the command prints it: the dataclasses' fields as objects, converted as
-    ``json`` meets them (several times faster than ``dataclasses.asdict``, which copies)."""
-    return json.dumps(result, default=_fields)
-
-
-def _fields(value: Any) -> dict[str, Any]:
-    return {field.name: getattr(value, field.name) for field in fields(value)}
 
 
 def _read_map(path: Path) -> JourneyMap:

@@ -1,24 +1,16 @@
 """``cxops journey simulate``: stress-test a journey model by discrete-event simulation."""
 
 import json
-import math
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
 
 from cxops.cli.json_input import read_json
-from cxops.journey.domain.simulation.experiments import (
-    Comparison,
-    RunSettings,
-    compare,
-    find_breaking_point,
-    simulate,
-)
-from cxops.journey.domain.simulation.measures import SimulationFigures
+from cxops.journey.domain.simulation.experiments import RunSettings
 from cxops.journey.domain.simulation.model import JourneyModel
 from cxops.journey.formats.simulation import ModelError, load_model
+from cxops.journey.runs import simulation_result
 
 
 def simulate_command(
@@ -76,7 +68,7 @@ def simulate_command(
         )
     if breaking_point and not any(stage.sla for stage in model.stages):
         raise typer.BadParameter("no stage has an sla to break", param_hint="--breaking-point")
-    result = _run(model, settings, breaking_point=breaking_point)
+    result = simulation_result(model, settings, breaking_point=breaking_point)
     if as_json:
         typer.echo(json.dumps(result))
     else:
@@ -90,65 +82,6 @@ def _read_model(model_file: str) -> JourneyModel:
     except ModelError as exc:
         places = "\n".join(f"  {place}: {message}" for place, message in exc.problems)
         raise typer.BadParameter(f"{model_file} is not a valid journey model:\n{places}") from exc
-
-
-def _run(model: JourneyModel, settings: RunSettings, *, breaking_point: bool) -> dict[str, Any]:
-    comparison: Comparison | None = None
-    if model.intervention is not None:
-        comparison = compare(model, settings)
-        baseline = comparison.baseline
-    else:
-        baseline = simulate(model, settings)
-    result: dict[str, Any] = {
-        "model": model.name,
-        "settings": _plain(settings),
-        **_figures(baseline),
-    }
-    if breaking_point:
-        result["breaking_point"] = _plain(find_breaking_point(model, settings))
-    if comparison is not None:
-        intervention: dict[str, Any] = {
-            "name": comparison.name,
-            **_figures(comparison.intervention),
-        }
-        if breaking_point:
-            intervention["breaking_point"] = _plain(
-                find_breaking_point(model.with_intervention(), settings)
-            )
-        intervention["difference"] = {
-            "confidence": comparison.confidence,
-            "journey": _plain(comparison.journey),
-            "stages": _plain(comparison.stages),
-        }
-        result["intervention"] = intervention
-    return result
-
-
-def _figures(figures: SimulationFigures) -> dict[str, Any]:
-    stages = {}
-    for stage in figures.stages:
-        row = _plain(stage)
-        del row["name"]
-        stages[stage.name] = row
-    return {
-        "events": figures.events,
-        "sla_met": not figures.breaches,
-        "stages": stages,
-        "journey": _plain(figures.journey),
-    }
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready: dataclasses as objects, tuples as lists, floats rounded to 6 places."""
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    if hasattr(value, "__dataclass_fields__"):
-        return _plain(asdict(value))
-    if isinstance(value, float):
-        return round(value, 6) if math.isfinite(value) else None
-    return value
 
 
 def _print_summary(result: dict[str, Any], echo: Callable[[str], None]) -> None:

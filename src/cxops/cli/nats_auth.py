@@ -19,6 +19,7 @@ from pathlib import Path
 import nkeys
 
 from cxops.common.components import COMPONENTS, GATEWAY, SERVICES
+from cxops.common.events.broker import WorkQueue
 from cxops.common.events.permissions import (
     DurableConsumer,
     Permissions,
@@ -84,13 +85,21 @@ def service_lease_buckets(service: str) -> list[str]:
     return list(importlib.import_module(f"cxops.{service}.app").SPEC.lease_buckets)
 
 
+def service_work_queues(service: str) -> list[WorkQueue]:
+    """The work-queue streams a service takes work from, from its ``SPEC``."""
+    return list(importlib.import_module(f"cxops.{service}.app").SPEC.work_queues)
+
+
 def suite_permissions() -> dict[str, Permissions]:
     """Every component's permissions, as the code of the services declares its consumers and
     lease buckets."""
     consumers = {service: service_consumers(service) for service in SERVICES}
     permissions = {
         service: service_permissions(
-            service, consumers[service], lease_buckets=service_lease_buckets(service)
+            service,
+            consumers[service],
+            lease_buckets=service_lease_buckets(service),
+            work_queues=service_work_queues(service),
         )
         for service in SERVICES
     }

@@ -34,7 +34,7 @@ from cxops.gateway.audit import AuditMiddleware, AuditWriter
 from cxops.gateway.auth import ApiKeyMiddleware
 from cxops.gateway.bodylimit import BodyLimitMiddleware
 from cxops.gateway.proxy import METHODS, PROXY_PATHS, forward, proxy_session
-from cxops.gateway.settings import IMPORT_PATH, GatewaySettings
+from cxops.gateway.settings import EVENT_LOG_PATH, IMPORT_PATH, GatewaySettings
 from cxops.gateway.state import GatewayState
 from cxops.gateway.webhooks.consumers import CONSUMER_OWNER, webhook_consumers
 from cxops.gateway.webhooks.delivery import DeliveryWorker, webhook_client
@@ -163,7 +163,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_middleware(
         BodyLimitMiddleware,
         max_body_bytes=settings.max_body_bytes,
-        larger_limits={IMPORT_PATH: settings.import_max_body_bytes},
+        larger_limits={
+            IMPORT_PATH: settings.import_max_body_bytes,
+            EVENT_LOG_PATH: settings.event_log_max_body_bytes,
+        },
     )
     app.add_middleware(ApiKeyMiddleware, runtime=runtime)
     app.add_middleware(AuditMiddleware, runtime=runtime)

@@ -38,7 +38,7 @@ from cxops.common.telemetry import ROUTE_LABEL, outgoing_trace_headers
 from cxops.gateway.auth import STATE_KEY
 from cxops.gateway.bodylimit import BodyTooLarge
 from cxops.gateway.keys import VerifiedKey
-from cxops.gateway.settings import IMPORT_PATH, SERVICES, GatewaySettings
+from cxops.gateway.settings import LONG_CALLS, SERVICES, GatewaySettings
 from cxops.gateway.state import GatewayState
 
 log = logging.getLogger("cxops.gateway.proxy")
@@ -298,8 +298,9 @@ async def forward(request: Request) -> Response:
 
 
 def _longer_timeout(state: GatewayState, path: str) -> dict[str, aiohttp.ClientTimeout]:
-    """A bulk import may take minutes to answer; every other call has the session's timeout."""
-    if path != IMPORT_PATH:
+    """A bulk import or an event log's upload may take minutes to answer; every other call has
+    the session's timeout."""
+    if path not in LONG_CALLS:
         return {}
     settings = state.settings
     return {

@@ -38,6 +38,10 @@ _ServiceUrls = create_model(  # type: ignore[call-overload]
 
 #: The bulk import of survey responses, whose body and time are far larger than any other call's.
 IMPORT_PATH = "/v1/feedback/responses/import"
+#: An event log uploaded for mining, streamed through to journey: up to gigabytes.
+EVENT_LOG_PATH = "/v1/journey/event-logs"
+#: The calls that may take the import's time to answer.
+LONG_CALLS = frozenset({IMPORT_PATH, EVENT_LOG_PATH})
 
 
 class GatewaySettings(NatsSettings, _ServiceUrls):  # type: ignore[misc,valid-type]
@@ -57,6 +61,9 @@ class GatewaySettings(NatsSettings, _ServiceUrls):  # type: ignore[misc,valid-ty
     #: and how long the service may take to answer it.
     import_max_body_bytes: int = Field(default=64 * MIB, ge=1)
     import_timeout_seconds: float = Field(default=300.0, gt=0)
+    #: An event log's upload (``POST`` :data:`EVENT_LOG_PATH`, streamed, never held in memory):
+    #: the limit of its body; it may take ``import_timeout_seconds`` too.
+    event_log_max_body_bytes: int = Field(default=2 * 1024 * MIB, ge=1)
 
     #: How long one upstream call may take (each read of the response, in httpx terms).
     upstream_timeout_seconds: float = Field(default=30.0, gt=0)

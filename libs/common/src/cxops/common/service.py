@@ -23,7 +23,12 @@ from cxops.common.auth import CallerContext, InternalTokenVerifier, Role, requir
 from cxops.common.db import Database
 from cxops.common.errors import PROBLEM_RESPONSES, install_problem_handlers, problem_response
 from cxops.common.events import Broker, ConsumerSpec, OutboxRelay
-from cxops.common.events.broker import DEAD_LETTER_PREFIX, DEAD_LETTER_STREAM, stream_name
+from cxops.common.events.broker import (
+    DEAD_LETTER_PREFIX,
+    DEAD_LETTER_STREAM,
+    WorkQueue,
+    stream_name,
+)
 from cxops.common.events.consumer import Consumer
 from cxops.common.events.dead_letters import list_dead_letters
 from cxops.common.events.group_commit import GroupCommit
@@ -66,6 +71,9 @@ class ServiceSpec:
     #: The key-value buckets the service keeps leases in (``cxops.common.events.lease``), each
     #: named ``cxops_<service>_<use>``: its NATS user may use these and no other.
     lease_buckets: Sequence[str] = ()
+    #: The work-queue streams the service provisions and takes work from (its components do):
+    #: its NATS user may use these and no other.
+    work_queues: Sequence[WorkQueue] = ()
     version: str = "0.1.0"
     tags: Sequence[dict[str, Any]] = field(default_factory=list)
 

@@ -1,7 +1,8 @@
 """The journey service: interactions in, resolved into customers across channels; journey maps
 as a resource (versions, conformance over the stored interactions) and live (each customer's
 stage, completed stages and delayed handoffs as interactions arrive); proactive triggers with
-their holdouts; process mining and simulation."""
+their holdouts; process mining and simulation as jobs any replica's worker takes from the
+work-queue stream."""
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -13,8 +14,11 @@ from fastapi import FastAPI
 from cxops.common.service import Component, ServiceSpec, ServiceState, create_service_app
 from cxops.journey import triggers
 from cxops.journey.api import context, customers, interactions, maps
+from cxops.journey.api import event_logs as event_logs_api
+from cxops.journey.api import jobs as jobs_api
 from cxops.journey.api import triggers as triggers_api
 from cxops.journey.clock import Clock, system_clock
+from cxops.journey.jobs import JOB_QUEUE, JobWorker
 from cxops.journey.maps_live import MAP_PROGRESS, LiveMaps
 from cxops.journey.projections import FEEDBACK_FACTS, ROUTING_FACTS
 from cxops.journey.settings import JourneySettings
@@ -22,7 +26,7 @@ from cxops.journey.settings import JourneySettings
 
 def components(clock: Clock) -> Sequence[Callable[[ServiceState], Component]]:
     """The service's components, every one reading time from ``clock``."""
-    return (partial(LiveMaps, clock=clock), partial(triggers.Triggers, clock=clock))
+    return (partial(LiveMaps, clock=clock), partial(triggers.Triggers, clock=clock), JobWorker)
 
 
 SPEC = ServiceSpec(
@@ -37,6 +41,8 @@ SPEC = ServiceSpec(
         customers.router,
         maps.router,
         triggers_api.router,
+        event_logs_api.router,
+        jobs_api.router,
     ],
     consumers=[
         MAP_PROGRESS,
@@ -46,6 +52,7 @@ SPEC = ServiceSpec(
         ROUTING_FACTS,
     ],
     components=components(system_clock),
+    work_queues=(JOB_QUEUE,),
     tags=[
         {
             "name": "interactions",
@@ -70,6 +77,13 @@ SPEC = ServiceSpec(
             "description": (
                 "Proactive triggers: acting before customers complain, within frequency caps "
                 "and quiet hours, with a holdout that measures the effect."
+            ),
+        },
+        {
+            "name": "mining jobs",
+            "description": (
+                "Event logs uploaded for mining, and `cxops journey mine` and `simulate` as "
+                "jobs any replica runs; results are the commands' `--json` output."
             ),
         },
     ],

@@ -40,6 +40,15 @@ journey reads feedback's ``cx.feedback.response.received.v1``, ``response.enrich
 ``cx.feedback.case.*.v1``, and routing's ``cx.routing.task.created|assigned|completed|canceled|
 abandoned.v1``, each with a model in :data:`CONSUMED` that names the fields it uses.
 
+``cx.journey.mining_job.completed.v1`` (payload :class:`MiningJobCompletedV1`)
+    A mining job ended: ``succeeded``, ``failed`` or ``canceled``, with its source kind
+    (``event_log`` or ``interactions``), the cases and events mined (null unless it
+    succeeded) and the seconds it ran. The result stays in the service
+    (``GET /v1/journey/mining-jobs/{id}/result``).
+
+``cx.journey.simulation_job.completed.v1`` (payload :class:`SimulationJobCompletedV1`)
+    A simulation job ended, likewise, with the simulated events.
+
 Every event travels on the ``CX_JOURNEY`` stream as a CloudEvent in binary mode
 (:class:`cxops.common.events.Event`): ``ce-source`` is :data:`EVENT_SOURCE`, ``ce-tenant`` the
 tenant (the payload does not repeat it), ``Nats-Msg-Id`` the ``ce-id``. Payloads only ever gain
@@ -354,3 +363,29 @@ CONSUMED.update(
         TASK_ABANDONED: TaskAbandoned,
     }
 )
+
+
+# --- Mining and simulation jobs ----------------------------------------------------------------
+
+MINING_JOB_COMPLETED = "cx.journey.mining_job.completed.v1"
+SIMULATION_JOB_COMPLETED = "cx.journey.simulation_job.completed.v1"
+
+
+class MiningJobCompletedV1(_Payload):
+    job_id: uuid.UUID
+    state: str
+    source_kind: str
+    cases: int | None
+    events: int | None
+    seconds: float | None
+
+
+class SimulationJobCompletedV1(_Payload):
+    job_id: uuid.UUID
+    state: str
+    events: int | None
+    seconds: float | None
+
+
+PUBLISHED[MINING_JOB_COMPLETED] = MiningJobCompletedV1
+PUBLISHED[SIMULATION_JOB_COMPLETED] = SimulationJobCompletedV1

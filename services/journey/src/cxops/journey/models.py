@@ -305,3 +305,67 @@ sa.Index(
     sqlite_where=sa.text("outcome IN ('taken', 'held_out')"),
     postgresql_where=sa.text("outcome IN ('taken', 'held_out')"),
 )
+
+
+# --- Event logs and jobs (mining and simulation as jobs) ---------------------------------------
+
+
+class EventLogFile(JourneyTable, table=True):
+    """An uploaded event log: the file under the service's data directory (``path``, relative
+    to it), what it holds and which of its columns hold the case, activity, time, team and
+    channel (``columns``: the names of ``cxops journey mine``'s options, team and channel null
+    when the log has none)."""
+
+    __tablename__ = "journey_event_logs"
+    __table_args__ = (sa.Index("ix_journey_event_logs_tenant", "tenant", "created_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    tenant: str = Field(sa_type=sa.String(64), nullable=False)
+    filename: str = Field(sa_type=sa.String(255), nullable=False)
+    format: str = Field(sa_type=sa.String(16), nullable=False)
+    size: int = Field(sa_type=sa.BigInteger, nullable=False)
+    sha256: str = Field(sa_type=sa.String(64), nullable=False)
+    columns: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
+    path: str = Field(sa_type=sa.String(512), nullable=False)
+    by: str = Field(sa_type=sa.String(128), nullable=False)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class Job(JourneyTable, table=True):
+    """A mining or simulation job (``kind``) and where it stands.
+
+    ``request`` is what was asked (the mining source and map, or the simulation model and the
+    command's options), ``source_kind`` the mining source (``event_log`` or ``interactions``;
+    ``model`` for a simulation). ``attempts`` counts the workers that took it (more than one
+    after a worker died). ``cases`` and ``events`` size a finished mining run.
+    """
+
+    __tablename__ = "journey_jobs"
+    __table_args__ = (sa.Index("ix_journey_jobs_tenant", "tenant", "kind", "created_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid7, primary_key=True)
+    tenant: str = Field(sa_type=sa.String(64), nullable=False)
+    kind: str = Field(sa_type=sa.String(16), nullable=False)
+    state: str = Field(sa_type=sa.String(16), nullable=False)
+    progress: float = Field(nullable=False)
+    source_kind: str = Field(sa_type=sa.String(16), nullable=False)
+    request: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
+    error: str | None = Field(default=None, sa_type=sa.Text, nullable=True)
+    attempts: int = Field(nullable=False)
+    cases: int | None = Field(default=None, nullable=True)
+    events: int | None = Field(default=None, nullable=True)
+    by: str = Field(sa_type=sa.String(128), nullable=False)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+class JobResult(JourneyTable, table=True):
+    """A succeeded job's result: the command's JSON as text, kept as it was printed (it can be
+    megabytes; it is served as it is, never parsed again)."""
+
+    __tablename__ = "journey_job_results"
+
+    job_id: uuid.UUID = Field(primary_key=True)
+    tenant: str = Field(sa_type=sa.String(64), nullable=False)
+    body: str = Field(sa_type=sa.Text, nullable=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -37,6 +38,27 @@ def nats_credentials(settings: NatsSettings) -> dict[str, str]:
 
 DEAD_LETTER_STREAM = "CX_DEADLETTER"
 DEAD_LETTER_PREFIX = "cx.deadletter"
+
+
+@dataclass(frozen=True)
+class WorkQueue:
+    """A service's work-queue stream (retention ``workqueue``): items that one of its replicas
+    takes and acks, through one durable consumer, such as journey's jobs. Named for the service
+    (:func:`work_queue`), so that its NATS user may use it and no other."""
+
+    stream: str
+    subjects: tuple[str, ...]
+    consumer: str
+
+
+def work_queue(service: str, use: str) -> WorkQueue:
+    """``journey``, ``jobs`` → stream ``CX_JOURNEY_JOBS``, subjects ``jobs.journey.>`` (outside
+    ``cx.journey.>``, which the events' stream holds), consumer ``journey-jobs``."""
+    return WorkQueue(
+        stream=f"{stream_name(service)}_{use.upper()}",
+        subjects=(f"{use}.{service}.>",),
+        consumer=f"{service}-{use}",
+    )
 
 
 def stream_name(service: str) -> str:

@@ -30,6 +30,7 @@ from cxops.common.components import GATEWAY, SERVICES
 from cxops.common.events.broker import (
     DEAD_LETTER_PREFIX,
     DEAD_LETTER_STREAM,
+    WorkQueue,
     client_name,
     inbox_prefix,
     stream_name,
@@ -106,17 +107,39 @@ def _lease_bucket(component: str, bucket: str) -> list[str]:
     ]
 
 
+def _work_queue(service: str, queue: WorkQueue) -> list[str]:
+    """A work-queue stream created, looked up and brought to its configuration, its items
+    published, and its one durable consumer (whose ``in_progress`` is an ack too). Only a
+    queue named for ``service``."""
+    if not (
+        queue.stream.startswith(f"{stream_name(service)}_")
+        and queue.consumer.startswith(f"{service}-")
+        and all(subject.split(".")[1:2] == [service] for subject in queue.subjects)
+    ):
+        raise ValueError(f"{service} may use only work queues named for it, not {queue}")
+    return [
+        *(f"{API}.STREAM.{action}.{queue.stream}" for action in ("INFO", "CREATE", "UPDATE")),
+        *queue.subjects,
+        *_durable(DurableConsumer(stream=queue.stream, name=queue.consumer)),
+    ]
+
+
 def service_permissions(
-    service: str, consumers: Iterable[DurableConsumer], lease_buckets: Iterable[str] = ()
+    service: str,
+    consumers: Iterable[DurableConsumer],
+    lease_buckets: Iterable[str] = (),
+    work_queues: Iterable[WorkQueue] = (),
 ) -> Permissions:
-    """A service: its own events, its durable consumers, its lease buckets, and reading its
-    own dead letters (an ephemeral consumer filtered on ``cx.deadletter.<service>.>``, named by
-    nats-py)."""
+    """A service: its own events, its durable consumers, its lease buckets, its work queues,
+    and reading its own dead letters (an ephemeral consumer filtered on
+    ``cx.deadletter.<service>.>``, named by nats-py)."""
     allowed = _own(service)
     for consumer in consumers:
         allowed += _durable(consumer)
     for bucket in lease_buckets:
         allowed += _lease_bucket(service, bucket)
+    for queue in work_queues:
+        allowed += _work_queue(service, queue)
     dead_letters = f"{DEAD_LETTER_PREFIX}.{service}.>"
     allowed += [
         f"{API}.CONSUMER.CREATE.{DEAD_LETTER_STREAM}.*.{dead_letters}",
