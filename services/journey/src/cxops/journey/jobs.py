@@ -53,7 +53,7 @@ from cxops.common.errors import Problem
 from cxops.common.events import Event
 from cxops.common.events.broker import work_queue
 from cxops.common.events.outbox import add_event
-from cxops.common.service import ServiceState
+from cxops.common.service import ServiceState, cancel_and_wait
 from cxops.common.tenancy import TenantRepository
 from cxops.journey import job_process
 from cxops.journey.domain.jobs import JobState, is_final, states_before
@@ -380,9 +380,8 @@ class JobWorker:
         ]
 
     async def stop(self) -> None:
-        for task in self._loops:
-            task.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
+        # Cancelled until they end: a fetch's ``wait_for`` may swallow one cancellation.
+        await cancel_and_wait(self._loops, deadline_seconds=10)
         self._loops = []
 
     async def _run(self) -> None:
