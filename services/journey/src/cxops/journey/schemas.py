@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from fastapi import Path
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -65,6 +66,15 @@ OffsetDateTime = Annotated[
 IdentifierType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 IdentifierValue = Annotated[str, SingleLine(320)]
 Name = Annotated[str, SingleLine(64)]
+#: A customer's id in a path: ``p_`` and 16 hex digits as resolution names profiles; anything
+#: else of this shape is simply not found.
+CustomerId = Annotated[
+    str,
+    Path(
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="The profile's id, such as `p_20bd4fe867593f4f`.",
+    ),
+]
 ExternalId = Annotated[str, SingleLine(255)]
 
 

@@ -104,7 +104,13 @@ async def get_survey(key: SurveyKeyPath, caller: Caller, session: SessionDep) ->
     response_model=InvitationCreated,
     tags=["invitations"],
     summary="Invite a customer by hand",
-    responses={404: _problem("No such survey in this tenant")},
+    responses={
+        200: {
+            "description": "A retry with the same `external_id`: the first outcome",
+            "model": InvitationCreated,
+        },
+        404: _problem("No such survey in this tenant"),
+    },
 )
 async def post_invitation(
     payload: InvitationCreate,

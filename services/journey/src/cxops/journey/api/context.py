@@ -16,7 +16,7 @@ from cxops.common.errors import PROBLEM_MEDIA_TYPE, Problem
 from cxops.common.service import State
 from cxops.common.validation import UtcDateTime
 from cxops.journey import context
-from cxops.journey.schemas import CustomerContext, Timeline
+from cxops.journey.schemas import CustomerContext, CustomerId, Timeline
 from cxops.journey.settings import JourneySettings
 
 router = APIRouter(tags=["customers"])
@@ -106,7 +106,7 @@ async def get_context(
     responses={404: _problem("No such customer in this tenant")},
 )
 async def get_timeline(
-    customer_id: str,
+    customer_id: CustomerId,
     caller: Reader,
     session: SessionDep,
     state: State,

@@ -11,7 +11,13 @@ from cxops.common.errors import PROBLEM_MEDIA_TYPE, Problem
 from cxops.common.service import State
 from cxops.journey import customers
 from cxops.journey.identity_store import identity_spelling
-from cxops.journey.schemas import CustomerList, CustomerPublic, SplitIn, SplitResult
+from cxops.journey.schemas import (
+    CustomerId,
+    CustomerList,
+    CustomerPublic,
+    SplitIn,
+    SplitResult,
+)
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
@@ -71,7 +77,9 @@ async def find_customers(
     summary="Read a customer",
     responses={404: _NOT_FOUND},
 )
-async def get_customer(caller: Reader, session: SessionDep, customer_id: str) -> CustomerPublic:
+async def get_customer(
+    caller: Reader, session: SessionDep, customer_id: CustomerId
+) -> CustomerPublic:
     """The profile: its identifiers, the merges that built it (the two values and the first
     interaction that linked them), the joins a cap or a split refused, and its splits."""
     try:
@@ -93,7 +101,7 @@ async def get_customer(caller: Reader, session: SessionDep, customer_id: str) ->
     },
 )
 async def split_customer(
-    caller: Splitter, state: State, customer_id: str, payload: SplitIn
+    caller: Splitter, state: State, customer_id: CustomerId, payload: SplitIn
 ) -> SplitResult:
     """Put `identifiers` apart from the rest of the profile: the profile is resolved again
     without joining the two sides, and no later interaction joins them either (its refusal is
