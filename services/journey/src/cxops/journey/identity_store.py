@@ -154,7 +154,8 @@ class _Stored:
 
 
 class _Component:
-    """The interactions reachable from some values through joinable values, read in rounds."""
+    """The interactions reachable from some values through joinable values, read in rounds:
+    the interactions carrying the frontier's values, then the values those carry."""
 
     def __init__(self, connection: sa.Connection, tenant: str, spelling: Spelling) -> None:
         self.connection = connection
@@ -166,60 +167,47 @@ class _Component:
 
     def walk(self, seeds: Iterable[Identifier]) -> None:
         frontier = {value for value in seeds if self._joinable(value)}
-        found: set[uuid.UUID] = set()
         while frontier:
             self._note_common(frontier)
             frontier -= self.common.keys()
             self.values |= frontier
-            reached: set[Identifier] = set()
-            for interaction_id, value in self._values_of_interactions_with(frontier):
-                if interaction_id not in found:
-                    found.add(interaction_id)
-                reached.add(value)
+            reached = self._load(self._carrying(frontier) - self.interactions.keys())
             frontier = {
                 value for value in reached if value not in self.values and self._joinable(value)
             }
-        self._load(found)
 
     def _joinable(self, value: Identifier) -> bool:
         return value not in self.common and not self.spelling.blocked_by_rule(value)
 
     def _note_common(self, values: set[Identifier]) -> None:
-        for chunk in _chunks(sorted(values)):
+        for type_name, chunk in _by_type(values):
             rows = self.connection.execute(
-                sa.select(common_values.c.type, common_values.c.value, common_values.c.detail)
+                sa.select(common_values.c.value, common_values.c.detail)
                 .where(common_values.c.tenant == self.tenant)
-                .where(sa.tuple_(common_values.c.type, common_values.c.value).in_(chunk))
+                .where(common_values.c.type == type_name)
+                .where(common_values.c.value.in_(chunk))
             )
-            for type_name, value, detail in rows:
+            for value, detail in rows:
                 self.common[Identifier(type_name, value)] = detail
 
-    def _values_of_interactions_with(
-        self, values: set[Identifier]
-    ) -> Iterable[tuple[uuid.UUID, Identifier]]:
-        """Every value of every interaction carrying one of ``values``: one round trip."""
-        carrying = interaction_identifiers.alias("carrying")
-        for chunk in _chunks(sorted(values)):
+    def _carrying(self, values: set[Identifier]) -> set[str]:
+        """The interactions carrying one of ``values``."""
+        found: set[str] = set()
+        for type_name, chunk in _by_type(values):
             rows = self.connection.execute(
-                sa.select(
-                    interaction_identifiers.c.interaction_id,
-                    interaction_identifiers.c.type,
-                    interaction_identifiers.c.value,
-                )
+                sa.select(interaction_identifiers.c.interaction_id)
                 .where(interaction_identifiers.c.tenant == self.tenant)
-                .where(
-                    interaction_identifiers.c.interaction_id.in_(
-                        sa.select(carrying.c.interaction_id)
-                        .where(carrying.c.tenant == self.tenant)
-                        .where(sa.tuple_(carrying.c.type, carrying.c.value).in_(chunk))
-                    )
-                )
+                .where(interaction_identifiers.c.type == type_name)
+                .where(interaction_identifiers.c.value.in_(chunk))
             )
-            for interaction_id, type_name, value in rows:
-                yield interaction_id, Identifier(type_name, value)
+            found.update(str(interaction_id) for (interaction_id,) in rows)
+        return found
 
-    def _load(self, ids: set[uuid.UUID]) -> None:
-        for chunk in _chunks(sorted(ids)):
+    def _load(self, keys: set[str]) -> set[Identifier]:
+        """Read these interactions; the normalised values they carry (as stored beside them:
+        the same spelling made both)."""
+        reached: set[Identifier] = set()
+        for chunk in _chunks(sorted(keys)):
             rows = self.connection.execute(
                 sa.select(
                     interactions.c.id,
@@ -228,12 +216,17 @@ class _Component:
                     interactions.c.customer_id,
                 )
                 .where(interactions.c.tenant == self.tenant)
-                .where(interactions.c.id.in_(chunk))
+                .where(interactions.c.id.in_([_uuid(key) for key in chunk]))
             )
             for interaction_id, identifiers, occurred_at, customer_id in rows:
                 self.interactions[str(interaction_id)] = _Stored(
                     identifiers, occurred_at, customer_id
                 )
+                for type_name, raw in identifiers.items():
+                    value = self.spelling.normalise(type_name, raw)
+                    if value is not None:
+                        reached.add(value)
+        return reached
 
 
 def _separations(
@@ -354,11 +347,12 @@ def _rewrite(
 
 def _owners(connection: sa.Connection, tenant: str, values: set[Identifier]) -> set[str]:
     found: set[str] = set()
-    for chunk in _chunks(sorted(values)):
+    for type_name, chunk in _by_type(values):
         rows = connection.execute(
             sa.select(customer_identifiers.c.customer_id)
             .where(customer_identifiers.c.tenant == tenant)
-            .where(sa.tuple_(customer_identifiers.c.type, customer_identifiers.c.value).in_(chunk))
+            .where(customer_identifiers.c.type == type_name)
+            .where(customer_identifiers.c.value.in_(chunk))
         )
         found.update(customer_id for (customer_id,) in rows)
     return found
@@ -467,6 +461,18 @@ def _identifiers(rows: Iterable[Mapping[str, str]]) -> frozenset[Identifier]:
 def _chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:
     for start in range(0, len(items), CHUNK):
         yield items[start : start + CHUNK]
+
+
+def _by_type(values: Iterable[Identifier]) -> Iterable[tuple[str, Sequence[str]]]:
+    """The values of each type, in chunks: ``type = ? AND value IN (...)`` is a search of the
+    ``(tenant, type, value)`` index on both databases, where a row-value ``IN`` reads every row
+    of the tenant on SQLite."""
+    of_type: dict[str, list[str]] = {}
+    for identifier in sorted(values):
+        of_type.setdefault(identifier.type, []).append(identifier.value)
+    for type_name, found in of_type.items():
+        for chunk in _chunks(found):
+            yield type_name, chunk
 
 
 def _uuid(value: str) -> uuid.UUID:
