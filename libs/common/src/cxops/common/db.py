@@ -5,7 +5,7 @@ per request, and the start-up check that refuses an unmigrated database.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -240,3 +240,16 @@ def insert_if_absent(dialect: str, table: sa.Table, *, unique: Sequence[str] | N
     ``dialect`` (``postgresql`` or ``sqlite``)."""
     insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
     return insert.on_conflict_do_nothing(index_elements=unique)
+
+
+async def once_per_transaction(
+    session: AsyncSession, key: tuple[Any, ...], load: Callable[[], Awaitable[T]]
+) -> T:
+    """``load()``'s answer, read once in ``session`` and remembered until it ends: a consumer
+    handling a batch of events in one transaction asks for the same definitions (a tenant's
+    maps, its triggers) once per event, and would otherwise query them a thousand times. Only
+    for reads the transaction itself does not change."""
+    memo: dict[tuple[Any, ...], Any] = session.info.setdefault("cxops.once_per_transaction", {})
+    if key not in memo:
+        memo[key] = await load()
+    return memo[key]  # type: ignore[no-any-return]

@@ -17,6 +17,7 @@ outbox and inbox tables are plumbing that every tenant's events pass through, an
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -69,13 +70,20 @@ class TenantRepository:
 
     def scoped(self, statement: Any) -> Any:
         """``statement`` filtered by this tenant on every tenant-owned table it reads."""
-        for source in _sources(statement):
+        return self._filtered(statement, _sources(statement))
+
+    def select(self, *entities: Any) -> sa.Select[Any]:
+        """A SELECT of ``entities`` filtered by tenant. Its tables are those of its columns,
+        known without the compilation that finding a finished statement's sources costs (a
+        millisecond for an ORM entity: more than many of the queries themselves)."""
+        statement = sa.select(*entities)
+        return self._filtered(statement, statement.columns_clause_froms)  # type: ignore[no-any-return]
+
+    def _filtered(self, statement: Any, sources: Iterable[Any]) -> Any:
+        for source in sources:
             if is_tenant_owned(_table_of(source)):
                 statement = statement.where(source.c[TENANT_COLUMN] == self.tenant)
         return statement
-
-    def select(self, *entities: Any) -> sa.Select[Any]:
-        return self.scoped(sa.select(*entities))  # type: ignore[no-any-return]
 
     def update(self, entity: Any) -> sa.Update:
         return self.scoped(sa.update(entity))  # type: ignore[no-any-return]

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from cxops.common.db import insert_if_absent
+from cxops.common.tenancy import ALL_TENANTS
 from cxops.journey.domain.identifiers import BlockRule, first_rule, normaliser
 from cxops.journey.domain.identity import (
     CapRefusal,
@@ -205,20 +206,27 @@ class _Component:
 
     def _load(self, keys: set[str]) -> set[Identifier]:
         """Read these interactions; the normalised values they carry (as stored beside them:
-        the same spelling made both)."""
+        the same spelling made both).
+
+        By primary key alone: the keys were read under the tenant's filter, and with one
+        beside a long ``IN`` list SQLite reads every row of the tenant through the tenant's
+        index instead of looking the keys up. A row of another tenant is still never taken."""
         reached: set[Identifier] = set()
         for chunk in _chunks(sorted(keys)):
             rows = self.connection.execute(
                 sa.select(
                     interactions.c.id,
+                    interactions.c.tenant,
                     interactions.c.identifiers,
                     interactions.c.occurred_at,
                     interactions.c.customer_id,
                 )
-                .where(interactions.c.tenant == self.tenant)
                 .where(interactions.c.id.in_([_uuid(key) for key in chunk]))
+                .execution_options(**{ALL_TENANTS: True})
             )
-            for interaction_id, identifiers, occurred_at, customer_id in rows:
+            for interaction_id, tenant, identifiers, occurred_at, customer_id in rows:
+                if tenant != self.tenant:
+                    continue
                 self.interactions[str(interaction_id)] = _Stored(
                     identifiers, occurred_at, customer_id
                 )

@@ -34,7 +34,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cxops.common.db import CommitInfo
+from cxops.common.db import CommitInfo, once_per_transaction
 from cxops.common.events import ConsumerSpec, Event, EventHandler, PermanentEventError, add_event
 from cxops.common.events.broker import stream_name
 from cxops.common.service import ServiceState, cancel_and_wait
@@ -94,7 +94,8 @@ async def on_interaction(live: LiveMaps, session: AsyncSession, event: Event) ->
         raise PermanentEventError(f"not an interaction: {exc}") from exc
     if interaction.customer_id is None:
         return
-    for row in await MapRepository(session, tenant=event.tenant).latest_of_each():
+    maps = MapRepository(session, tenant=event.tenant)
+    for row in await once_per_transaction(session, ("maps", event.tenant), maps.latest_of_each):
         await _move(live, session, event.tenant, row, interaction, interaction.customer_id)
 
 

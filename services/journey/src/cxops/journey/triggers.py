@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from cxops.common.auth import CallerContext
+from cxops.common.db import once_per_transaction
 from cxops.common.errors import Problem
 from cxops.common.events import ConsumerSpec, Event, PermanentEventError, add_event
 from cxops.common.events.broker import stream_name
@@ -365,7 +366,10 @@ async def on_interaction_recorded(triggers: Triggers, session: AsyncSession, eve
     repository = TriggerRepository(session, tenant=event.tenant)
     active = [
         trigger
-        for trigger in map(as_rule, await repository.all_latest())
+        for trigger in map(
+            as_rule,
+            await once_per_transaction(session, ("triggers", event.tenant), repository.all_latest),
+        )
         if trigger.enabled and not isinstance(trigger.when, rules.StageOverdue)
     ]
     if not active:
