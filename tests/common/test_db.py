@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from cxops.common.db import Database, DatabaseNotMigrated, SessionDep
+from cxops.common.db import Database, DatabaseNotMigrated, SessionDep, once_per_transaction
 from cxops.common.errors import install_problem_handlers
 from cxops.common.migrations import upgrade
 from tests.common.conftest import SAMPLE_MIGRATIONS
@@ -70,3 +70,24 @@ async def test_concurrent_writers_do_not_fail(sample_db: Database) -> None:
 
     await asyncio.gather(*(write(i) for i in range(40)))
     assert await _count(sample_db) == 40
+
+
+async def test_a_read_is_remembered_for_its_transaction_only(sample_db: Database) -> None:
+    async with sample_db.transaction() as session:
+        await session.execute(sa.insert(tally).values(tenant="t", key="a", count=1))
+
+    async def counted() -> int:
+        reads.append(1)
+        return len((await session.execute(sa.select(tally.c.key))).all())
+
+    reads: list[int] = []
+    async with sample_db.transaction() as session:
+        first = await once_per_transaction(session, ("keys", "t"), counted)
+        await session.execute(sa.insert(tally).values(tenant="t", key="b", count=1))
+        again = await once_per_transaction(session, ("keys", "t"), counted)
+        other = await once_per_transaction(session, ("keys", "u"), counted)
+    assert (first, again, other) == (1, 1, 2)
+    assert len(reads) == 2
+    async with sample_db.transaction() as session:
+        assert await once_per_transaction(session, ("keys", "t"), counted) == 2
+    assert len(reads) == 3
