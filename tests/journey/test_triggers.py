@@ -4,6 +4,7 @@ treatment publishes, caps and quiet hours under a clock the test moves, the hold
 restart, history patterns, the effect and the dry run, versions, tenant isolation and bad
 input; and a create_task that lands as a task in the routing service on the same NATS."""
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -16,20 +17,23 @@ import nats.errors
 import pytest
 import sqlalchemy as sa
 from nats.aio.client import Client as NatsClient
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cxops.cli.nats_server import NatsServer
 from cxops.common.auth import Role
 from cxops.common.migrations import upgrade
 from cxops.journey.app import SPEC, create_app
-from cxops.journey.domain.triggers import in_holdout
+from cxops.journey.domain.triggers import Decision, Outcome, in_holdout
 from cxops.journey.events import (
     HANDOFF_DELAYED,
     INTERACTION_RECORDED,
     PUBLISHED,
+    FiringInteraction,
     HandoffDelayedV1,
 )
 from cxops.journey.models import JourneyTable
 from cxops.journey.settings import JourneySettings
+from cxops.journey.triggers import Match, TriggerRepository, Triggers, act, as_rule
 from tests.support.clock import ManualClock
 from tests.support.services import (
     RunningService,
@@ -814,3 +818,45 @@ async def test_contact_limits_are_per_tenant_and_checked(journey: RunningService
     ).json() == limits
     other = await journey.client.get("/v1/journey/trigger-settings", headers=auth("other"))
     assert other.json() == defaults
+
+
+async def test_decisions_of_a_tenant_take_turns(journey: RunningService) -> None:
+    """Two replicas deciding at once: the second waits for the first's commit, so the budget
+    it reads includes the gesture the first just offered (10 of 15: no room for 10 more)."""
+    await put_trigger(journey, "late-shipment", DELAYED)
+    triggers = journey.state.component(Triggers)
+    async with journey.db.transaction() as session:
+        row = await TriggerRepository(session, tenant=TENANT).latest("late-shipment")
+    assert row is not None
+    trigger = as_rule(row)
+
+    async def decide(session: AsyncSession, customer_id: str, shipment: str) -> Decision:
+        return await act(
+            triggers,
+            session,
+            tenant=TENANT,
+            customer_id=customer_id,
+            match=Match(trigger, f"late-shipment:shipment_id:{shipment}"),
+            interaction=FiringInteraction(
+                interaction_id=None,
+                external_id=None,
+                activity="shipment_delayed",
+                channel="web",
+                occurred_at=NOON,
+                attributes={"delay_hours": 30, "shipment_id": shipment},
+            ),
+        )
+
+    async def decide_alone(customer_id: str, shipment: str) -> Decision:
+        async with journey.db.transaction() as session:
+            return await decide(session, customer_id, shipment)
+
+    async with journey.db.transaction() as session:
+        first = await decide(session, "cust-1", "S1")
+        second = asyncio.create_task(decide_alone("cust-2", "S2"))
+        await asyncio.sleep(0.5)
+        assert not second.done(), "the second decision did not wait for the first's commit"
+    later = await second
+    assert first.outcome is later.outcome is Outcome.TAKEN
+    assert first.actions[2]["offered"] is True
+    assert (later.actions[2]["offered"], later.actions[2]["reason"]) == (False, "over_budget")

@@ -141,6 +141,17 @@ class IdentityLock(JourneyTable, table=True):
     version: int = Field(nullable=False)
 
 
+class DecisionLock(JourneyTable, table=True):
+    """One row per tenant, updated by every trigger decision: two replicas deciding for the
+    same tenant take turns, so a frequency cap or a gesture budget counts what the other just
+    did instead of both spending its last unit."""
+
+    __tablename__ = "journey_decision_locks"
+
+    tenant: str = Field(sa_type=sa.String(64), primary_key=True)
+    version: int = Field(nullable=False)
+
+
 class CustomerFact(JourneyTable, table=True):
     """What other services' events say about a customer, as journey keeps it (it reads no other
     service's tables): a feedback ``response``, a closed-loop ``case`` or a routing ``task``.

@@ -35,9 +35,11 @@ from cxops.common.tenancy import TenantRepository
 from cxops.journey import events
 from cxops.journey.clock import Clock, system_clock
 from cxops.journey.domain import triggers as rules
+from cxops.journey.identity_store import take_tenant_lock
 from cxops.journey.models import (
     CustomerFact,
     CustomerIdentifier,
+    DecisionLock,
     Interaction,
     ProactiveAction,
     TriggerSettings,
@@ -48,6 +50,7 @@ from cxops.journey.settings import JourneySettings
 
 #: The identifier type other services' ``customer_ref`` is the value of.
 CRM_ID = "crm_id"
+decision_locks = DecisionLock.__table__  # type: ignore[attr-defined]
 
 
 class TriggerNotFound(Problem):
@@ -464,7 +467,9 @@ async def act(
     interaction: events.FiringInteraction,
 ) -> rules.Decision:
     """Decide, record the decision in the customer's action log and, for a treatment, queue
-    its events."""
+    its events. The tenant's decisions take turns (its decision lock, held to the commit): the
+    caps and budgets they read include every decision made before."""
+    await session.run_sync(lambda sync: take_tenant_lock(sync.connection(), decision_locks, tenant))
     now = triggers.clock()
     trigger = match.trigger
     repository = TriggerRepository(session, tenant=tenant)
