@@ -99,6 +99,10 @@ ENV PATH=/app/.venv/bin:${PATH} \
     CXOPS_COMPONENT=${COMPONENT} \
     PORT=8000
 
+# The one place the server writes besides /tmp: journey's uploaded event logs and job inputs
+# (CXOPS_JOURNEY_DATA_DIR), a volume in compose and Kubernetes that takes this owner.
+RUN mkdir -p /var/lib/cxops/journey && chown -R 10001:10001 /var/lib/cxops
+
 WORKDIR /app
 USER 10001:10001
 EXPOSE 8000

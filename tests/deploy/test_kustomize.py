@@ -132,6 +132,23 @@ def test_deployments_are_probed_bounded_and_hardened(rendered: tuple[str, list[O
             ]
 
 
+def test_journey_keeps_its_files_on_a_volume_its_replicas_share(
+    rendered: tuple[str, list[Object]],
+) -> None:
+    """An upload lands on one replica and its job may run on another; the root filesystem is
+    read-only, so without the claim nowhere could hold the files."""
+    _, objects = rendered
+    deployment = one(objects, "Deployment", "journey")
+    app = container(deployment, "app")
+    data_dir = environment(objects, deployment, app)["CXOPS_JOURNEY_DATA_DIR"]
+    [mount] = [m for m in app["volumeMounts"] if m["mountPath"] == data_dir]
+    [volume] = [
+        v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]
+    ]
+    claim = one(objects, "PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
 def test_a_migration_job_runs_the_same_image_before_each_version(
     rendered: tuple[str, list[Object]],
 ) -> None:

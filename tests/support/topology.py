@@ -41,7 +41,7 @@ NATS_VALUES = Path(__file__).resolve().parents[2] / "k8s" / "dependencies" / "na
 PLACES_AND_SECRETS = (
     {"DATABASE_URL", "SIGNING_SECRET", "NATS_URL", "NATS_NKEY_SEED"}
     | {f"{service.upper()}_URL" for service in SERVICES}
-    | {"POD_IP", "INSTANCE_URL"}
+    | {"POD_IP", "INSTANCE_URL", "DATA_DIR"}
 )
 
 

@@ -34,6 +34,9 @@ from cxops.cli.processes import (
 from cxops.common.components import COMPONENTS, GATEWAY, SERVICES, default_port, env_prefix
 from cxops.common.events.broker import client_name, inbox_prefix
 
+#: The service that keeps files besides its database (uploaded event logs, job inputs).
+FILES_KEEPER = "journey"
+
 SIGNING_SECRET_FILE = "signing-secret"
 LOG_DIR = "logs"
 NATS_STORE_DIR = "nats"
@@ -273,6 +276,8 @@ class Suite:
             env.update(
                 {f"{prefix}{service.upper()}_URL": self.url(service) for service in SERVICES}
             )
+        if component == FILES_KEEPER:  # uploaded event logs and job inputs, for every replica
+            env[f"{prefix}DATA_DIR"] = str(self.var_dir / FILES_KEEPER)
         return env
 
     @property
