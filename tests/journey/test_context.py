@@ -20,7 +20,6 @@ from cxops.routing import events as routing_events
 from tests.journey.customer_facts import (
     Publisher,
     case_event,
-    journey,
     response_enriched,
     response_received,
     store_action,
@@ -32,7 +31,7 @@ from tests.journey.customer_facts import (
 )
 from tests.support.services import RunningService, auth
 
-__all__ = ["journey", "streams"]
+__all__ = ["streams"]
 
 TENANT = "acme"
 AGENT = auth(TENANT, Role.AGENT)

@@ -5,7 +5,6 @@ the stream, and tenants kept apart."""
 
 import json
 import random
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,11 +13,8 @@ import sqlalchemy as sa
 from nats.aio.client import Client as NatsClient
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from cxops.cli.nats_server import NatsServer
 from cxops.common.auth import Role
 from cxops.common.errors import PROBLEM_MEDIA_TYPE
-from cxops.common.migrations import upgrade
-from cxops.journey.app import SPEC, create_app
 from cxops.journey.domain.identity import Event, Rules, resolve
 from cxops.journey.events import (
     IDENTITIES_MERGED,
@@ -27,21 +23,12 @@ from cxops.journey.events import (
     InteractionRecordedV1,
 )
 from cxops.journey.identity_store import customers, interactions
-from cxops.journey.settings import JourneySettings
-from tests.support.services import RunningService, auth, eventually, running, settings_for
+from tests.support.services import RunningService, auth, eventually
 
 INTERACTIONS = "/v1/journey/interactions"
 CUSTOMERS = "/v1/journey/customers"
 TENANT = "acme"
 OTHER = "globex"
-
-
-@pytest.fixture
-async def journey(database_url: str, nats_server: NatsServer) -> AsyncIterator[RunningService]:
-    await upgrade(database_url, SPEC.migrations)
-    settings = settings_for(JourneySettings, database_url=database_url, nats_url=nats_server.url)
-    async with running(create_app(settings)) as service:
-        yield service
 
 
 def interaction(external_id: str, **changes: Any) -> dict[str, Any]:

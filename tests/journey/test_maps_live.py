@@ -7,8 +7,7 @@ in time, once with two replicas, and nothing twice for a redelivered event."""
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,10 +15,7 @@ import nats.errors
 import pytest
 from nats.aio.client import Client as NatsClient
 
-from cxops.cli.nats_server import NatsServer
 from cxops.common.auth import Role
-from cxops.common.migrations import upgrade
-from cxops.journey.app import SPEC, create_app
 from cxops.journey.events import (
     HANDOFF_DELAYED,
     INTERACTION_RECORDED,
@@ -27,7 +23,7 @@ from cxops.journey.events import (
     STAGE_COMPLETED,
 )
 from cxops.journey.maps_live import LiveMaps
-from cxops.journey.settings import JourneySettings
+from tests.journey.conftest import StartJourney
 from tests.support.clock import ManualClock
 from tests.support.services import (
     RunningService,
@@ -35,8 +31,6 @@ from tests.support.services import (
     consumer_caught_up,
     eventually,
     publish_event,
-    running,
-    settings_for,
 )
 
 TENANT = "acme"
@@ -56,8 +50,6 @@ MAP = {
     ],
 }
 
-Launch = Callable[[], AbstractAsyncContextManager[RunningService]]
-
 
 @pytest.fixture
 def clock() -> ManualClock:
@@ -65,22 +57,10 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def launch(database_url: str, nats_server: NatsServer, clock: ManualClock) -> Launch:
-    """Start a journey replica on the test's database, broker and clock (as often as asked)."""
-    await upgrade(database_url, SPEC.migrations)
-
-    def start() -> AbstractAsyncContextManager[RunningService]:
-        settings = settings_for(
-            JourneySettings, database_url=database_url, nats_url=nats_server.url
-        )
-        return running(create_app(settings, clock=clock))
-
-    return start
-
-
-@pytest.fixture
-async def service(launch: Launch, nats_client: NatsClient) -> AsyncIterator[RunningService]:
-    async with launch() as started:
+async def service(
+    start_journey: StartJourney, clock: ManualClock, nats_client: NatsClient
+) -> AsyncIterator[RunningService]:
+    async with start_journey(clock=clock) as started:
         js = nats_client.jetstream()
         await eventually(lambda: js.stream_info(STREAM), what="the CX_JOURNEY stream")
         put = await started.client.put(
@@ -297,9 +277,9 @@ async def test_a_redelivered_event_changes_nothing_and_tenants_keep_their_maps(
 
 
 async def test_deadlines_survive_a_restart_and_two_replicas_raise_each_once(
-    launch: Launch, clock: ManualClock, nats_client: NatsClient
+    start_journey: StartJourney, clock: ManualClock, nats_client: NatsClient
 ) -> None:
-    async with launch() as first:
+    async with start_journey(clock=clock) as first:
         js = nats_client.jetstream()
         await eventually(lambda: js.stream_info(STREAM), what="the CX_JOURNEY stream")
         put = await first.client.put(
@@ -311,7 +291,7 @@ async def test_deadlines_survive_a_restart_and_two_replicas_raise_each_once(
 
     clock.advance(2 * HOUR)  # nobody is running when the deadlines pass
 
-    async with launch() as one, launch() as two:
+    async with start_journey(clock=clock) as one, start_journey(clock=clock) as two:
         await asyncio.gather(
             move_clock(one, clock, timedelta(0)), move_clock(two, clock, timedelta(0))
         )

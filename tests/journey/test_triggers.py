@@ -20,7 +20,6 @@ from nats.aio.client import Client as NatsClient
 from cxops.cli.nats_server import NatsServer
 from cxops.common.auth import Role
 from cxops.common.migrations import upgrade
-from cxops.journey.app import SPEC, create_app
 from cxops.journey.domain.triggers import in_holdout
 from cxops.journey.events import (
     HANDOFF_DELAYED,
@@ -29,7 +28,7 @@ from cxops.journey.events import (
     HandoffDelayedV1,
 )
 from cxops.journey.models import JourneyTable
-from cxops.journey.settings import JourneySettings
+from tests.journey.conftest import StartJourney
 from tests.support.clock import ManualClock
 from tests.support.services import (
     RunningService,
@@ -63,26 +62,13 @@ DELAYED = {
 
 
 @pytest.fixture
-async def journey_database(database_url: str) -> str:
-    await upgrade(database_url, SPEC.migrations)
-    return database_url
-
-
-@pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(NOON)
 
 
-def journey_app(database_url: str, nats_url: str, clock: ManualClock) -> Any:
-    settings = settings_for(JourneySettings, database_url=database_url, nats_url=nats_url)
-    return create_app(settings, clock=clock)
-
-
 @pytest.fixture
-async def journey(
-    journey_database: str, nats_server: NatsServer, clock: ManualClock
-) -> AsyncIterator[RunningService]:
-    async with running(journey_app(journey_database, nats_server.url, clock)) as service:
+async def journey(start_journey: StartJourney, clock: ManualClock) -> AsyncIterator[RunningService]:
+    async with start_journey(clock=clock) as service:
         yield service
 
 
@@ -345,7 +331,7 @@ async def test_caps_and_quiet_hours_follow_the_clock(
 
 
 async def test_the_holdout_is_stable_across_a_restart(
-    journey_database: str, nats_server: NatsServer, nats_client: NatsClient, clock: ManualClock
+    start_journey: StartJourney, nats_client: NatsClient, clock: ManualClock
 ) -> None:
     customers = [f"cust-{n}" for n in range(16)]
     expected = {c: in_holdout(TENANT, "late-shipment", c, 40) for c in customers}
@@ -360,7 +346,7 @@ async def test_the_holdout_is_stable_across_a_restart(
 
     seen = []
     for round_ in ("A", "B"):  # each round a freshly started service
-        async with running(journey_app(journey_database, nats_server.url, clock)) as journey:
+        async with start_journey(clock=clock) as journey:
             if round_ == "A":
                 await put_trigger(journey, "late-shipment", {**DELAYED, "holdout_percent": 40})
             await publish_all(journey, nats_client, [late(c, round_) for c in customers])
