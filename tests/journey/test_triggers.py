@@ -12,7 +12,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import nats.errors
 import pytest
 import sqlalchemy as sa
 from nats.aio.client import Client as NatsClient
@@ -25,6 +24,8 @@ from cxops.journey.events import (
     HANDOFF_DELAYED,
     INTERACTION_RECORDED,
     PUBLISHED,
+    TASK_REQUESTED,
+    TRIGGER_FIRED,
     HandoffDelayedV1,
 )
 from cxops.journey.models import JourneyTable
@@ -36,6 +37,7 @@ from tests.support.services import (
     consumer_caught_up,
     eventually,
     publish_event,
+    published,
     running,
     settings_for,
 )
@@ -142,26 +144,6 @@ async def action_log(journey: RunningService, tenant: str = TENANT) -> list[dict
     return found
 
 
-async def published(
-    journey: RunningService, nats_client: NatsClient, subject: str
-) -> list[dict[str, Any]]:
-    """Every event of ``subject`` on CX_JOURNEY so far, each payload checked by its model."""
-    await journey.outbox_drained()
-    subscription = await nats_client.jetstream().pull_subscribe(subject, stream=STREAM)
-    found = []
-    try:
-        while True:
-            try:
-                found += await subscription.fetch(100, timeout=0.5)
-            except (TimeoutError, nats.errors.TimeoutError):
-                break
-    finally:
-        await subscription.unsubscribe()
-    for message in found:
-        PUBLISHED[message.subject].model_validate_json(message.data)
-    return [json.loads(message.data) for message in found]
-
-
 async def insert(journey: RunningService, table: str, rows: list[dict[str, Any]]) -> None:
     async with journey.db.sessionmaker() as session, session.begin():
         await session.execute(sa.insert(JourneyTable.metadata.tables[table]), rows)
@@ -246,14 +228,16 @@ async def test_a_delayed_shipment_fires_once_and_not_twice(
         "offered": True,
     }
 
-    [fired] = await published(journey, nats_client, "cx.journey.trigger.fired.v1")
+    [fired_event] = await published(journey, nats_client, TRIGGER_FIRED, models=PUBLISHED)
+    fired = fired_event.data
     assert (fired["trigger_key"], fired["trigger_version"]) == ("late-shipment", 1)
     assert (fired["customer_id"], fired["customer_ref"]) == ("cust-1", "crm-1")
     assert fired["dedupe_key"] == "late-shipment:shipment_id:S1"
     assert [a["type"] for a in fired["actions"]] == ["notify", "create_task", "offer_gesture"]
     assert fired["interaction"]["activity"] == "shipment_delayed"
     assert fired["interaction"]["attributes"] == shipment
-    [task] = await published(journey, nats_client, "cx.journey.task.requested.v1")
+    [task_event] = await published(journey, nats_client, TASK_REQUESTED, models=PUBLISHED)
+    task = task_event.data
     assert (task["queue"], task["priority"], task["action_id"]) == (
         "logistics",
         5,
@@ -327,7 +311,7 @@ async def test_caps_and_quiet_hours_follow_the_clock(
         ("S4", "taken"),
         ("S3", "capped"),  # the quiet match did not settle S3, but S4 used the week's contact
     ]
-    assert len(await published(journey, nats_client, "cx.journey.trigger.fired.v1")) == 2
+    assert len(await published(journey, nats_client, TRIGGER_FIRED, models=PUBLISHED)) == 2
 
 
 async def test_the_holdout_is_stable_across_a_restart(
@@ -757,7 +741,8 @@ async def test_create_task_lands_as_a_routing_task(
             recorded("shipment_delayed", attributes=late),
         ],
     )
-    [fired] = await published(journey, nats_client, "cx.journey.trigger.fired.v1")
+    [fired_event] = await published(journey, nats_client, TRIGGER_FIRED, models=PUBLISHED)
+    fired = fired_event.data
 
     async def tasks() -> list[dict[str, Any]]:
         listed = await routing_service.client.get("/v1/routing/tasks", headers=ADMIN)
