@@ -3,7 +3,6 @@ CX_FEEDBACK and CX_ROUTING streams, for journey's projection and the customer's 
 journey's tables written directly where the lead's intake would write them."""
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,36 +11,22 @@ from nats.aio.client import Client as NatsClient
 from nats.js.api import StreamConfig
 from uuid6 import uuid7
 
-from cxops.cli.nats_server import NatsServer
-from cxops.common.migrations import upgrade
 from cxops.feedback import events as feedback_events
-from cxops.journey.app import SPEC, create_app
 from cxops.journey.models import (
     Customer,
     CustomerIdentifier,
     Interaction,
     ProactiveAction,
 )
-from cxops.journey.settings import JourneySettings
 from cxops.routing import events as routing_events
 from tests.support.services import (
     RunningService,
     consumer_caught_up,
     publish_event,
-    running,
-    settings_for,
 )
 
 FEEDBACK_DURABLE = "journey-feedback-facts"
 ROUTING_DURABLE = "journey-routing-facts"
-
-
-@pytest.fixture
-async def journey(database_url: str, nats_server: NatsServer) -> AsyncIterator[RunningService]:
-    await upgrade(database_url, SPEC.migrations)
-    settings = settings_for(JourneySettings, database_url=database_url, nats_url=nats_server.url)
-    async with running(create_app(settings)) as service:
-        yield service
 
 
 @pytest.fixture

@@ -2,30 +2,12 @@
 readiness, metrics and the operator's dead-letter view behind a token, and a refusal to start
 on an unmigrated database."""
 
-from collections.abc import AsyncIterator
-
-import pytest
-
-from cxops.cli.nats_server import NatsServer
 from cxops.common.auth import Role
-from cxops.common.migrations import upgrade
-from cxops.journey.app import SPEC, create_app
-from cxops.journey.settings import JourneySettings
 from tests.support.services import (
     RunningService,
     auth,
     eventually,
-    running,
-    settings_for,
 )
-
-
-@pytest.fixture
-async def journey(database_url: str, nats_server: NatsServer) -> AsyncIterator[RunningService]:
-    await upgrade(database_url, SPEC.migrations)
-    settings = settings_for(JourneySettings, database_url=database_url, nats_url=nats_server.url)
-    async with running(create_app(settings)) as service:
-        yield service
 
 
 async def test_journey_serves_health_readiness_and_metrics(journey: RunningService) -> None:

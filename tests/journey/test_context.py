@@ -17,10 +17,10 @@ from cxops.feedback import events as feedback_events
 from cxops.journey.api.context import current_time
 from cxops.journey.models import CustomerIdentifier
 from cxops.routing import events as routing_events
+from tests.journey.conftest import StartJourney
 from tests.journey.customer_facts import (
     Publisher,
     case_event,
-    journey,
     response_enriched,
     response_received,
     store_action,
@@ -32,7 +32,7 @@ from tests.journey.customer_facts import (
 )
 from tests.support.services import RunningService, auth
 
-__all__ = ["journey", "streams"]
+__all__ = ["streams"]
 
 TENANT = "acme"
 AGENT = auth(TENANT, Role.AGENT)
@@ -452,3 +452,28 @@ async def test_unknown_customers_and_bad_identifiers_are_named(
         path, params={"customer_id": CUSTOMER}, headers=auth(TENANT, Role.VIEWER)
     )
     assert viewer.status_code == 403
+
+
+async def test_a_national_number_finds_the_customer_under_the_services_country_code(
+    start_journey: StartJourney,
+) -> None:
+    """Looked up as identity resolution stores it: with ``identity_country_code`` 34, the
+    national ``600 111 222`` is Ana's ``+34600111222``, for the context as for the customers'
+    lookup."""
+    async with start_journey(identity_country_code="34") as journey:
+        await store_customer(
+            journey,
+            tenant=TENANT,
+            customer_id=CUSTOMER,
+            identifiers={"phone": "+34600111222"},
+            interactions=[{"occurred_at": ago(hours=1)}],
+        )
+        national = {"identifier": "phone:600 111 222"}
+        context = await journey.client.get(
+            "/v1/journey/customers/context", params=national, headers=AGENT
+        )
+        found = await journey.client.get("/v1/journey/customers", params=national, headers=AGENT)
+
+    assert context.status_code == 200, context.text
+    assert context.json()["customer"]["id"] == CUSTOMER
+    assert [customer["id"] for customer in found.json()["items"]] == [CUSTOMER]

@@ -5,7 +5,6 @@ the stream, and tenants kept apart."""
 
 import json
 import random
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,34 +13,23 @@ import sqlalchemy as sa
 from nats.aio.client import Client as NatsClient
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from cxops.cli.nats_server import NatsServer
 from cxops.common.auth import Role
 from cxops.common.errors import PROBLEM_MEDIA_TYPE
-from cxops.common.migrations import upgrade
-from cxops.journey.app import SPEC, create_app
 from cxops.journey.domain.identity import Event, Rules, resolve
 from cxops.journey.events import (
     IDENTITIES_MERGED,
     INTERACTION_RECORDED,
+    PUBLISHED,
     IdentitiesMergedV1,
     InteractionRecordedV1,
 )
 from cxops.journey.identity_store import customers, interactions
-from cxops.journey.settings import JourneySettings
-from tests.support.services import RunningService, auth, eventually, running, settings_for
+from tests.support.services import RunningService, auth, published
 
 INTERACTIONS = "/v1/journey/interactions"
 CUSTOMERS = "/v1/journey/customers"
 TENANT = "acme"
 OTHER = "globex"
-
-
-@pytest.fixture
-async def journey(database_url: str, nats_server: NatsServer) -> AsyncIterator[RunningService]:
-    await upgrade(database_url, SPEC.migrations)
-    settings = settings_for(JourneySettings, database_url=database_url, nats_url=nats_server.url)
-    async with running(create_app(settings)) as service:
-        yield service
 
 
 def interaction(external_id: str, **changes: Any) -> dict[str, Any]:
@@ -63,19 +51,6 @@ async def post(
     return await service.client.post(
         INTERACTIONS, content=json.dumps(body), headers=auth(tenant, role)
     )
-
-
-async def stream_events(nats_client: NatsClient, count: int) -> list[tuple[str, dict[str, Any]]]:
-    js = nats_client.jetstream()
-    await eventually(lambda: js.stream_info("CX_JOURNEY"), what="the CX_JOURNEY stream")
-    subscription = await js.pull_subscribe("cx.journey.>", stream="CX_JOURNEY")
-    messages = []
-    try:
-        while len(messages) < count:
-            messages += await subscription.fetch(count - len(messages), timeout=5)
-    finally:
-        await subscription.unsubscribe()
-    return [(message.subject, json.loads(message.data)) for message in messages]
 
 
 async def test_two_channels_join_into_one_customer_with_the_merge_recorded_and_announced(
@@ -130,21 +105,23 @@ async def test_two_channels_join_into_one_customer_with_the_merge_recorded_and_a
         )
         assert [c["id"] for c in found.json()["items"]] == [customer_id], query
 
-    published = await stream_events(nats_client, 4)
+    events = await published(journey, nats_client, "cx.journey.>", models=PUBLISHED)
     recorded = [
-        InteractionRecordedV1.model_validate(p) for s, p in published if s == INTERACTION_RECORDED
+        InteractionRecordedV1.model_validate(e.data)
+        for e in events
+        if e.subject == INTERACTION_RECORDED
     ]
     assert [r.external_id for r in recorded] == ["web-1", "call-1", "crm-1"]
     assert recorded[1].customer_id == customer_id and recorded[1].team == "care"
     assert recorded[0].occurred_at.isoformat() == "2026-11-30T08:30:00+00:00"
-    merged = [IdentitiesMergedV1.model_validate(p) for s, p in published if s == IDENTITIES_MERGED]
+    merged = [
+        IdentitiesMergedV1.model_validate(e.data) for e in events if e.subject == IDENTITIES_MERGED
+    ]
     assert len(merged) == 1 and merged[0].customer_id == customer_id
     # The CRM id sorts before the email: the profile took its name from it.
     assert merged[0].merged == [first["customer_id"]]
     assert merged[0].linked_by == ["crm_id", "email", "phone"]
-    assert "ana@" not in json.dumps(
-        [payload for subject, payload in published if subject == IDENTITIES_MERGED]
-    )
+    assert "ana@" not in json.dumps([e.data for e in events if e.subject == IDENTITIES_MERGED])
 
 
 async def test_a_retried_batch_stores_nothing_twice(
@@ -162,8 +139,7 @@ async def test_a_retried_batch_stores_nothing_twice(
     assert [i["id"] for i in body["items"][:5]] == [i["id"] for i in first["items"]]
     single = await post(journey, batch[2])
     assert single.status_code == 200 and single.json()["items"][0]["status"] == "duplicate"
-    published = await stream_events(nats_client, 5)
-    assert len(published) == 5
+    assert len(await published(journey, nats_client, "cx.journey.>", models=PUBLISHED)) == 5
     js = nats_client.jetstream()
     assert (await js.stream_info("CX_JOURNEY")).state.messages == 5
 

@@ -10,8 +10,9 @@ import signal
 import socket
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +22,11 @@ from nats.aio.client import Client as NatsClient
 from typer.testing import CliRunner
 
 from cxops.cli.main import app as cli
-from cxops.cli.nats_server import NatsServer
 from cxops.common.auth import Role
-from cxops.common.migrations import upgrade
-from cxops.journey.app import SPEC, create_app
 from cxops.journey.models import Interaction, JourneyMapVersion
-from cxops.journey.settings import JourneySettings
+from tests.journey.conftest import JourneySettingsFor, StartJourney
 from tests.journey.mining_logs import HAND_LOG
-from tests.support.services import RunningService, auth, eventually, running, settings_for
+from tests.support.services import RunningService, auth, eventually
 
 ACME = auth("acme", Role.OPS_LEAD)
 GLOBEX = auth("globex", Role.OPS_LEAD)
@@ -43,33 +41,17 @@ MAP = {
     "handoffs": [{"from": "intake", "to": "billing", "sla_seconds": 3000}],
 }
 
-JourneyFactory = Callable[..., Any]
-
 
 @pytest.fixture
-async def journey_factory(
-    database_url: str, nats_server: NatsServer, tmp_path: Path
-) -> AsyncIterator[Callable[..., Any]]:
-    await upgrade(database_url, SPEC.migrations)
-
-    def settings(**overrides: Any) -> JourneySettings:
-        values: dict[str, Any] = {
-            "data_dir": tmp_path / "journey",
-            "job_heartbeat_seconds": 0.2,
-            "job_ack_wait_seconds": 2.0,
-            **overrides,
-        }
-        return settings_for(
-            JourneySettings, database_url=database_url, nats_url=nats_server.url, **values
-        )
-
-    yield settings
-
-
-@pytest.fixture
-async def journey(journey_factory: JourneyFactory) -> AsyncIterator[RunningService]:
-    async with running(create_app(journey_factory())) as service:
-        yield service
+def journey_settings(journey_settings: JourneySettingsFor, tmp_path: Path) -> JourneySettingsFor:
+    """Every journey service of these tests keeps its jobs' files in the test's directory, and
+    a lost worker's job is taken up again within seconds."""
+    return partial(
+        journey_settings,
+        data_dir=tmp_path / "journey",
+        job_heartbeat_seconds=0.2,
+        job_ack_wait_seconds=2.0,
+    )
 
 
 def command_json(*args: str, stdin: str | None = None) -> str:
@@ -319,9 +301,9 @@ async def test_a_parquet_log_as_octet_stream(journey: RunningService, tmp_path: 
 
 
 async def test_a_log_over_the_limit_is_refused_with_413_and_nothing_kept(
-    journey_factory: JourneyFactory, tmp_path: Path
+    start_journey: StartJourney, tmp_path: Path
 ) -> None:
-    async with running(create_app(journey_factory(event_log_max_bytes=100))) as journey:
+    async with start_journey(event_log_max_bytes=100) as journey:
         declared = await upload(journey, HAND_LOG.encode())
 
         async def undeclared_chunks() -> AsyncIterator[bytes]:
@@ -461,11 +443,11 @@ def free_port() -> int:
 
 
 async def test_a_job_whose_worker_is_killed_is_finished_by_another_replica(
-    journey_factory: JourneyFactory, tmp_path: Path
+    journey_settings: JourneySettingsFor, start_journey: StartJourney
 ) -> None:
     """Replica A, a real process, takes a slow job and is killed with SIGKILL mid-run; replica
     B takes the job up again once A's heartbeats stop, and finishes it."""
-    settings = journey_factory()
+    settings = journey_settings()
     port = free_port()
     environment = {
         **os.environ,
@@ -506,7 +488,7 @@ async def test_a_job_whose_worker_is_killed_is_finished_by_another_replica(
         replica_a.send_signal(signal.SIGKILL)
         await replica_a.wait()
 
-        async with running(create_app(settings)) as replica_b:
+        async with start_journey() as replica_b:
             job = await finished(replica_b, location, within=90)
             result = await replica_b.client.get(f"{location}/result", headers=ACME)
     finally:

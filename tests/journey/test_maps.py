@@ -12,15 +12,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from cxops.cli.nats_server import NatsServer
 from cxops.common.auth import Role
 from cxops.common.errors import PROBLEM_MEDIA_TYPE
-from cxops.common.migrations import upgrade
-from cxops.journey.app import SPEC, create_app
 from cxops.journey.models import Interaction
-from cxops.journey.settings import JourneySettings
+from tests.journey.conftest import StartJourney
 from tests.support.clock import ManualClock
-from tests.support.services import RunningService, auth, running, settings_for
+from tests.support.services import RunningService, auth
 
 MAPS = "/v1/journey/maps"
 TENANT = "acme"
@@ -70,10 +67,8 @@ OLD_STYLE = {
 
 
 @pytest.fixture
-async def service(database_url: str, nats_server: NatsServer) -> AsyncIterator[RunningService]:
-    await upgrade(database_url, SPEC.migrations)
-    settings = settings_for(JourneySettings, database_url=database_url, nats_url=nats_server.url)
-    async with running(create_app(settings, clock=ManualClock(NOW))) as started:
+async def service(start_journey: StartJourney) -> AsyncIterator[RunningService]:
+    async with start_journey(clock=ManualClock(NOW)) as started:
         yield started
 
 

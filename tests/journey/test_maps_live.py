@@ -5,21 +5,15 @@ deadline passes (a clock the test moves, no later event), not at all when the ne
 in time, once with two replicas, and nothing twice for a redelivered event."""
 
 import asyncio
-import json
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import nats.errors
 import pytest
 from nats.aio.client import Client as NatsClient
 
-from cxops.cli.nats_server import NatsServer
 from cxops.common.auth import Role
-from cxops.common.migrations import upgrade
-from cxops.journey.app import SPEC, create_app
 from cxops.journey.events import (
     HANDOFF_DELAYED,
     INTERACTION_RECORDED,
@@ -27,16 +21,16 @@ from cxops.journey.events import (
     STAGE_COMPLETED,
 )
 from cxops.journey.maps_live import LiveMaps
-from cxops.journey.settings import JourneySettings
+from tests.journey.conftest import StartJourney
 from tests.support.clock import ManualClock
 from tests.support.services import (
     RunningService,
+    StreamEvent,
     auth,
     consumer_caught_up,
     eventually,
     publish_event,
-    running,
-    settings_for,
+    published,
 )
 
 TENANT = "acme"
@@ -56,8 +50,6 @@ MAP = {
     ],
 }
 
-Launch = Callable[[], AbstractAsyncContextManager[RunningService]]
-
 
 @pytest.fixture
 def clock() -> ManualClock:
@@ -65,22 +57,10 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def launch(database_url: str, nats_server: NatsServer, clock: ManualClock) -> Launch:
-    """Start a journey replica on the test's database, broker and clock (as often as asked)."""
-    await upgrade(database_url, SPEC.migrations)
-
-    def start() -> AbstractAsyncContextManager[RunningService]:
-        settings = settings_for(
-            JourneySettings, database_url=database_url, nats_url=nats_server.url
-        )
-        return running(create_app(settings, clock=clock))
-
-    return start
-
-
-@pytest.fixture
-async def service(launch: Launch, nats_client: NatsClient) -> AsyncIterator[RunningService]:
-    async with launch() as started:
+async def service(
+    start_journey: StartJourney, clock: ManualClock, nats_client: NatsClient
+) -> AsyncIterator[RunningService]:
+    async with start_journey(clock=clock) as started:
         js = nats_client.jetstream()
         await eventually(lambda: js.stream_info(STREAM), what="the CX_JOURNEY stream")
         put = await started.client.put(
@@ -142,26 +122,6 @@ async def move_clock(service: RunningService, clock: ManualClock, by: timedelta)
     )
 
 
-async def published(
-    service: RunningService, nats_client: NatsClient, subject: str
-) -> list[tuple[str, dict[str, Any]]]:
-    """Every ``subject`` event on CX_JOURNEY so far, with its tenant, in order."""
-    await service.outbox_drained()
-    subscription = await nats_client.jetstream().pull_subscribe(subject, stream=STREAM)
-    found = []
-    try:
-        while True:
-            try:
-                found += await subscription.fetch(100, timeout=0.5)
-            except (TimeoutError, nats.errors.TimeoutError):
-                break
-    finally:
-        await subscription.unsubscribe()
-    for message in found:
-        PUBLISHED[message.subject].model_validate_json(message.data)
-    return [(m.headers["ce-tenant"], json.loads(m.data)) for m in found]
-
-
 def stamp(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
@@ -178,10 +138,11 @@ async def test_moving_on_completes_the_stage(
     # No activity of the map's, but the interaction says its stage.
     await recorded(nats_client, "c1", "callback", start + 50 * MINUTE, stage="resolution")
 
-    events = await published(service, nats_client, STAGE_COMPLETED)
+    events = await published(service, nats_client, STAGE_COMPLETED, models=PUBLISHED)
 
     assert events == [
-        (
+        StreamEvent(
+            STAGE_COMPLETED,
             TENANT,
             {
                 "map_key": "support",
@@ -195,7 +156,8 @@ async def test_moving_on_completes_the_stage(
                 "owner_team": "frontline",
             },
         ),
-        (
+        StreamEvent(
+            STAGE_COMPLETED,
             TENANT,
             {
                 "map_key": "support",
@@ -212,7 +174,7 @@ async def test_moving_on_completes_the_stage(
     ]
     # Both handoffs came in time: nothing is left armed, nothing fires later.
     await move_clock(service, clock, 3 * HOUR)
-    assert await published(service, nats_client, HANDOFF_DELAYED) == []
+    assert await published(service, nats_client, HANDOFF_DELAYED, models=PUBLISHED) == []
 
 
 async def test_a_late_handoff_is_raised_at_its_deadline_without_another_event(
@@ -222,15 +184,16 @@ async def test_a_late_handoff_is_raised_at_its_deadline_without_another_event(
     await recorded(nats_client, "c2", "case opened", start)
 
     await move_clock(service, clock, 59 * MINUTE)
-    assert await published(service, nats_client, HANDOFF_DELAYED) == []
+    assert await published(service, nats_client, HANDOFF_DELAYED, models=PUBLISHED) == []
     await move_clock(service, clock, MINUTE)  # exactly the deadline
-    delayed = await published(service, nats_client, HANDOFF_DELAYED)
+    delayed = await published(service, nats_client, HANDOFF_DELAYED, models=PUBLISHED)
     await move_clock(service, clock, HOUR)  # and not again
     # The customer reaches billing late: the stage completes, the delay is not raised twice.
     await recorded(nats_client, "c2", "handed to billing", start + 2 * HOUR)
 
     assert delayed == [
-        (
+        StreamEvent(
+            HANDOFF_DELAYED,
             TENANT,
             {
                 "map_key": "support",
@@ -245,8 +208,8 @@ async def test_a_late_handoff_is_raised_at_its_deadline_without_another_event(
             },
         )
     ]
-    assert await published(service, nats_client, HANDOFF_DELAYED) == delayed
-    assert len(await published(service, nats_client, STAGE_COMPLETED)) == 1
+    assert await published(service, nats_client, HANDOFF_DELAYED, models=PUBLISHED) == delayed
+    assert len(await published(service, nats_client, STAGE_COMPLETED, models=PUBLISHED)) == 1
 
 
 async def test_a_handoff_in_time_clears_its_deadline(
@@ -258,7 +221,7 @@ async def test_a_handoff_in_time_clears_its_deadline(
 
     await move_clock(service, clock, 90 * MINUTE)  # past intake's deadline, before billing's
 
-    assert await published(service, nats_client, HANDOFF_DELAYED) == []
+    assert await published(service, nats_client, HANDOFF_DELAYED, models=PUBLISHED) == []
     assert (
         await service.scalar(
             "SELECT state FROM journey_handoff_deadlines WHERE to_stage = 'billing'"
@@ -266,9 +229,10 @@ async def test_a_handoff_in_time_clears_its_deadline(
         == "cleared"
     )
     await move_clock(service, clock, 90 * MINUTE)  # billing's 2 h deadline has passed
-    assert [e["from_stage"] for _, e in await published(service, nats_client, HANDOFF_DELAYED)] == [
-        "billing"
-    ]
+    assert [
+        e.data["from_stage"]
+        for e in await published(service, nats_client, HANDOFF_DELAYED, models=PUBLISHED)
+    ] == ["billing"]
 
 
 async def test_a_redelivered_event_changes_nothing_and_tenants_keep_their_maps(
@@ -291,15 +255,15 @@ async def test_a_redelivered_event_changes_nothing_and_tenants_keep_their_maps(
     await recorded(nats_client, "c4", "case opened", start, tenant=OTHER)
     await recorded(nats_client, "c4", "handed to billing", start + MINUTE, tenant=OTHER)
 
-    assert len(await published(service, nats_client, STAGE_COMPLETED)) == 1
+    assert len(await published(service, nats_client, STAGE_COMPLETED, models=PUBLISHED)) == 1
     assert await service.count("journey_handoff_deadlines") == 2  # intake's, billing's
     assert await service.scalar("SELECT count(*) FROM journey_map_progress") == 1
 
 
 async def test_deadlines_survive_a_restart_and_two_replicas_raise_each_once(
-    launch: Launch, clock: ManualClock, nats_client: NatsClient
+    start_journey: StartJourney, clock: ManualClock, nats_client: NatsClient
 ) -> None:
-    async with launch() as first:
+    async with start_journey(clock=clock) as first:
         js = nats_client.jetstream()
         await eventually(lambda: js.stream_info(STREAM), what="the CX_JOURNEY stream")
         put = await first.client.put(
@@ -311,18 +275,18 @@ async def test_deadlines_survive_a_restart_and_two_replicas_raise_each_once(
 
     clock.advance(2 * HOUR)  # nobody is running when the deadlines pass
 
-    async with launch() as one, launch() as two:
+    async with start_journey(clock=clock) as one, start_journey(clock=clock) as two:
         await asyncio.gather(
             move_clock(one, clock, timedelta(0)), move_clock(two, clock, timedelta(0))
         )
-        after_restart = await published(one, nats_client, HANDOFF_DELAYED)
+        after_restart = await published(one, nats_client, HANDOFF_DELAYED, models=PUBLISHED)
         for customer in ("c8", "c9"):
             await recorded(nats_client, customer, "case opened", clock())
         clock.advance(HOUR)
         await asyncio.gather(
             move_clock(one, clock, timedelta(0)), move_clock(two, clock, timedelta(0))
         )
-        delayed = await published(one, nats_client, HANDOFF_DELAYED)
+        delayed = await published(one, nats_client, HANDOFF_DELAYED, models=PUBLISHED)
 
-    assert sorted(event["customer_id"] for _, event in after_restart) == ["c5", "c6", "c7"]
-    assert sorted(event["customer_id"] for _, event in delayed) == ["c5", "c6", "c7", "c8", "c9"]
+    assert sorted(event.data["customer_id"] for event in after_restart) == ["c5", "c6", "c7"]
+    assert sorted(event.data["customer_id"] for event in delayed) == ["c5", "c6", "c7", "c8", "c9"]

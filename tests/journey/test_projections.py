@@ -16,7 +16,6 @@ from cxops.routing import events as routing_events
 from tests.journey.customer_facts import (
     Publisher,
     case_event,
-    journey,
     response_enriched,
     response_received,
     streams,
@@ -26,7 +25,7 @@ from tests.journey.customer_facts import (
 )
 from tests.support.services import RunningService, auth, eventually, publish_event
 
-__all__ = ["journey", "streams"]
+__all__ = ["streams"]
 
 TENANT = "acme"
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)

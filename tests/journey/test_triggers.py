@@ -13,7 +13,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import nats.errors
 import pytest
 import sqlalchemy as sa
 from nats.aio.client import Client as NatsClient
@@ -22,18 +21,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cxops.cli.nats_server import NatsServer
 from cxops.common.auth import Role
 from cxops.common.migrations import upgrade
-from cxops.journey.app import SPEC, create_app
 from cxops.journey.domain.triggers import Decision, Outcome, in_holdout
 from cxops.journey.events import (
     HANDOFF_DELAYED,
     INTERACTION_RECORDED,
     PUBLISHED,
+    TASK_REQUESTED,
+    TRIGGER_FIRED,
     FiringInteraction,
     HandoffDelayedV1,
 )
 from cxops.journey.models import JourneyTable
-from cxops.journey.settings import JourneySettings
 from cxops.journey.triggers import Match, TriggerRepository, Triggers, act, as_rule
+from tests.journey.conftest import StartJourney
 from tests.support.clock import ManualClock
 from tests.support.services import (
     RunningService,
@@ -41,6 +41,7 @@ from tests.support.services import (
     consumer_caught_up,
     eventually,
     publish_event,
+    published,
     running,
     settings_for,
 )
@@ -67,26 +68,13 @@ DELAYED = {
 
 
 @pytest.fixture
-async def journey_database(database_url: str) -> str:
-    await upgrade(database_url, SPEC.migrations)
-    return database_url
-
-
-@pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(NOON)
 
 
-def journey_app(database_url: str, nats_url: str, clock: ManualClock) -> Any:
-    settings = settings_for(JourneySettings, database_url=database_url, nats_url=nats_url)
-    return create_app(settings, clock=clock)
-
-
 @pytest.fixture
-async def journey(
-    journey_database: str, nats_server: NatsServer, clock: ManualClock
-) -> AsyncIterator[RunningService]:
-    async with running(journey_app(journey_database, nats_server.url, clock)) as service:
+async def journey(start_journey: StartJourney, clock: ManualClock) -> AsyncIterator[RunningService]:
+    async with start_journey(clock=clock) as service:
         yield service
 
 
@@ -158,26 +146,6 @@ async def action_log(journey: RunningService, tenant: str = TENANT) -> list[dict
         if isinstance(row["actions"], str):
             row["actions"] = json.loads(row["actions"])
     return found
-
-
-async def published(
-    journey: RunningService, nats_client: NatsClient, subject: str
-) -> list[dict[str, Any]]:
-    """Every event of ``subject`` on CX_JOURNEY so far, each payload checked by its model."""
-    await journey.outbox_drained()
-    subscription = await nats_client.jetstream().pull_subscribe(subject, stream=STREAM)
-    found = []
-    try:
-        while True:
-            try:
-                found += await subscription.fetch(100, timeout=0.5)
-            except (TimeoutError, nats.errors.TimeoutError):
-                break
-    finally:
-        await subscription.unsubscribe()
-    for message in found:
-        PUBLISHED[message.subject].model_validate_json(message.data)
-    return [json.loads(message.data) for message in found]
 
 
 async def insert(journey: RunningService, table: str, rows: list[dict[str, Any]]) -> None:
@@ -264,14 +232,16 @@ async def test_a_delayed_shipment_fires_once_and_not_twice(
         "offered": True,
     }
 
-    [fired] = await published(journey, nats_client, "cx.journey.trigger.fired.v1")
+    [fired_event] = await published(journey, nats_client, TRIGGER_FIRED, models=PUBLISHED)
+    fired = fired_event.data
     assert (fired["trigger_key"], fired["trigger_version"]) == ("late-shipment", 1)
     assert (fired["customer_id"], fired["customer_ref"]) == ("cust-1", "crm-1")
     assert fired["dedupe_key"] == "late-shipment:shipment_id:S1"
     assert [a["type"] for a in fired["actions"]] == ["notify", "create_task", "offer_gesture"]
     assert fired["interaction"]["activity"] == "shipment_delayed"
     assert fired["interaction"]["attributes"] == shipment
-    [task] = await published(journey, nats_client, "cx.journey.task.requested.v1")
+    [task_event] = await published(journey, nats_client, TASK_REQUESTED, models=PUBLISHED)
+    task = task_event.data
     assert (task["queue"], task["priority"], task["action_id"]) == (
         "logistics",
         5,
@@ -345,11 +315,11 @@ async def test_caps_and_quiet_hours_follow_the_clock(
         ("S4", "taken"),
         ("S3", "capped"),  # the quiet match did not settle S3, but S4 used the week's contact
     ]
-    assert len(await published(journey, nats_client, "cx.journey.trigger.fired.v1")) == 2
+    assert len(await published(journey, nats_client, TRIGGER_FIRED, models=PUBLISHED)) == 2
 
 
 async def test_the_holdout_is_stable_across_a_restart(
-    journey_database: str, nats_server: NatsServer, nats_client: NatsClient, clock: ManualClock
+    start_journey: StartJourney, nats_client: NatsClient, clock: ManualClock
 ) -> None:
     customers = [f"cust-{n}" for n in range(16)]
     expected = {c: in_holdout(TENANT, "late-shipment", c, 40) for c in customers}
@@ -364,7 +334,7 @@ async def test_the_holdout_is_stable_across_a_restart(
 
     seen = []
     for round_ in ("A", "B"):  # each round a freshly started service
-        async with running(journey_app(journey_database, nats_server.url, clock)) as journey:
+        async with start_journey(clock=clock) as journey:
             if round_ == "A":
                 await put_trigger(journey, "late-shipment", {**DELAYED, "holdout_percent": 40})
             await publish_all(journey, nats_client, [late(c, round_) for c in customers])
@@ -775,7 +745,8 @@ async def test_create_task_lands_as_a_routing_task(
             recorded("shipment_delayed", attributes=late),
         ],
     )
-    [fired] = await published(journey, nats_client, "cx.journey.trigger.fired.v1")
+    [fired_event] = await published(journey, nats_client, TRIGGER_FIRED, models=PUBLISHED)
+    fired = fired_event.data
 
     async def tasks() -> list[dict[str, Any]]:
         listed = await routing_service.client.get("/v1/routing/tasks", headers=ADMIN)

@@ -8,21 +8,26 @@ the gateway would mint them, and polling for what happens in the background.
 import asyncio
 import dataclasses
 import io
+import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
+import nats.errors
 import sqlalchemy as sa
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from pydantic import BaseModel
 
 from cxops.common.auth import INTERNAL_TOKEN_HEADER, CallerContext, Role, mint_internal_token
 from cxops.common.db import Database, create_engine
 from cxops.common.events import Event
+from cxops.common.events.broker import stream_name
 from cxops.common.service import ServiceState
 from cxops.common.settings import ServiceSettings
 
@@ -189,6 +194,49 @@ async def publish_event(
     ack = await nats_client.jetstream().publish(event.subject, event.body(), headers=headers)
     assert not ack.duplicate
     return int(ack.seq)
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """An event as read back from a service's stream."""
+
+    subject: str
+    tenant: str
+    data: dict[str, Any]
+
+
+async def published(
+    service: RunningService,
+    nats_client: NatsClient,
+    subject: str,
+    *,
+    models: Mapping[str, type[BaseModel]],
+) -> list[StreamEvent]:
+    """Every event matching ``subject`` the service has published so far (its outbox drained
+    first), in the order of its stream, each payload checked by its subject's model in
+    ``models`` (the service's ``PUBLISHED``)."""
+    await service.outbox_drained()
+    stream = stream_name(service.state.name)
+    js = nats_client.jetstream()
+    await eventually(lambda: js.stream_info(stream), what=f"the {stream} stream")
+    subscription = await js.pull_subscribe(subject, stream=stream)
+    found: list[Msg] = []
+    try:
+        while True:
+            try:
+                found += await subscription.fetch(100, timeout=0.5)
+            except (TimeoutError, nats.errors.TimeoutError):  # the client raises either
+                break
+    finally:
+        await subscription.unsubscribe()
+    events = []
+    for message in found:
+        models[message.subject].model_validate_json(message.data)
+        assert message.headers is not None, f"{message.subject} without its CloudEvent headers"
+        events.append(
+            StreamEvent(message.subject, message.headers["ce-tenant"], json.loads(message.data))
+        )
+    return events
 
 
 async def consumer_caught_up(

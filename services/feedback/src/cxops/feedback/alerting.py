@@ -21,13 +21,13 @@ from sqlmodel import col
 from uuid6 import uuid7
 
 from cxops.common.auth import CallerContext
+from cxops.common.clock import Clock, system_clock
 from cxops.common.db import Database
 from cxops.common.events import Event
 from cxops.common.events.group_commit import Row
 from cxops.common.events.outbox import add_event
 from cxops.common.service import ServiceState
 from cxops.feedback import events
-from cxops.feedback.clock import Clock, system_clock
 from cxops.feedback.domain.complaints import (
     DEFAULT_TEAM,
     Granularity,

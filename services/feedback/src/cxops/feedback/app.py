@@ -9,11 +9,11 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from cxops.common.clock import Clock, system_clock
 from cxops.common.service import Component, ServiceSpec, ServiceState, create_service_app
 from cxops.feedback.alerting import AlertDetector, AlertRules
 from cxops.feedback.api import alerts, cases, enrichment, imports, responses, surveys
 from cxops.feedback.cases import CaseClocks, CaseSettingsCache
-from cxops.feedback.clock import Clock, system_clock
 from cxops.feedback.consumers import JOURNEY_INTERACTIONS, ROUTING_TASKS
 from cxops.feedback.enrichment import EnrichmentPool, Enrichments
 from cxops.feedback.invitations import InvitationTimer

@@ -34,13 +34,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from uuid6 import uuid7
 
 from cxops.common.auth import CallerContext
+from cxops.common.clock import system_clock
 from cxops.common.db import CommitInfo
 from cxops.common.events import Event
 from cxops.common.events.group_commit import Row
 from cxops.common.events.outbox import add_events, outbox_row
 from cxops.common.service import ServiceState
 from cxops.feedback import events
-from cxops.feedback.clock import system_clock
 from cxops.feedback.domain import cases as domain
 from cxops.feedback.domain.cases import (
     Breach,

@@ -30,12 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from uuid6 import uuid7
 
 from cxops.common.auth import CallerContext
+from cxops.common.clock import Clock, system_clock
 from cxops.common.db import CommitInfo, Database
 from cxops.common.errors import Problem
 from cxops.common.events import Event, PermanentEventError, add_event
 from cxops.common.service import ServiceState, cancel_and_wait
 from cxops.feedback import events, repository
-from cxops.feedback.clock import Clock, system_clock
 from cxops.feedback.domain import invitations as rules
 from cxops.feedback.models import Invitation, Survey
 from cxops.feedback.repository import InvitationRepository, SurveyRepository, page_of

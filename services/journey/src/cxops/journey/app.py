@@ -11,13 +11,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from cxops.common.clock import Clock, system_clock
 from cxops.common.service import Component, ServiceSpec, ServiceState, create_service_app
 from cxops.journey import triggers
 from cxops.journey.api import context, customers, interactions, maps
 from cxops.journey.api import event_logs as event_logs_api
 from cxops.journey.api import jobs as jobs_api
 from cxops.journey.api import triggers as triggers_api
-from cxops.journey.clock import Clock, system_clock
 from cxops.journey.jobs import JOB_QUEUE, JobWorker
 from cxops.journey.maps_live import MAP_PROGRESS, LiveMaps
 from cxops.journey.projections import FEEDBACK_FACTS, ROUTING_FACTS

@@ -11,7 +11,6 @@ per call would cost the pool more than they save): under a millisecond each in P
 million interactions.
 """
 
-import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,9 +19,11 @@ import sqlalchemy as sa
 
 from cxops.common.errors import Problem
 from cxops.common.tenancy import TenantRepository
+from cxops.journey.customers import parse_identifier
 from cxops.journey.domain import facts
 from cxops.journey.domain.facts import CASE, OPEN_STATES, RESPONSE, TASK
-from cxops.journey.domain.identifiers import Kind, kind_of, normaliser
+from cxops.journey.domain.identity import Identifier
+from cxops.journey.identity_store import Spelling
 from cxops.journey.models import (
     Customer,
     CustomerFact,
@@ -56,20 +57,12 @@ RECENT_ACTIONS_LIMIT = 50
 #: The most items of each source a timeline holds; the newest are kept.
 TIMELINE_LIMIT = 1000
 
-_IDENTIFIER_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
-
-def parse_identifier(text: str) -> tuple[str, str]:
-    """``type:value`` as its type and the value normalised as identity resolution stores it;
-    a 422 naming ``identifier`` when it is not one (``phone:+34 600 111 222`` is
-    ``("phone", "+34600111222")``)."""
-    type_, sep, raw = text.partition(":")
-    kind = kind_of(type_)
-    if kind is Kind.PHONE and raw.startswith(" "):
-        # ``?identifier=phone:+34...`` typed as is: a query string reads the ``+`` as a space.
-        raw = "+" + raw[1:]
-    value = normaliser(kind)(raw) if sep and _IDENTIFIER_TYPE.fullmatch(type_) else None
-    if value is None:
+def _identifier(text: str, spelling: Spelling) -> Identifier:
+    """``type:value`` as identity resolution stores it (:func:`parse_identifier`); a 422 naming
+    ``identifier`` when it is not one."""
+    identifier = parse_identifier(text, spelling)
+    if identifier is None:
         raise Problem(
             422,
             "`identifier` must be `type:value`, such as `phone:+34600111222`, with a valid value "
@@ -85,7 +78,7 @@ def parse_identifier(text: str) -> tuple[str, str]:
                 }
             ],
         )
-    return type_, value
+    return identifier
 
 
 Row = sa.Row[Any]
@@ -263,10 +256,10 @@ def _within(
 
 
 async def _known_customer(
-    stories: StoryRepository, *, customer_id: str | None, identifier: str | None
+    stories: StoryRepository, *, customer_id: str | None, identifier: Identifier | None
 ) -> Row:
     if identifier is not None:
-        type_, value = parse_identifier(identifier)
+        type_, value = identifier
         found = await stories.customer_by_identifier(type_, value)
         if found is None:
             raise Problem(404, f"No customer with identifier {type_}:{value} in this tenant.")
@@ -312,11 +305,17 @@ async def customer_context(
     *,
     customer_id: str | None,
     identifier: str | None,
+    spelling: Spelling,
     now: datetime,
     due_soon: timedelta,
 ) -> CustomerContext:
-    """The agent desktop's one answer about a customer, known by id or by an identifier."""
-    customer = await _known_customer(stories, customer_id=customer_id, identifier=identifier)
+    """The agent desktop's one answer about a customer, known by id or by an identifier
+    (``type:value``, normalised under ``spelling``)."""
+    customer = await _known_customer(
+        stories,
+        customer_id=customer_id,
+        identifier=None if identifier is None else _identifier(identifier, spelling),
+    )
     interactions, contacts = await stories.last_interactions_and_contacts(customer.id, now=now)
     open_and_last = await stories.open_facts_and_last_response(customer.id)
     actions = await stories.recent_actions(customer.id, since=now - RECENT_ACTIONS_WINDOW)

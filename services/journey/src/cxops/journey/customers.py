@@ -1,5 +1,6 @@
 """Resolved customers: read one, find one by an identifier value, and split a wrong merge."""
 
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from uuid6 import uuid7
 
 from cxops.common.db import Database
 from cxops.common.tenancy import TenantRepository
+from cxops.journey.domain.identifiers import Kind
 from cxops.journey.domain.identity import Identifier
 from cxops.journey.identity_store import Spelling, lock_tenant, resolve_around, splits
 from cxops.journey.models import (
@@ -25,6 +27,8 @@ from cxops.journey.schemas import CustomerPublic, IdentifierIn, SplitPublic, Spl
 
 #: Profiles a lookup by a value no profile owns (a shared inbox) lists at most.
 MAX_SHARING = 50
+#: An identifier type as a lookup names it: ``phone``, ``crm_id``.
+_IDENTIFIER_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 class CustomerNotFound(LookupError):
@@ -116,11 +120,16 @@ async def _public(repository: CustomerRepository, found: list[Customer]) -> list
 
 
 def parse_identifier(text: str, spelling: Spelling) -> Identifier | None:
-    """``type:value`` normalised as resolution normalises it; None when it cannot be one."""
+    """``type:value`` normalised as resolution normalises it under ``spelling`` (the service's
+    country code included): ``phone:+34 600 111 222`` is ``phone`` ``+34600111222``; None when
+    it cannot be one. A phone number's leading space is its ``+``: a query string typed as is
+    (``?identifier=phone:+34...``) reads the ``+`` as a space."""
     type_name, colon, raw = text.partition(":")
-    if not colon or not type_name:
+    if not colon or not _IDENTIFIER_TYPE.fullmatch(type_name):
         return None
-    return spelling.normalise(type_name.strip(), raw)
+    if spelling.rules.kind(type_name) is Kind.PHONE and raw.startswith(" "):
+        raw = "+" + raw[1:]
+    return spelling.normalise(type_name, raw)
 
 
 async def split_customer(

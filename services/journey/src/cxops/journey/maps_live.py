@@ -34,11 +34,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cxops.common.clock import Clock, system_clock
 from cxops.common.db import CommitInfo, once_per_transaction
 from cxops.common.events import ConsumerSpec, Event, EventHandler, PermanentEventError, add_event
 from cxops.common.events.broker import stream_name
 from cxops.common.service import ServiceState, cancel_and_wait
-from cxops.journey.clock import Clock, system_clock
 from cxops.journey.domain.journey_map import JourneyMap
 from cxops.journey.domain.map_progress import Position, advance, stage_of
 from cxops.journey.events import (

@@ -13,7 +13,8 @@ unreadable payload goes to the dead letters.
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeAlias
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -80,82 +81,41 @@ def _case(payload: events.CaseChanged) -> FactUpdate:
     )
 
 
-def _task_created(payload: events.TaskCreated) -> FactUpdate:
+_TaskEvent: TypeAlias = (
+    events.TaskCreated
+    | events.TaskAssigned
+    | events.TaskCompleted
+    | events.TaskCanceled
+    | events.TaskAbandoned
+)
+#: A task event's field under the fact's name for it, where the two differ.
+_FACT_FIELD = {"waited_seconds": "wait_seconds"}
+
+
+def _task(
+    payload: _TaskEvent,
+    *,
+    state: str,
+    copied: tuple[str, ...],
+    time_as: str | None = None,
+    starts: bool = False,
+) -> FactUpdate:
+    """The update a task event makes: the task is in ``state`` from the event's
+    ``<state>_at``, with the payload's ``copied`` fields and, where ``time_as`` names one, that
+    time as a field. Only a task's creation ``starts`` its fact; only the creation and the
+    completion name the customer."""
+    at: datetime = getattr(payload, f"{state}_at")
+    fields = {_FACT_FIELD.get(name, name): getattr(payload, name) for name in copied}
+    if time_as is not None:
+        fields[time_as] = at.isoformat()
     return FactUpdate(
         kind=TASK,
         ref_id=payload.task_id,
-        customer_ref=payload.customer_ref,
-        at=payload.created_at,
-        state="created",
-        fields={"queue": payload.queue, "channel": payload.channel, "case_id": payload.case_id},
-        started_at=payload.created_at,
-    )
-
-
-def _task_assigned(payload: events.TaskAssigned) -> FactUpdate:
-    return FactUpdate(
-        kind=TASK,
-        ref_id=payload.task_id,
-        customer_ref=None,
-        at=payload.assigned_at,
-        state="assigned",
-        fields={
-            "agent_id": payload.agent_id,
-            "team": payload.team,
-            "queue": payload.queue,
-            "wait_seconds": payload.wait_seconds,
-            "assigned_at": payload.assigned_at.isoformat(),
-        },
-    )
-
-
-def _task_completed(payload: events.TaskCompleted) -> FactUpdate:
-    return FactUpdate(
-        kind=TASK,
-        ref_id=payload.task_id,
-        customer_ref=payload.customer_ref,
-        at=payload.completed_at,
-        state="completed",
-        fields={
-            "agent_id": payload.agent_id,
-            "team": payload.team,
-            "queue": payload.queue,
-            "channel": payload.channel,
-            "wait_seconds": payload.wait_seconds,
-            "handle_seconds": payload.handle_seconds,
-            "resolved": payload.resolved,
-            "csat": payload.csat,
-            "ended_at": payload.completed_at.isoformat(),
-        },
-    )
-
-
-def _task_canceled(payload: events.TaskCanceled) -> FactUpdate:
-    return FactUpdate(
-        kind=TASK,
-        ref_id=payload.task_id,
-        customer_ref=None,
-        at=payload.canceled_at,
-        state="canceled",
-        fields={
-            "reason": payload.reason,
-            "wait_seconds": payload.waited_seconds,
-            "ended_at": payload.canceled_at.isoformat(),
-        },
-    )
-
-
-def _task_abandoned(payload: events.TaskAbandoned) -> FactUpdate:
-    return FactUpdate(
-        kind=TASK,
-        ref_id=payload.task_id,
-        customer_ref=None,
-        at=payload.abandoned_at,
-        state="abandoned",
-        fields={
-            "wait_seconds": payload.waited_seconds,
-            "ended_at": payload.abandoned_at.isoformat(),
-        },
+        customer_ref=getattr(payload, "customer_ref", None),
+        at=at,
+        state=state,
+        fields=fields,
+        started_at=at if starts else None,
     )
 
 
@@ -163,11 +123,36 @@ _UPDATES: dict[str, Callable[[Any], FactUpdate]] = {
     events.RESPONSE_RECEIVED: lambda payload: _response(payload, "received"),
     events.RESPONSE_ENRICHED: lambda payload: _response(payload, "enriched"),
     **{subject: _case for subject in events.CASE_SUBJECTS},
-    events.TASK_CREATED: _task_created,
-    events.TASK_ASSIGNED: _task_assigned,
-    events.TASK_COMPLETED: _task_completed,
-    events.TASK_CANCELED: _task_canceled,
-    events.TASK_ABANDONED: _task_abandoned,
+    events.TASK_CREATED: partial(
+        _task, state="created", copied=("queue", "channel", "case_id"), starts=True
+    ),
+    events.TASK_ASSIGNED: partial(
+        _task,
+        state="assigned",
+        copied=("agent_id", "team", "queue", "wait_seconds"),
+        time_as="assigned_at",
+    ),
+    events.TASK_COMPLETED: partial(
+        _task,
+        state="completed",
+        copied=(
+            "agent_id",
+            "team",
+            "queue",
+            "channel",
+            "wait_seconds",
+            "handle_seconds",
+            "resolved",
+            "csat",
+        ),
+        time_as="ended_at",
+    ),
+    events.TASK_CANCELED: partial(
+        _task, state="canceled", copied=("reason", "waited_seconds"), time_as="ended_at"
+    ),
+    events.TASK_ABANDONED: partial(
+        _task, state="abandoned", copied=("waited_seconds",), time_as="ended_at"
+    ),
 }
 
 

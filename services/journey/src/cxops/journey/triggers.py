@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from cxops.common.auth import CallerContext
+from cxops.common.clock import Clock, system_clock
 from cxops.common.db import once_per_transaction
 from cxops.common.errors import Problem
 from cxops.common.events import ConsumerSpec, Event, PermanentEventError, add_event
@@ -33,7 +34,6 @@ from cxops.common.events.broker import stream_name
 from cxops.common.service import ServiceState
 from cxops.common.tenancy import TenantRepository
 from cxops.journey import events
-from cxops.journey.clock import Clock, system_clock
 from cxops.journey.domain import triggers as rules
 from cxops.journey.identity_store import take_tenant_lock
 from cxops.journey.models import (

@@ -16,6 +16,7 @@ from cxops.common.errors import PROBLEM_MEDIA_TYPE, Problem
 from cxops.common.service import State
 from cxops.common.validation import UtcDateTime
 from cxops.journey import context
+from cxops.journey.identity_store import identity_spelling
 from cxops.journey.schemas import CustomerContext, CustomerId, Timeline
 from cxops.journey.settings import JourneySettings
 
@@ -94,6 +95,7 @@ async def get_context(
         context.StoryRepository(session, tenant=caller.tenant),
         customer_id=customer_id,
         identifier=identifier,
+        spelling=identity_spelling(state.settings),
         now=now,
         due_soon=_due_soon(state),
     )

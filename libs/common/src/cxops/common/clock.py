@@ -1,5 +1,4 @@
-"""The time the service's timers read (case clocks, invitations, alert periods): the system's,
-or one a test moves instead of sleeping."""
+"""The time a service's timers read: the system's, or one a test moves instead of sleeping."""
 
 from collections.abc import Callable
 from datetime import UTC, datetime
