@@ -209,7 +209,9 @@ def fact_rows(customers: int, now: datetime, rng: random.Random) -> Iterator[tup
 
 
 def action_rows(customers: int, now: datetime, rng: random.Random) -> Iterator[tuple[Any, ...]]:
-    for _ in range(customers // 2):
+    """Half as many actions as customers, each about a shipment of its own (a settled dedupe
+    key is unique per customer)."""
+    for shipment in range(customers // 2):
         i = rng.randrange(customers)
         yield (
             uuid7(),
@@ -218,7 +220,7 @@ def action_rows(customers: int, now: datetime, rng: random.Random) -> Iterator[t
             "shipment-delay",
             1,
             rng.choice(("taken", "taken", "capped", "held_out")),
-            f"shipment-delay:{i}",
+            f"shipment-delay:shipment_id:S{shipment}",
             json.dumps([{"type": "notify"}]),
             None,
             now - timedelta(days=rng.random() * 90),

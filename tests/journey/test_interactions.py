@@ -275,6 +275,48 @@ async def test_a_split_undoes_a_wrong_merge_and_later_interactions_respect_it(
     assert merged_after[0]["reason"] == "two people share the family inbox"
 
 
+async def test_an_id_that_ceased_still_finds_its_customer(journey: RunningService) -> None:
+    """A profile joined into another, or renamed when a smaller identifier joined it: its old id
+    still finds the customer (the profile, the timeline, the context), answered with the current
+    id, and chains of renames lead to the last. A split that gives the old id a profile again
+    makes it that profile's id once more."""
+    ana = {"email": "ana@mail.test-cx.com"}
+    phone = {"phone": "+34600111222"}
+
+    async def customer_of(external_id: str, identifiers: dict[str, str]) -> str:
+        answer = await post(journey, interaction(external_id, identifiers=identifiers))
+        return str(answer.json()["items"][0]["customer_id"])
+
+    by_email = await customer_of("web", ana)
+    by_phone = await customer_of("call", phone)
+    assert await customer_of("both", {**ana, **phone}) == by_email  # "email" < "phone"
+    renamed = await customer_of("crm", {**phone, "crm_id": "CRM-7"})  # "crm_id" < "email"
+    assert len({by_email, by_phone, renamed}) == 3
+
+    for old in (by_email, by_phone):
+        profile = await journey.client.get(f"{CUSTOMERS}/{old}", headers=auth(TENANT))
+        assert profile.status_code == 200 and profile.json()["id"] == renamed, old
+        timeline = await journey.client.get(f"{CUSTOMERS}/{old}/timeline", headers=auth(TENANT))
+        assert timeline.status_code == 200 and timeline.json()["customer_id"] == renamed
+        context = await journey.client.get(
+            f"{CUSTOMERS}/context", params={"customer_id": old}, headers=auth(TENANT)
+        )
+        assert context.status_code == 200 and context.json()["customer"]["id"] == renamed
+        other = await journey.client.get(f"{CUSTOMERS}/{old}", headers=auth(OTHER))
+        assert other.status_code == 404
+    assert (await journey.client.get(f"{CUSTOMERS}/p_0", headers=auth(TENANT))).status_code == 404
+
+    split = await journey.client.post(
+        f"{CUSTOMERS}/{renamed}/split",
+        json={"identifiers": [{"type": "crm_id", "value": "CRM-7"}]},
+        headers=auth(TENANT, Role.SUPERVISOR),
+    )
+    assert split.status_code == 200, split.text
+    again = (await journey.client.get(f"{CUSTOMERS}/{by_email}", headers=auth(TENANT))).json()
+    assert again["id"] == by_email
+    assert {i["type"] for i in again["identifiers"]} == {"email", "phone"}
+
+
 async def test_a_tenant_sees_none_of_another_tenants_customers(journey: RunningService) -> None:
     created = (await post(journey, interaction("t-1"))).json()["items"][0]
     only_ours = (

@@ -26,6 +26,7 @@ from cxops.journey.domain.identity import Identifier
 from cxops.journey.identity_store import Spelling
 from cxops.journey.models import (
     Customer,
+    CustomerAlias,
     CustomerFact,
     CustomerIdentifier,
     Interaction,
@@ -85,6 +86,7 @@ Row = sa.Row[Any]
 
 _customers = sa.inspect(Customer).local_table
 _identifiers = sa.inspect(CustomerIdentifier).local_table
+_aliases = sa.inspect(CustomerAlias).local_table
 _interactions = sa.inspect(Interaction).local_table
 _facts = sa.inspect(CustomerFact).local_table
 _actions = sa.inspect(ProactiveAction).local_table
@@ -104,6 +106,17 @@ _scoped = _OnceScoped().scoped
 _CUSTOMER_ID = sa.bindparam("customer_id")
 
 _CUSTOMER_BY_ID = _scoped(sa.select(_customers).where(_customers.c.id == _CUSTOMER_ID))
+#: The profile a ceased profile's interactions went to (a join, or a rename).
+_CUSTOMER_BY_ALIAS = _scoped(
+    sa.select(_customers)
+    .join(
+        _aliases,
+        sa.and_(
+            _aliases.c.tenant == _customers.c.tenant, _aliases.c.customer_id == _customers.c.id
+        ),
+    )
+    .where(_aliases.c.id == _CUSTOMER_ID)
+)
 _CUSTOMER_BY_IDENTIFIER = _scoped(
     sa.select(_customers)
     .join(
@@ -183,7 +196,10 @@ class StoryRepository(TenantRepository):
         return result.all()
 
     async def customer(self, customer_id: str) -> Row | None:
+        """The profile, also by the id of one that joined it (the row's ``id`` is current)."""
         rows = await self._rows(_CUSTOMER_BY_ID, customer_id=customer_id)
+        if not rows:
+            rows = await self._rows(_CUSTOMER_BY_ALIAS, customer_id=customer_id)
         return rows[0] if rows else None
 
     async def customer_by_identifier(self, type_: str, value: str) -> Row | None:

@@ -18,6 +18,7 @@ from cxops.journey.domain.identity import Identifier
 from cxops.journey.identity_store import Spelling, lock_tenant, resolve_around, splits
 from cxops.journey.models import (
     Customer,
+    CustomerAlias,
     CustomerIdentifier,
     IdentitySplit,
     Interaction,
@@ -45,6 +46,13 @@ class CustomerRepository(TenantRepository):
             self.select(Customer).where(col(Customer.id) == customer_id)
         )
         return found
+
+    async def now_named(self, customer_id: str) -> str | None:
+        """The profile holding a ceased profile's interactions, if ``customer_id`` ceased."""
+        current: str | None = await self.session.scalar(
+            self.select(CustomerAlias.customer_id).where(col(CustomerAlias.id) == customer_id)
+        )
+        return current
 
     async def get_many(self, customer_ids: Sequence[str]) -> list[Customer]:
         rows = await self.session.scalars(
@@ -89,8 +97,11 @@ class CustomerRepository(TenantRepository):
 
 
 async def get_customer(session: AsyncSession, *, tenant: str, customer_id: str) -> CustomerPublic:
+    """The profile, also by the id of one that joined it (the answer's ``id`` is the current)."""
     repository = CustomerRepository(session, tenant=tenant)
     found = await repository.get(customer_id)
+    if found is None and (current := await repository.now_named(customer_id)) is not None:
+        found = await repository.get(current)
     if found is None:
         raise CustomerNotFound(customer_id)
     return (await _public(repository, [found]))[0]

@@ -44,6 +44,7 @@ from cxops.journey.domain.identity import (
 from cxops.journey.models import (
     CommonValue,
     Customer,
+    CustomerAlias,
     CustomerIdentifier,
     IdentityLock,
     IdentitySplit,
@@ -54,6 +55,7 @@ from cxops.journey.models import (
 interactions = Interaction.__table__  # type: ignore[attr-defined]
 interaction_identifiers = InteractionIdentifier.__table__  # type: ignore[attr-defined]
 customers = Customer.__table__  # type: ignore[attr-defined]
+aliases = CustomerAlias.__table__  # type: ignore[attr-defined]
 customer_identifiers = CustomerIdentifier.__table__  # type: ignore[attr-defined]
 common_values = CommonValue.__table__  # type: ignore[attr-defined]
 splits = IdentitySplit.__table__  # type: ignore[attr-defined]
@@ -353,10 +355,49 @@ def _rewrite(
             .values(customer_id=sa.bindparam("customer")),
             changed,
         )
-    return Reassigned(
-        customer_of=after,
-        merged=_merged(before, after, resolution),
-        profiles=[profile.profile_id for profile in resolution.profiles],
+    merged = _merged(before, after, resolution)
+    profiles = [profile.profile_id for profile in resolution.profiles]
+    _record_aliases(connection, tenant, merged, set(profiles), old_profiles, now)
+    return Reassigned(customer_of=after, merged=merged, profiles=profiles)
+
+
+def _record_aliases(
+    connection: sa.Connection,
+    tenant: str,
+    merged: Mapping[str, tuple[list[str], list[str]]],
+    profiles: set[str],
+    before: set[str],
+    now: datetime,
+) -> None:
+    """Point each profile id that ceased at the one profile now holding its interactions
+    (aliases that pointed at it follow), and drop the aliases of ids newly naming a profile.
+    An id whose interactions went to several profiles gets none: no single answer is right."""
+    targets: dict[str, set[str]] = {}
+    for profile, (ceased, _) in merged.items():
+        for old in ceased:
+            targets.setdefault(old, set()).add(profile)
+    moved = {
+        old: new.pop() for old, new in targets.items() if len(new) == 1 and old not in profiles
+    }
+    for chunk in _chunks(sorted((profiles - before) | moved.keys())):
+        connection.execute(
+            sa.delete(aliases).where(aliases.c.tenant == tenant).where(aliases.c.id.in_(chunk))
+        )
+    if not moved:
+        return
+    connection.execute(
+        sa.update(aliases)
+        .where(aliases.c.tenant == tenant)
+        .where(aliases.c.customer_id == sa.bindparam("ceased"))
+        .values(customer_id=sa.bindparam("now_at")),
+        [{"ceased": old, "now_at": new} for old, new in moved.items()],
+    )
+    connection.execute(
+        sa.insert(aliases),
+        [
+            {"tenant": tenant, "id": old, "customer_id": new, "since": now}
+            for old, new in moved.items()
+        ],
     )
 
 

@@ -102,6 +102,20 @@ class CustomerIdentifier(JourneyTable, table=True):
     customer_id: str = Field(sa_type=sa.String(64), nullable=False)
 
 
+class CustomerAlias(JourneyTable, table=True):
+    """A profile id that ceased, and the profile holding its interactions now: two profiles
+    joined, or a smaller identifier renamed one. A desk or a CRM that kept the old id still
+    finds the customer; an id that names a profile again (after a split) is no alias."""
+
+    __tablename__ = "journey_customer_aliases"
+    __table_args__ = (sa.Index("ix_journey_customer_aliases_target", "tenant", "customer_id"),)
+
+    tenant: str = Field(sa_type=sa.String(64), primary_key=True)
+    id: str = Field(sa_type=sa.String(64), primary_key=True)
+    customer_id: str = Field(sa_type=sa.String(64), nullable=False)
+    since: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
 class CommonValue(JourneyTable, table=True):
     """A value found too common to join anything (a shared inbox): blocked for good, since the
     values it is seen with only grow."""
