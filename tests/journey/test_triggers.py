@@ -180,6 +180,22 @@ def stored_interaction(
     }
 
 
+def real_contact(customer_id: str, trigger_key: str, at: datetime) -> dict[str, Any]:
+    """A treatment in the action log, as a live decision stores it."""
+    return {
+        "id": uuid.uuid4(),
+        "tenant": TENANT,
+        "customer_id": customer_id,
+        "trigger_key": trigger_key,
+        "trigger_version": 1,
+        "outcome": "taken",
+        "dedupe_key": f"{trigger_key}:{at.date().isoformat()}",
+        "actions": [{"type": "notify"}],
+        "interaction_id": None,
+        "at": at,
+    }
+
+
 def fact(kind: str, ref: str, at: datetime, state: str, /, **payload: Any) -> dict[str, Any]:
     return {
         "id": uuid.uuid4(),
@@ -586,6 +602,16 @@ async def test_a_dry_run_counts_and_stores_nothing(journey: RunningService) -> N
             ),
         ],
     )
+    # Real contacts: another trigger reached c4 an hour before its delay (so the replay finds
+    # c4 at its cap), and this trigger itself reached c2 (left out: the replay stands in).
+    await insert(
+        journey,
+        "journey_proactive_actions",
+        [
+            real_contact("c4", "welcome", day2 - timedelta(hours=1)),
+            real_contact("c2", "late-shipment", day2 - timedelta(hours=1)),
+        ],
+    )
     answer = await journey.client.post(
         "/v1/journey/triggers/late-shipment/dry-run",
         headers=ADMIN,
@@ -594,17 +620,17 @@ async def test_a_dry_run_counts_and_stores_nothing(journey: RunningService) -> N
     assert answer.status_code == 200, answer.text
     run = answer.json()
     assert (run["customers"], run["fired"], run["capped"], run["quiet"], run["duplicate"]) == (
-        3,
-        3,
-        1,
+        2,
+        2,
+        2,
         1,
         1,
     )
     assert run["by_day"] == [
         {"day": "2026-12-05", "fired": 1, "capped": 1, "quiet": 1, "held_out": 0, "duplicate": 1},
-        {"day": "2026-12-06", "fired": 2, "capped": 0, "quiet": 0, "held_out": 0, "duplicate": 0},
+        {"day": "2026-12-06", "fired": 1, "capped": 1, "quiet": 0, "held_out": 0, "duplicate": 0},
     ]
-    assert await journey.count("journey_proactive_actions") == 0
+    assert await journey.count("journey_proactive_actions") == 2
     assert await journey.count("cx_outbox") == 0
 
 

@@ -133,6 +133,21 @@ class TriggerRepository(TenantRepository):
         )
         return [_logged(row) for row in rows]
 
+    async def contacts_by_others(
+        self, trigger_key: str, *, since: datetime, until: datetime
+    ) -> list[ProactiveAction]:
+        """The contacts other triggers made in ``(since, until)``: what counts toward a
+        customer's cap whatever this trigger does."""
+        rows = await self.session.scalars(
+            self.select(ProactiveAction).where(
+                col(ProactiveAction.trigger_key) != trigger_key,
+                col(ProactiveAction.outcome) == rules.Outcome.TAKEN,
+                col(ProactiveAction.at) > since,
+                col(ProactiveAction.at) < until,
+            )
+        )
+        return list(rows)
+
     async def gestures_since(self, trigger_key: str, since: datetime) -> Decimal:
         rows = await self.session.scalars(
             self.select(ProactiveAction.actions).where(
@@ -657,8 +672,9 @@ async def dry_run(
     defaults: TriggerSettingsPut,
 ) -> DryRun:
     """Replay the stored interactions of ``[start, end)`` through the trigger as if it had been
-    live, each decided at the interaction's time against a log of what the replay itself did
-    (the real log is left out, and nothing is stored). Cases are read in their current state."""
+    live, each decided at the interaction's time against the contacts other triggers really
+    made and what the replay itself did (the trigger's own real log is left out: the replay
+    stands in for it). Nothing is stored. Cases are read in their current state."""
     repository = TriggerRepository(session, tenant=caller.tenant)
     row = await repository.latest(key)
     if row is None:
@@ -681,6 +697,11 @@ async def dry_run(
         facts = {c: [f for r in refs.get(c, []) for f in by_ref.get(r, [])] for c in customers}
     times: dict[str, list[datetime]] = defaultdict(list)
     logs: dict[str, list[rules.LoggedAction]] = defaultdict(list)
+    others = await repository.contacts_by_others(
+        trigger.key, since=rules.shifted(start, -timedelta(days=policy.per_days)), until=end
+    )
+    for contact in others:
+        logs[contact.customer_id].append(_logged(contact))
     gestures: list[tuple[datetime, Mapping[str, Any]]] = []
     result = DryRun(trigger, set(), defaultdict(DayCounts))
     for stored in history:
