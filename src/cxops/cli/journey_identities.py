@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from cxops.cli.json_input import read_json
-from cxops.journey.domain.identity import resolve
+from cxops.journey.domain.identity import resolve_columns
 from cxops.journey.formats.identities import (
     Columns,
     InputError,
@@ -115,7 +115,7 @@ def identities_command(
             raise typer.BadParameter(str(exc)) from exc
         except OSError as exc:
             raise typer.BadParameter(f"cannot read {events}: {exc.strerror}") from exc
-        result = report(resolve(loaded, rules))
+        result = report(resolve_columns(loaded, rules))
         if as_json:
             typer.echo(json.dumps(result))
         else:

@@ -5,6 +5,7 @@ them in the file; nothing is resolved until the whole input has been read.
 
 import csv
 import math
+from array import array
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,10 +13,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cxops.journey.domain.identifiers import DEFAULT_BLOCKLIST, BlockRule, Kind
-from cxops.journey.domain.identity import Event, Identifier, Link, Resolution, Rules
+from cxops.journey.domain.identity import EventColumns, Identifier, Link, Resolution, Rules
 
 
 class Layout(StrEnum):
@@ -45,7 +47,7 @@ class Columns:
     layout: Layout = Layout.AUTO
 
 
-def read_events(path: Path, columns: Columns) -> list[Event]:
+def read_events(path: Path, columns: Columns) -> EventColumns:
     """The events of a CSV file; rows with the same event id are one event."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -64,7 +66,7 @@ def read_events(path: Path, columns: Columns) -> list[Event]:
         raise InputError(f"{path} is not UTF-8 text: {exc.reason}") from exc
     except csv.Error as exc:
         raise InputError(f"{path}: not CSV: {exc}") from exc
-    if not reader.events:
+    if not reader.event_ids:
         raise InputError(f"{path} has a header (line {header_line}) but no events")
     return reader.finish()
 
@@ -80,13 +82,6 @@ def _rows(handle: TextIO) -> Iterator[tuple[int, list[str]]]:
         line = reader.line_num + 1
 
 
-@dataclass(slots=True)
-class _Pending:
-    identifiers: list[tuple[str, str]]
-    timestamp: datetime | None = None
-    timestamp_line: int = 0
-
-
 class _Reader:
     def __init__(self, header_line: int, header: list[str], columns: Columns) -> None:
         self.header = [name.strip() for name in header]
@@ -100,7 +95,14 @@ class _Reader:
         )
         self.event_id = self._optional(columns.event_id, "event_id")
         self.timestamp = self._optional(columns.timestamp, "timestamp")
-        self.events: dict[str, _Pending] = {}
+        self.event_ids: list[str] = []
+        self.positions: dict[str, int] = {}
+        self.timestamps: list[datetime | None] = []
+        self.timestamp_lines: list[int] = []
+        self.identifiers: list[tuple[str, str]] = []
+        self.numbers: dict[str, dict[str, int]] = {}
+        self.carriers = array("q")
+        self.keys = array("q")
         self.types = dict(columns.identifiers)
         if self.long:
             if self.event_id is None:
@@ -137,27 +139,45 @@ class _Reader:
         return self.header.index(default) if default in self.header else None
 
     def add(self, line: int, row: list[str]) -> None:
+        """One row: an event, or more identifiers of one already read. Empty cells carry
+        nothing (resolution skips blank values)."""
         if len(row) != len(self.header):
             raise InputError(
                 f"line {line}: {len(row)} cells where the header has {len(self.header)} columns"
             )
         event_id = str(line) if self.event_id is None else self._cell(line, row, self.event_id)
-        pending = self.events.get(event_id)
-        if pending is None:
-            pending = self.events[event_id] = _Pending([])
+        position = self.positions.get(event_id)
+        if position is None:
+            position = self.positions[event_id] = len(self.event_ids)
+            self.event_ids.append(event_id)
+            self.timestamps.append(None)
+            self.timestamp_lines.append(0)
         if self.timestamp is not None and row[self.timestamp].strip():
-            self._stamp(pending, line, self.header[self.timestamp], row[self.timestamp], event_id)
+            self._stamp(position, line, self.header[self.timestamp], row[self.timestamp])
         if not self.long:
-            pending.identifiers.extend((name, row[at]) for at, name in self.identifier_columns)
+            for at, type_name in self.identifier_columns:
+                if row[at]:
+                    self._carry(position, type_name, row[at])
             return
         value = row[self.value_column]
         if not value.strip():
             return
         type_name = self._cell(line, row, self.type_column)
         if not self.types:
-            pending.identifiers.append((type_name, value))
+            self._carry(position, type_name, value)
         elif type_name in self.types:
-            pending.identifiers.append((self.types[type_name], value))
+            self._carry(position, self.types[type_name], value)
+
+    def _carry(self, position: int, type_name: str, raw: str) -> None:
+        spellings = self.numbers.get(type_name)
+        if spellings is None:
+            spellings = self.numbers[type_name] = {}
+        number = spellings.get(raw)
+        if number is None:
+            number = spellings[raw] = len(self.identifiers)
+            self.identifiers.append((type_name, raw))
+        self.carriers.append(position)
+        self.keys.append(number)
 
     def _cell(self, line: int, row: list[str], index: int) -> str:
         value = row[index].strip()
@@ -165,23 +185,27 @@ class _Reader:
             raise InputError(f"line {line}, column {self.header[index]!r}: empty")
         return value
 
-    def _stamp(self, pending: _Pending, line: int, column: str, text: str, event_id: str) -> None:
+    def _stamp(self, position: int, line: int, column: str, text: str) -> None:
         try:
             when = parse_timestamp(text.strip())
         except ValueError as exc:
             raise InputError(f"line {line}, column {column!r}: {exc}") from exc
-        if pending.timestamp is not None and pending.timestamp != when:
+        before = self.timestamps[position]
+        if before is not None and before != when:
             raise InputError(
-                f"line {line}, column {column!r}: event {event_id!r} has another timestamp "
-                f"on line {pending.timestamp_line}"
+                f"line {line}, column {column!r}: event {self.event_ids[position]!r} has another "
+                f"timestamp on line {self.timestamp_lines[position]}"
             )
-        pending.timestamp, pending.timestamp_line = when, line
+        self.timestamps[position], self.timestamp_lines[position] = when, line
 
-    def finish(self) -> list[Event]:
-        return [
-            Event(event_id, tuple(pending.identifiers), pending.timestamp)
-            for event_id, pending in self.events.items()
-        ]
+    def finish(self) -> EventColumns:
+        return EventColumns(
+            self.event_ids,
+            self.timestamps,
+            self.identifiers,
+            np.frombuffer(self.carriers, dtype=np.int64),
+            np.frombuffer(self.keys, dtype=np.int64),
+        )
 
 
 def parse_timestamp(text: str) -> datetime:
