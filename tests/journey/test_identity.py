@@ -38,6 +38,7 @@ from cxops.journey.domain.identity import (
     normalise,
     resolve,
 )
+from cxops.journey.formats.identities import report_json
 
 T0 = datetime(2024, 5, 1, 9, tzinfo=UTC)
 
@@ -861,3 +862,16 @@ def test_the_resolution_is_the_one_found_event_by_event(
     found common and given common, malformed values, ties in time and undated events."""
     result = resolve(varied_log(count, seed), rules)
     assert hashlib.sha256(repr(result).encode()).hexdigest() == expected
+
+
+def test_the_json_is_written_as_json_dumps_writes_it() -> None:
+    """The command writes its JSON in pieces, the bulk encoded by hand: the text must be
+    exactly what ``json.dumps`` gives for the same values (spacing, escapes, key order)."""
+    unusual = [
+        Event('ñ"1\\', (("email", "José@exämple.es"), ("crm_id", 'C "1"\t')), at(3)),
+        Event("ñ2", (("crm_id", 'C "1"\t'), ("phone", "+34 600 111 222")), None),
+    ]
+    events = [*varied_log(600, seed=8), *unusual]
+    text = "".join(report_json(resolve(events, VARIED_RULES)))
+    assert json.dumps(json.loads(text)) == text
+    assert "\\u00f1" in text and '\\"1\\"' in text

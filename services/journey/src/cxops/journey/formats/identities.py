@@ -4,12 +4,14 @@ them in the file; nothing is resolved until the whole input has been read.
 """
 
 import csv
+import json
 import math
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from itertools import islice
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
@@ -17,7 +19,15 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cxops.journey.domain.identifiers import DEFAULT_BLOCKLIST, BlockRule, Kind
-from cxops.journey.domain.identity import EventColumns, Identifier, Link, Resolution, Rules
+from cxops.journey.domain.identity import (
+    EventColumns,
+    Identifier,
+    Link,
+    Merge,
+    Profile,
+    Resolution,
+    Rules,
+)
 
 
 class Layout(StrEnum):
@@ -289,31 +299,100 @@ def build_rules(spec: RulesSpec, *, extra_blocks: Sequence[str] = ()) -> Rules:
     )
 
 
-def report(resolution: Resolution) -> dict[str, Any]:
-    """The resolution as JSON-ready values (the format in ``services/journey/README.md``)."""
-    profiles = [
-        {
-            "id": profile.profile_id,
-            "identifiers": _by_type(profile.identifiers),
-            "event_count": len(profile.events),
-            "events": list(profile.events),
-            "first_seen": _time(profile.first_seen),
-            "last_seen": _time(profile.last_seen),
-        }
-        for profile in resolution.profiles
-    ]
-    blocked_links = [
-        {
-            "reason": "blocked",
-            "via": _identifier(blocked.identifier),
-            "blocked_as": blocked.reason,
-            "detail": blocked.detail,
-            "profiles": list(blocked.profiles),
-        }
-        for blocked in resolution.blocked
-        if len(blocked.profiles) > 1
-    ]
-    cap_refusals = [
+def report_json(resolution: Resolution) -> Iterator[str]:
+    """The resolution as one JSON object (the format in ``services/journey/README.md``), in
+    pieces to write as they come: a million events' profiles and merges are never held at once
+    as dictionaries and again as text. The text is what ``json.dumps`` writes for these values
+    (its separators and escapes); profiles, merges and event ids, the bulk, are put together
+    here with its string encoder, the rest is encoded by ``json.dumps`` itself."""
+    yield '{"totals": ' + json.dumps(_totals(resolution))
+    yield ', "identifier_types": ' + json.dumps(list(resolution.identifier_types))
+    yield ', "profiles": '
+    yield from _array(_profile_text(profile) for profile in resolution.profiles)
+    yield ', "merges": '
+    yield from _array(_merge_text(merge) for merge in resolution.merges)
+    yield ', "refusals": ' + json.dumps(_cap_refusals(resolution) + _blocked_links(resolution))
+    yield ', "blocked": ' + json.dumps(_blocked(resolution))
+    yield ', "invalid": ' + json.dumps(
+        [
+            {"type": value.type, "value": value.value, "events": value.events}
+            for value in resolution.invalid
+        ]
+    )
+    yield ', "unresolved_events": '
+    yield from _array(map(_text, resolution.unresolved_events))
+    yield ', "split_events": ' + json.dumps(
+        [
+            {"event": split.event_id, "profile": split.profile_id, "also": list(split.others)}
+            for split in resolution.split_events
+        ]
+    )
+    yield "}"
+
+
+_text: Callable[[str], str] = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+"""A string as ``json.dumps`` writes it (quoted, escaped, ASCII)."""
+
+
+def _array(items: Iterable[str]) -> Iterator[str]:
+    """A JSON array of encoded items, a few thousand at a time."""
+    yield "["
+    items = iter(items)
+    separator = ""
+    while batch := list(islice(items, 4096)):
+        yield separator + ", ".join(batch)
+        separator = ", "
+    yield "]"
+
+
+def _totals(resolution: Resolution) -> dict[str, int]:
+    return {
+        "events": resolution.events,
+        "resolved_events": resolution.events - len(resolution.unresolved_events),
+        "unresolved_events": len(resolution.unresolved_events),
+        "profiles": len(resolution.profiles),
+        "identifiers": sum(len(profile.identifiers) for profile in resolution.profiles),
+        "merges": len(resolution.merges),
+        "refused_by_cap": len(resolution.refusals),
+        "blocked_values": len(resolution.blocked),
+        "invalid_values": len(resolution.invalid),
+        "split_events": len(resolution.split_events),
+    }
+
+
+def _profile_text(profile: Profile) -> str:
+    identifiers = ", ".join(
+        f"{_text(type_name)}: [{', '.join(map(_text, values))}]"
+        for type_name, values in by_type(profile.identifiers).items()
+    )
+    events = ", ".join(map(_text, profile.events))
+    return (
+        f'{{"id": {_text(profile.profile_id)}, "identifiers": {{{identifiers}}}, '
+        f'"event_count": {len(profile.events)}, "events": [{events}], '
+        f'"first_seen": {_time_text(profile.first_seen)}, '
+        f'"last_seen": {_time_text(profile.last_seen)}}}'
+    )
+
+
+def _merge_text(merge: Merge) -> str:
+    link = merge.link
+    left, right = link.left, link.right
+    return (
+        f'{{"step": {merge.step}, "profile": {_text(merge.profile_id)}, '
+        f'"left": {{"type": {_text(left.type)}, "value": {_text(left.value)}}}, '
+        f'"right": {{"type": {_text(right.type)}, "value": {_text(right.value)}}}, '
+        f'"shared_events": {link.events}, "first_event": {_text(link.first_event)}, '
+        f'"sizes": [{merge.sizes[0]}, {merge.sizes[1]}]}}'
+    )
+
+
+def _time_text(when: datetime | None) -> str:
+    text = utc_text(when)
+    return "null" if text is None else _text(text)
+
+
+def _cap_refusals(resolution: Resolution) -> list[dict[str, Any]]:
+    return [
         {
             "reason": "cap",
             "step": refusal.step,
@@ -325,54 +404,37 @@ def report(resolution: Resolution) -> dict[str, Any]:
         }
         for refusal in resolution.refusals
     ]
-    return {
-        "totals": {
-            "events": resolution.events,
-            "resolved_events": resolution.events - len(resolution.unresolved_events),
-            "unresolved_events": len(resolution.unresolved_events),
-            "profiles": len(resolution.profiles),
-            "identifiers": sum(len(profile.identifiers) for profile in resolution.profiles),
-            "merges": len(resolution.merges),
-            "refused_by_cap": len(resolution.refusals),
-            "blocked_values": len(resolution.blocked),
-            "invalid_values": len(resolution.invalid),
-            "split_events": len(resolution.split_events),
-        },
-        "identifier_types": list(resolution.identifier_types),
-        "profiles": profiles,
-        "merges": [
-            {
-                "step": merge.step,
-                "profile": merge.profile_id,
-                **_link(merge.link),
-                "sizes": list(merge.sizes),
-            }
-            for merge in resolution.merges
-        ],
-        "refusals": cap_refusals + blocked_links,
-        "blocked": [
-            {
-                **_identifier(blocked.identifier),
-                "reason": blocked.reason,
-                "detail": blocked.detail,
-                "events": blocked.events,
-                "profiles": list(blocked.profiles),
-            }
-            for blocked in resolution.blocked
-        ],
-        "invalid": [
-            {"type": value.type, "value": value.value, "events": value.events}
-            for value in resolution.invalid
-        ],
-        "unresolved_events": list(resolution.unresolved_events),
-        "split_events": [
-            {"event": split.event_id, "profile": split.profile_id, "also": list(split.others)}
-            for split in resolution.split_events
-        ],
-    }
 
 
-def _by_type(identifiers: Sequence[Identifier]) -> dict[str, list[str]]:
+def _blocked_links(resolution: Resolution) -> list[dict[str, Any]]:
+    return [
+        {
+            "reason": "blocked",
+            "via": _identifier(blocked.identifier),
+            "blocked_as": blocked.reason,
+            "detail": blocked.detail,
+            "profiles": list(blocked.profiles),
+        }
+        for blocked in resolution.blocked
+        if len(blocked.profiles) > 1
+    ]
+
+
+def _blocked(resolution: Resolution) -> list[dict[str, Any]]:
+    return [
+        {
+            **_identifier(blocked.identifier),
+            "reason": blocked.reason,
+            "detail": blocked.detail,
+            "events": blocked.events,
+            "profiles": list(blocked.profiles),
+        }
+        for blocked in resolution.blocked
+    ]
+
+
+def by_type(identifiers: Sequence[Identifier]) -> dict[str, list[str]]:
+    """Values grouped by type, in the order given."""
     grouped: dict[str, list[str]] = {}
     for identifier in identifiers:
         grouped.setdefault(identifier.type, []).append(identifier.value)
@@ -392,5 +454,6 @@ def _link(link: Link) -> dict[str, Any]:
     }
 
 
-def _time(when: datetime | None) -> str | None:
+def utc_text(when: datetime | None) -> str | None:
+    """A time as the JSON gives it: ISO 8601, ``Z`` for UTC."""
     return None if when is None else when.isoformat().replace("+00:00", "Z")
