@@ -32,6 +32,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
 from typing import NamedTuple
 
 import numpy as np
@@ -315,6 +316,29 @@ def _run_starts(ordered: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
     return np.flatnonzero(begins)
 
 
+def _distinct(numbers: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The distinct numbers, ascending (``np.unique`` hashes first, several times slower on
+    a million numbers)."""
+    ordered = np.sort(numbers)
+    return ordered[_run_starts(ordered)]
+
+
+def _counted(numbers: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The distinct numbers, ascending, and how often each occurs."""
+    ordered = np.sort(numbers)
+    starts = _run_starts(ordered)
+    return ordered[starts], np.diff(np.append(starts, len(ordered)))
+
+
+def _first_of_each(
+    numbers: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.intp]]:
+    """The distinct numbers, ascending, and where each first occurs."""
+    by_number = np.argsort(numbers, kind="stable")
+    starts = _run_starts(numbers[by_number])
+    return numbers[by_number][starts], by_number[starts]
+
+
 def _natural_id(event_id: str) -> str:
     """Numbers first and by value (``9`` before ``10``), then other ids as text."""
     if event_id.isascii() and event_id.isdigit():
@@ -325,10 +349,6 @@ def _natural_id(event_id: str) -> str:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _UNDATED = 1 << 62  # after any datetime's microseconds since the epoch
-
-
-def _microseconds(timestamp: datetime | None) -> int:
-    return _UNDATED if timestamp is None else (timestamp - _EPOCH) // _MICROSECOND
 
 
 class _Order:
@@ -343,7 +363,10 @@ class _Order:
             timestamp is not None and timestamp.tzinfo is None for timestamp in timestamps
         ):
             _refuse(event_ids, timestamps)
-        times = [_microseconds(timestamp) for timestamp in timestamps]
+        times = [
+            _UNDATED if timestamp is None else (timestamp - _EPOCH) // _MICROSECOND
+            for timestamp in timestamps
+        ]
         events = np.argsort(_integers(times), kind="stable")
         micro = _integers(times)[events]
         tied = np.flatnonzero(micro[1:] == micro[:-1])
@@ -358,9 +381,12 @@ class _Order:
         self.position[events] = np.arange(self.count)
         self.micro = micro
         self.moments = np.cumsum(np.concatenate(([0], micro[1:] != micro[:-1])))
-        order = events.tolist()
-        self.event_ids = [event_ids[event] for event in order]
-        self.timestamps = [timestamps[event] for event in order]
+        self.given_ids, self.given_timestamps = event_ids, timestamps
+
+    def ids(self, positions: npt.NDArray[np.int64]) -> list[str]:
+        """The ids of the events at these positions."""
+        given = self.given_ids
+        return [given[event] for event in self.events[positions].tolist()]
 
 
 def _refuse(event_ids: Sequence[str], timestamps: Sequence[datetime | None]) -> None:
@@ -384,49 +410,39 @@ class _Values:
     small containers made the garbage collector the slowest part of the resolution."""
 
     def __init__(self, columns: EventColumns, order: _Order, rules: Rules) -> None:
-        self.normalisers: dict[str, Callable[[str], str | None]] = {}
-        numbering: dict[Identifier, int] = {}
-        numbers = _integers([self._number(key, rules, numbering) for key in columns.identifiers])
-        by_type: defaultdict[str, list[int]] = defaultdict(list)
-        found = list(numbering)
-        for number, identifier in enumerate(found):
-            by_type[identifier.type].append(number)
-        self.types = sorted(by_type)
-        ranked: list[int] = []
-        type_of: list[int] = []
-        for type_number, type_name in enumerate(self.types):
-            same_type = by_type[type_name]
-            same_type.sort(key=lambda number: found[number].value)
-            ranked += same_type
-            type_of += [type_number] * len(same_type)
-        self.identifiers = [found[number] for number in ranked]
-        self.type_of = type_of
-        rank = np.empty(len(found), dtype=np.int64)
-        rank[_integers(ranked)] = np.arange(len(found))
-        numbers[numbers >= 0] = rank[numbers[numbers >= 0]]
+        keys_of: defaultdict[str, list[int]] = defaultdict(list)
+        raws_of: defaultdict[str, list[str]] = defaultdict(list)
+        for key, (type_name, raw) in enumerate(columns.identifiers):
+            keys_of[type_name].append(key)
+            raws_of[type_name].append(raw)
+        numbers = np.empty(len(columns.identifiers), dtype=np.int64)
+        self.types: list[str] = []
+        self.identifiers: list[Identifier] = []
+        self.type_of: list[int] = []
+        for type_name in sorted(keys_of):
+            local, found = _numbered(raws_of[type_name], _normaliser(type_name, rules))
+            numbered = _integers(local)
+            if found:
+                ranked = sorted(range(len(found)), key=found.__getitem__)
+                rank = np.empty(len(found), dtype=np.int64)
+                rank[ranked] = np.arange(len(found)) + len(self.identifiers)
+                numbered[numbered >= 0] = rank[numbered[numbered >= 0]]
+                self.type_of += [len(self.types)] * len(found)
+                self.types.append(type_name)
+                self.identifiers += map(
+                    Identifier._make, zip(repeat(type_name), map(found.__getitem__, ranked))
+                )
+            numbers[_integers(keys_of[type_name])] = numbered
         carried = numbers[columns.keys]
         events = order.position[columns.carriers]
         self.invalid = self._malformed(columns, carried, events)
-        width = len(found)
-        pairs = np.unique(events[carried >= 0] * width + carried[carried >= 0])
+        width = len(self.identifiers)
+        pairs = _distinct(events[carried >= 0] * width + carried[carried >= 0])
         self.event_of, self.flat = np.divmod(pairs, max(width, 1))
         self.starts = np.searchsorted(self.event_of, np.arange(order.count + 1))
         self.blocked = np.zeros(width, dtype=bool)
         self.why_blocked: dict[int, tuple[str, str]] = {}
         self._apply_blocklist(rules)
-
-    def _number(self, key: tuple[str, str], rules: Rules, numbering: dict[Identifier, int]) -> int:
-        """The value's provisional number, ``_BLANK`` or ``_MALFORMED``."""
-        type_name, raw = key
-        if not raw.strip():
-            return _BLANK
-        normalise = self.normalisers.get(type_name)
-        if normalise is None:
-            normalise = self.normalisers[type_name] = _normaliser(type_name, rules)
-        value = normalise(raw)
-        if value is None:
-            return _MALFORMED
-        return numbering.setdefault(Identifier(type_name, value), len(numbering))
 
     @staticmethod
     def _malformed(
@@ -439,10 +455,10 @@ class _Values:
         keys = columns.keys[malformed]
         spellings: dict[tuple[str, str], int] = {}
         spelling_of = np.zeros(len(columns.identifiers), dtype=np.int64)
-        for key in np.unique(keys).tolist():
+        for key in _distinct(keys).tolist():
             type_name, raw = columns.identifiers[key]
             spelling_of[key] = spellings.setdefault((type_name, raw.strip()), len(spellings))
-        seen = np.unique(spelling_of[keys] * (len(columns.event_ids) + 1) + events[malformed])
+        seen = _distinct(spelling_of[keys] * (len(columns.event_ids) + 1) + events[malformed])
         counts = np.bincount(seen // (len(columns.event_ids) + 1), minlength=len(spellings))
         return tuple(
             InvalidValue(type_name, value, count)
@@ -450,11 +466,14 @@ class _Values:
         )
 
     def _apply_blocklist(self, rules: Rules) -> None:
-        tests = {name: _rule_test(name, rules) for name in self.types}
-        for index, identifier in enumerate(self.identifiers):
-            rule = tests[identifier.type](identifier.value)
-            if rule is not None:
-                self.block(index, "rule", rule.describe())
+        for type_number, type_name in enumerate(self.types):
+            test = _rule_test(type_name, rules)
+            start = bisect.bisect_left(self.type_of, type_number)
+            end = bisect.bisect_right(self.type_of, type_number)
+            for index, (_, value) in enumerate(self.identifiers[start:end], start):
+                rule = test(value)
+                if rule is not None:
+                    self.block(index, "rule", rule.describe())
 
     def index_of(self, identifier: Identifier) -> int | None:
         """The number of a value the events carry, else ``None``."""
@@ -469,6 +488,23 @@ class _Values:
 
 _BLANK = -2
 _MALFORMED = -1
+
+
+def _numbered(
+    raws: list[str], normalise: Callable[[str], str | None]
+) -> tuple[list[int], list[str]]:
+    """Each raw value's number among the distinct values they normalise to (in order of first
+    appearance), else ``_BLANK`` or ``_MALFORMED``; and those values."""
+    found: dict[str, int] = {}
+    numbers: list[int] = []
+    for raw in raws:
+        if not raw.strip():
+            numbers.append(_BLANK)
+        elif (value := normalise(raw)) is None:
+            numbers.append(_MALFORMED)
+        else:
+            numbers.append(found.setdefault(value, len(found)))
+    return numbers, list(found)
 
 
 class _Links:
@@ -510,19 +546,14 @@ class _Links:
         ranked = np.lexsort((codes, moments[self.first[eligible]], -self.count[eligible]))
         return codes[ranked].tolist()  # type: ignore[no-any-return]
 
-    def records(self, codes: list[int], event_ids: list[str], values: _Values) -> list[Link]:
+    def records(self, codes: list[int], order: _Order, values: _Values) -> list[Link]:
         """The links behind some codes."""
         at = np.searchsorted(self.codes, _integers(codes))
         identifiers = values.identifiers
         return [
-            Link(
-                identifiers[code // self.width],
-                identifiers[code % self.width],
-                count,
-                event_ids[first],
-            )
+            Link(identifiers[code // self.width], identifiers[code % self.width], count, first)
             for code, count, first in zip(
-                codes, self.count[at].tolist(), self.first[at].tolist(), strict=True
+                codes, self.count[at].tolist(), order.ids(self.first[at]), strict=True
             )
         ]
 
@@ -537,9 +568,8 @@ def _common_values(links: _Links, values: _Values, rules: Rules) -> dict[int, st
     left, right = links.sides()
     free = ~(blocked[left] | blocked[right])
     left, right = left[free], right[free]
-    partners, counts = np.unique(
-        np.concatenate((left * kinds + type_of[right], right * kinds + type_of[left])),
-        return_counts=True,
+    partners, counts = _counted(
+        np.concatenate((left * kinds + type_of[right], right * kinds + type_of[left]))
     )
     spans = rules.max_profiles_per_value
     fits = [rules.cap(name) * spans for name in values.types]
@@ -629,7 +659,7 @@ class _Report:
         root = _roots(groups.parent)
         self.root = root.tolist()
         self.free = np.flatnonzero(~values.blocked)
-        named, smallest = np.unique(root[self.free], return_index=True)
+        named, smallest = _first_of_each(root[self.free])
         self.name = {
             named_root: _profile_id(values.identifiers[index])
             for named_root, index in zip(named.tolist(), self.free[smallest].tolist(), strict=True)
@@ -662,12 +692,12 @@ class _Report:
 
     def _blocked_seen(self, blocked: npt.NDArray[np.int64], events: npt.NDArray[np.int64]) -> None:
         """In how many events each blocked value was, and which roots own them."""
-        indexes, counts = np.unique(blocked, return_counts=True)
+        indexes, counts = _counted(blocked)
         self.blocked_events = dict(zip(indexes.tolist(), counts.tolist(), strict=True))
         owners = self.owner[events]
         owned = owners >= 0
         width = max(self.links.width, 1)
-        for pair in np.unique(blocked[owned] * width + owners[owned]).tolist():
+        for pair in _distinct(blocked[owned] * width + owners[owned]).tolist():
             index, owner = divmod(pair, width)
             self.blocked_owners[index].append(owner)
 
@@ -709,16 +739,18 @@ class _Report:
                 for index, (reason, detail) in sorted(values.why_blocked.items())
             ),
             invalid=values.invalid,
-            unresolved_events=tuple(
-                order.event_ids[position] for position in np.flatnonzero(self.owner < 0).tolist()
-            ),
+            unresolved_events=tuple(order.ids(np.flatnonzero(self.owner < 0))),
             split_events=tuple(
                 SplitEvent(
-                    order.event_ids[position],
+                    event_id,
                     self.name[int(self.owner[position])],
                     tuple(sorted(self.name[root] for root in others)),
                 )
-                for position, others in self.split
+                for (position, others), event_id in zip(
+                    self.split,
+                    order.ids(_integers([position for position, _ in self.split])),
+                    strict=True,
+                )
             ),
             separated=tuple(
                 SeparationRefusal(step, link, self._sides(code), separation)
@@ -731,7 +763,7 @@ class _Report:
         )
 
     def _links(self, codes: Iterable[int]) -> list[Link]:
-        return self.links.records(list(codes), self.order.event_ids, self.values)
+        return self.links.records(list(codes), self.order, self.values)
 
     def _sides(self, code: int) -> tuple[str, str]:
         left, right = divmod(code, self.links.width)
@@ -756,15 +788,15 @@ class _Report:
         dated = np.concatenate(([0], np.cumsum(order.micro[events] != _UNDATED)))
         last_dated = first + dated[last] - dated[first] - 1
         identifiers = [values.identifiers[index] for index in members.tolist()]
-        event_ids = [order.event_ids[position] for position in events.tolist()]
-        timestamps, events_list = order.timestamps, events.tolist()
+        event_ids = order.ids(events)
+        timestamps, given = order.given_timestamps, order.events[events].tolist()
         profiles = [
             Profile(
                 self.name[profile_root],
                 tuple(identifiers[start:end]),
                 tuple(event_ids[low:high]),
-                timestamps[events_list[low]] if high > low else None,
-                timestamps[events_list[dated_end]] if dated_end >= low else None,
+                timestamps[given[low]] if high > low else None,
+                timestamps[given[dated_end]] if dated_end >= low else None,
             )
             for profile_root, start, end, low, high, dated_end in zip(
                 profile_roots.tolist(),
