@@ -708,10 +708,12 @@ class _Report:
             identifier_types=tuple(values.types),
             profiles=self._profiles(),
             merges=tuple(
-                Merge(step, self._profile_of(code % self.links.width), link, sizes)
-                for (step, code, sizes), link in zip(
-                    groups.joins, self._links(code for _, code, _ in groups.joins), strict=True
-                )
+                [
+                    Merge(step, self._profile_of(code % self.links.width), link, sizes)
+                    for (step, code, sizes), link in zip(
+                        groups.joins, self._links(code for _, code, _ in groups.joins), strict=True
+                    )
+                ]
             ),
             refusals=tuple(
                 CapRefusal(

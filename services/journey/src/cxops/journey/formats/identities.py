@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from itertools import islice
+from itertools import groupby, islice
+from operator import itemgetter
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
@@ -108,7 +109,7 @@ class _Reader:
         self.event_ids: list[str] = []
         self.positions: dict[str, int] = {}
         self.timestamps: list[datetime | None] = []
-        self.timestamp_lines: list[int] = []
+        self.timestamp_lines = array("q")
         self.identifiers: list[tuple[str, str]] = []
         self.numbers: dict[str, dict[str, int]] = {}
         self.carriers = array("q")
@@ -126,8 +127,11 @@ class _Reader:
         named -= self._names(self.timestamp)
         for name in sorted(named):
             self._required(name)
+        #: Each identifier column, its type, and the number of each spelling seen of that type.
         self.identifier_columns = [
-            (self.header.index(name), self.types.get(name, name)) for name in sorted(named)
+            (self.header.index(name), type_name, self._spellings(type_name))
+            for name in sorted(named)
+            for type_name in [self.types.get(name, name)]
         ]
         if not self.identifier_columns:
             raise InputError(f"no identifier columns ({self._has()})")
@@ -165,9 +169,15 @@ class _Reader:
         if self.timestamp is not None and row[self.timestamp].strip():
             self._stamp(position, line, self.header[self.timestamp], row[self.timestamp])
         if not self.long:
-            for at, type_name in self.identifier_columns:
-                if row[at]:
-                    self._carry(position, type_name, row[at])
+            for at, type_name, spellings in self.identifier_columns:
+                raw = row[at]
+                if raw:
+                    number = spellings.get(raw)
+                    if number is None:
+                        number = spellings[raw] = len(self.identifiers)
+                        self.identifiers.append((type_name, raw))
+                    self.carriers.append(position)
+                    self.keys.append(number)
             return
         value = row[self.value_column]
         if not value.strip():
@@ -178,10 +188,12 @@ class _Reader:
         elif type_name in self.types:
             self._carry(position, self.types[type_name], value)
 
+    def _spellings(self, type_name: str) -> dict[str, int]:
+        """The number of each raw value of this type seen so far."""
+        return self.numbers.setdefault(type_name, {})
+
     def _carry(self, position: int, type_name: str, raw: str) -> None:
-        spellings = self.numbers.get(type_name)
-        if spellings is None:
-            spellings = self.numbers[type_name] = {}
+        spellings = self._spellings(type_name)
         number = spellings.get(raw)
         if number is None:
             number = spellings[raw] = len(self.identifiers)
@@ -225,6 +237,8 @@ def parse_timestamp(text: str) -> datetime:
     except ValueError:
         pass
     else:
+        if when.tzinfo is UTC:
+            return when
         return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
     try:
         seconds = float(text)
@@ -330,7 +344,7 @@ def report_json(resolution: Resolution) -> Iterator[str]:
     yield "}"
 
 
-_text: Callable[[str], str] = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_text: Callable[[str], str] = json.encoder.encode_basestring_ascii
 """A string as ``json.dumps`` writes it (quoted, escaped, ASCII)."""
 
 
@@ -361,9 +375,10 @@ def _totals(resolution: Resolution) -> dict[str, int]:
 
 
 def _profile_text(profile: Profile) -> str:
+    """A profile's JSON; its identifiers come sorted, so that each type's values are together."""
     identifiers = ", ".join(
-        f"{_text(type_name)}: [{', '.join(map(_text, values))}]"
-        for type_name, values in by_type(profile.identifiers).items()
+        f"{_text(type_name)}: [{', '.join([_text(value) for _, value in same_type])}]"
+        for type_name, same_type in groupby(profile.identifiers, itemgetter(0))
     )
     events = ", ".join(map(_text, profile.events))
     return (
@@ -387,8 +402,8 @@ def _merge_text(merge: Merge) -> str:
 
 
 def _time_text(when: datetime | None) -> str:
-    text = utc_text(when)
-    return "null" if text is None else _text(text)
+    """``utc_text`` as JSON (ISO 8601 needs no escapes)."""
+    return "null" if when is None else f'"{when.isoformat().replace("+00:00", "Z")}"'
 
 
 def _cap_refusals(resolution: Resolution) -> list[dict[str, Any]]:
