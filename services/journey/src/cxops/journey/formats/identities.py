@@ -69,8 +69,7 @@ def read_events(path: Path, columns: Columns) -> EventColumns:
                 raise InputError(f"{path} is empty: expected a header row, then events") from None
             try:
                 reader = _Reader(header_line, header, columns)
-                for line, row in rows:
-                    reader.add(line, row)
+                reader.read(rows)
             except InputError as exc:
                 raise InputError(f"{path}: {exc}") from exc
     except UnicodeDecodeError as exc:
@@ -152,37 +151,52 @@ class _Reader:
             return self._required(name)
         return self.header.index(default) if default in self.header else None
 
-    def add(self, line: int, row: list[str]) -> None:
-        """One row: an event, or more identifiers of one already read. Empty cells carry
-        nothing (resolution skips blank values)."""
-        if len(row) != len(self.header):
-            raise InputError(
-                f"line {line}: {len(row)} cells where the header has {len(self.header)} columns"
-            )
-        event_id = str(line) if self.event_id is None else self._cell(line, row, self.event_id)
-        position = self.positions.get(event_id)
-        if position is None:
-            position = self.positions[event_id] = len(self.event_ids)
-            self.event_ids.append(event_id)
-            self.timestamps.append(None)
-            self.timestamp_lines.append(0)
-        if self.timestamp is not None and row[self.timestamp].strip():
-            self._stamp(position, line, self.header[self.timestamp], row[self.timestamp])
-        if not self.long:
-            for at, type_name, spellings in self.identifier_columns:
+    def read(self, rows: Iterable[tuple[int, list[str]]]) -> None:
+        """Every row: an event, or more identifiers of one already read. Empty cells carry
+        nothing (resolution skips blank values). One loop with its names at hand: over a
+        million rows, every attribute looked up and every call counts."""
+        width, header = len(self.header), self.header
+        event_column, timestamp_column = self.event_id, self.timestamp
+        positions, event_ids = self.positions, self.event_ids
+        timestamps, timestamp_lines = self.timestamps, self.timestamp_lines
+        identifiers, carriers, keys = self.identifiers, self.carriers, self.keys
+        wide = [] if self.long else self.identifier_columns
+        for line, row in rows:
+            if len(row) != width:
+                raise InputError(
+                    f"line {line}: {len(row)} cells where the header has {width} columns"
+                )
+            if event_column is None:
+                event_id = str(line)
+            elif not (event_id := row[event_column].strip()):
+                raise InputError(f"line {line}, column {header[event_column]!r}: empty")
+            position = positions.get(event_id)
+            if position is None:
+                position = positions[event_id] = len(event_ids)
+                event_ids.append(event_id)
+                timestamps.append(None)
+                timestamp_lines.append(0)
+            if timestamp_column is not None and (text := row[timestamp_column].strip()):
+                self._stamp(position, line, header[timestamp_column], text)
+            for at, type_name, spellings in wide:
                 raw = row[at]
                 if raw:
                     number = spellings.get(raw)
                     if number is None:
-                        number = spellings[raw] = len(self.identifiers)
-                        self.identifiers.append((type_name, raw))
-                    self.carriers.append(position)
-                    self.keys.append(number)
-            return
+                        number = spellings[raw] = len(identifiers)
+                        identifiers.append((type_name, raw))
+                    carriers.append(position)
+                    keys.append(number)
+            if self.long:
+                self._long(position, line, row)
+
+    def _long(self, position: int, line: int, row: list[str]) -> None:
         value = row[self.value_column]
         if not value.strip():
             return
-        type_name = self._cell(line, row, self.type_column)
+        type_name = row[self.type_column].strip()
+        if not type_name:
+            raise InputError(f"line {line}, column {self.header[self.type_column]!r}: empty")
         if not self.types:
             self._carry(position, type_name, value)
         elif type_name in self.types:
@@ -201,15 +215,9 @@ class _Reader:
         self.carriers.append(position)
         self.keys.append(number)
 
-    def _cell(self, line: int, row: list[str], index: int) -> str:
-        value = row[index].strip()
-        if not value:
-            raise InputError(f"line {line}, column {self.header[index]!r}: empty")
-        return value
-
     def _stamp(self, position: int, line: int, column: str, text: str) -> None:
         try:
-            when = parse_timestamp(text.strip())
+            when = parse_timestamp(text)
         except ValueError as exc:
             raise InputError(f"line {line}, column {column!r}: {exc}") from exc
         before = self.timestamps[position]
