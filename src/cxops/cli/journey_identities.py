@@ -2,8 +2,8 @@
 phone numbers and ids its events carry."""
 
 import gc
-import json
-from collections.abc import Callable, Iterator, Mapping
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,16 +11,18 @@ from typing import Annotated, Any
 import typer
 
 from cxops.cli.json_input import read_json
-from cxops.journey.domain.identity import resolve
+from cxops.journey.domain.identity import Resolution, resolve_columns
 from cxops.journey.formats.identities import (
     Columns,
     InputError,
     Layout,
     RulesSpec,
     build_rules,
+    by_type,
     load_rules,
     read_events,
-    report,
+    report_json,
+    utc_text,
 )
 
 #: Profiles, blocked values and refusals shown by the summary; --json prints them all.
@@ -115,11 +117,13 @@ def identities_command(
             raise typer.BadParameter(str(exc)) from exc
         except OSError as exc:
             raise typer.BadParameter(f"cannot read {events}: {exc.strerror}") from exc
-        result = report(resolve(loaded, rules))
+        resolution = resolve_columns(loaded, rules)
         if as_json:
-            typer.echo(json.dumps(result))
+            for piece in report_json(resolution):
+                sys.stdout.write(piece)
+            sys.stdout.write("\n")
         else:
-            _print_summary(result, typer.echo)
+            _print_summary(resolution, typer.echo)
 
 
 @contextmanager
@@ -170,43 +174,41 @@ def _limits(specs: list[str]) -> dict[str, int]:
     return limits
 
 
-def _print_summary(result: Mapping[str, Any], echo: Callable[[str], None]) -> None:
-    totals = result["totals"]
+def _print_summary(resolution: Resolution, echo: Callable[[str], None]) -> None:
     echo(
-        f"{totals['events']} events: {totals['profiles']} profiles, "
-        f"{totals['unresolved_events']} events without a usable identifier; "
-        f"{totals['merges']} merges, {totals['refused_by_cap']} refused by a cap, "
-        f"{totals['blocked_values']} values blocked, {totals['invalid_values']} malformed"
+        f"{resolution.events} events: {len(resolution.profiles)} profiles, "
+        f"{len(resolution.unresolved_events)} events without a usable identifier; "
+        f"{len(resolution.merges)} merges, {len(resolution.refusals)} refused by a cap, "
+        f"{len(resolution.blocked)} values blocked, {len(resolution.invalid)} malformed"
     )
-    echo(f"identifier types: {', '.join(result['identifier_types']) or '-'}")
-    largest = sorted(result["profiles"], key=lambda p: (-p["event_count"], p["id"]))
+    echo(f"identifier types: {', '.join(resolution.identifier_types) or '-'}")
+    largest = sorted(resolution.profiles, key=lambda p: (-len(p.events), p.profile_id))
     if largest:
         echo("")
         echo(f"{'profile':<20}{'events':>7}  {'first seen':<21}identifiers")
     for profile in largest[:SHOWN]:
         names = "; ".join(
             f"{type_name} {', '.join(values)}"
-            for type_name, values in profile["identifiers"].items()
+            for type_name, values in by_type(profile.identifiers).items()
         )
-        first = profile["first_seen"] or "-"
-        echo(f"{profile['id']:<20}{profile['event_count']:>7}  {first:<21}{names}")
+        first = utc_text(profile.first_seen) or "-"
+        echo(f"{profile.profile_id:<20}{len(profile.events):>7}  {first:<21}{names}")
     _more(len(largest), echo)
-    blocked = sorted(result["blocked"], key=lambda b: (-len(b["profiles"]), -b["events"]))
+    blocked = sorted(resolution.blocked, key=lambda b: (-len(b.profiles), -b.events))
     for value in blocked[:SHOWN]:
         echo(
-            f"blocked {value['type']} {value['value']}: {value['detail']} "
-            f"({value['events']} events, {len(value['profiles'])} profiles)"
+            f"blocked {value.identifier.type} {value.identifier.value}: {value.detail} "
+            f"({value.events} events, {len(value.profiles)} profiles)"
         )
     _more(len(blocked), echo)
-    refusals = [refusal for refusal in result["refusals"] if refusal["reason"] == "cap"]
-    for refusal in refusals[:SHOWN]:
-        left, right = refusal["left"], refusal["right"]
+    for refusal in resolution.refusals[:SHOWN]:
+        left, right = refusal.link.left, refusal.link.right
         echo(
-            f"refused {left['type']} {left['value']} + {right['type']} {right['value']} "
-            f"(event {refusal['first_event']}): {refusal['would_hold']} {refusal['type']} "
-            f"values, at most {refusal['limit']}"
+            f"refused {left.type} {left.value} + {right.type} {right.value} "
+            f"(event {refusal.link.first_event}): {refusal.would_hold} {refusal.type} "
+            f"values, at most {refusal.limit}"
         )
-    _more(len(refusals), echo)
+    _more(len(resolution.refusals), echo)
     echo("(--json prints every profile, merge and refusal)")
 
 

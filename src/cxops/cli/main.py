@@ -26,14 +26,17 @@ AREAS: dict[str, tuple[str, str]] = {
 }
 
 
-class _Areas(TyperGroup):
-    """The top-level group: lists :data:`AREAS` and imports an area when it is asked for."""
+class LazyGroup(TyperGroup):
+    """A group that lists ``targets`` (command name → (module, attribute)) and imports a
+    command's module only when that command is asked for."""
+
+    targets: dict[str, tuple[str, str]] = {}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(AREAS)
+        return list(self.targets)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = AREAS.get(cmd_name)
+        target = self.targets.get(cmd_name)
         if target is None:
             return None
         module, attribute = target
@@ -48,9 +51,14 @@ class _Areas(TyperGroup):
         return command
 
 
+def lazy_group(targets: dict[str, tuple[str, str]]) -> type[LazyGroup]:
+    """A :class:`LazyGroup` class for these targets, for ``typer.Typer(cls=...)``."""
+    return type("Lazy", (LazyGroup,), {"targets": targets})
+
+
 app = typer.Typer(
     name="cxops",
-    cls=_Areas,
+    cls=lazy_group(AREAS),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

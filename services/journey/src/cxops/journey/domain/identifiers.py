@@ -153,9 +153,8 @@ def first_rule(
     grouped = [pattern for _, pattern in compiled if pattern.groups]
 
     def first(value: str) -> BlockRule | None:
-        if not (
-            (any_plain is not None and any_plain.fullmatch(value))
-            or any(pattern.fullmatch(value) for pattern in grouped)
+        if (any_plain is None or not any_plain.fullmatch(value)) and not (
+            grouped and any(pattern.fullmatch(value) for pattern in grouped)
         ):
             return None
         return next(rule for rule, pattern in compiled if pattern.fullmatch(value))

@@ -28,11 +28,14 @@ service may resolve one part at a time.
 import bisect
 import hashlib
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import pairwise
+from itertools import repeat
 from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
 
 from cxops.journey.domain.identifiers import (
     DEFAULT_BLOCKLIST,
@@ -213,12 +216,49 @@ class Resolution:
     separated: tuple[SeparationRefusal, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class EventColumns:
+    """Events as columns rather than an object each, for logs of millions of events (the
+    command reads its CSV straight into them): event ``e`` is ``event_ids[e]``, happened at
+    ``timestamps[e]``, and carries ``identifiers[keys[i]]`` for every ``i`` with
+    ``carriers[i] == e``. ``identifiers`` are the distinct raw ``(type, value)`` pairs."""
+
+    event_ids: Sequence[str]
+    timestamps: Sequence[datetime | None]
+    identifiers: Sequence[tuple[str, str]]
+    carriers: npt.NDArray[np.int64]
+    keys: npt.NDArray[np.int64]
+
+    @classmethod
+    def of(cls, events: Iterable[Event]) -> "EventColumns":
+        event_ids: list[str] = []
+        timestamps: list[datetime | None] = []
+        numbers: dict[tuple[str, str], int] = {}
+        carriers: list[int] = []
+        keys: list[int] = []
+        for position, event in enumerate(events):
+            event_ids.append(event.event_id)
+            timestamps.append(event.timestamp)
+            for key in event.identifiers:
+                number = numbers.get(key)
+                if number is None:
+                    number = numbers[key] = len(numbers)
+                carriers.append(position)
+                keys.append(number)
+        return cls(event_ids, timestamps, list(numbers), _integers(carriers), _integers(keys))
+
+
 def resolve(events: Iterable[Event], rules: Rules | None = None) -> Resolution:
     """Group events into customer profiles by their shared identifier values (see the module's
     docstring for the rules). Event ids must be unique."""
+    return resolve_columns(EventColumns.of(events), rules)
+
+
+def resolve_columns(columns: EventColumns, rules: Rules | None = None) -> Resolution:
+    """:func:`resolve` on events given as columns."""
     rules = rules or Rules()
-    ordered = _in_order(events)
-    values = _Values(ordered, rules)
+    order = _Order(columns)
+    values = _Values(columns, order, rules)
     links = _Links(values)
     common = _common_values(links, values, rules)
     for identifier, detail in rules.common.items():
@@ -228,9 +268,9 @@ def resolve(events: Iterable[Event], rules: Rules | None = None) -> Resolution:
     for index, detail in common.items():
         values.block(index, "common", detail)
     groups = _Groups(values, rules)
-    for step, code in enumerate(links.canonical(_moments(ordered), values.blocked)):
+    for step, code in enumerate(links.canonical(order.moments, values.blocked)):
         groups.join(step, code, links.width)
-    return _Report(ordered, values, links, groups).resolution()
+    return _Report(order, values, links, groups).resolution()
 
 
 def normalise(type_name: str, raw: str, rules: Rules) -> Identifier | None:
@@ -250,30 +290,63 @@ def _normaliser(type_name: str, rules: Rules) -> Callable[[str], str | None]:
 
 
 def _rule_test(type_name: str, rules: Rules) -> Callable[[str], BlockRule | None]:
-    kind = rules.kind(type_name)
-    applicable = [rule for rule in rules.blocklist if rule.applies_to(type_name, kind)]
-    return first_rule(applicable, _normaliser(type_name, rules))
+    """The blocklist compiled for one type, kept between calls (compiling it cost more than
+    resolving a few events). The cache knows a blocklist by identity and holds it, so that its
+    id stays its own: hashing sixty rules on every call cost a tenth of a small resolution."""
+    key = (id(rules.blocklist), type_name, rules.kind(type_name), rules.country_code)
+    cached = _RULE_TESTS.get(key)
+    if cached is None or cached[0] is not rules.blocklist:
+        if len(_RULE_TESTS) >= 256:
+            _RULE_TESTS.clear()
+        kind = rules.kind(type_name)
+        applicable = [rule for rule in rules.blocklist if rule.applies_to(type_name, kind)]
+        test = first_rule(applicable, normaliser(kind, country_code=rules.country_code))
+        cached = _RULE_TESTS[key] = (rules.blocklist, test)
+    return cached[1]
 
 
-def _in_order(events: Iterable[Event]) -> list[Event]:
-    """Earliest first, undated last, then by id (numerically where the id is a number). The
-    keys are strings and integers rather than tuples: a million tuples wake the garbage
-    collector, which then walks every event."""
-    ordered = sorted(events, key=_natural_id)
-    ids: set[str] = set()
-    for event in ordered:
-        if event.event_id in ids:
-            raise ValueError(f"event id {event.event_id!r} is used by more than one event")
-        ids.add(event.event_id)
-        if event.timestamp is not None and event.timestamp.tzinfo is None:
-            raise ValueError(f"event {event.event_id!r}: timestamp has no timezone")
-    ordered.sort(key=_microseconds)
-    return ordered
+_RULE_TESTS: dict[
+    tuple[int, str, Kind, str | None],
+    tuple[tuple[BlockRule, ...], Callable[[str], BlockRule | None]],
+] = {}
 
 
-def _natural_id(event: Event) -> str:
+def _integers(numbers: Sequence[int]) -> npt.NDArray[np.int64]:
+    return np.array(numbers, dtype=np.int64)
+
+
+def _run_starts(ordered: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+    """Where each run of equal values begins in a sorted array."""
+    begins = np.ones(len(ordered), dtype=bool)
+    begins[1:] = ordered[1:] != ordered[:-1]
+    return np.flatnonzero(begins)
+
+
+def _distinct(numbers: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The distinct numbers, ascending (``np.unique`` hashes first, several times slower on
+    a million numbers)."""
+    ordered = np.sort(numbers)
+    return ordered[_run_starts(ordered)]
+
+
+def _counted(numbers: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The distinct numbers, ascending, and how often each occurs."""
+    ordered = np.sort(numbers)
+    starts = _run_starts(ordered)
+    return ordered[starts], np.diff(np.append(starts, len(ordered)))
+
+
+def _first_of_each(
+    numbers: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.intp]]:
+    """The distinct numbers, ascending, and where each first occurs."""
+    by_number = np.argsort(numbers, kind="stable")
+    starts = _run_starts(numbers[by_number])
+    return numbers[by_number][starts], by_number[starts]
+
+
+def _natural_id(event_id: str) -> str:
     """Numbers first and by value (``9`` before ``10``), then other ids as text."""
-    event_id = event.event_id
     if event_id.isascii() and event_id.isdigit():
         return f"0{len(event_id.lstrip('0')):020d}{event_id.lstrip('0')}{event_id}"
     return f"1{event_id}"
@@ -284,95 +357,129 @@ _MICROSECOND = timedelta(microseconds=1)
 _UNDATED = 1 << 62  # after any datetime's microseconds since the epoch
 
 
-def _microseconds(event: Event) -> int:
-    if event.timestamp is None:
-        return _UNDATED
-    return (event.timestamp - _EPOCH) // _MICROSECOND
-
-
-def _moments(ordered: list[Event]) -> list[int]:
-    """Each event's rank among the distinct timestamps (undated last): it orders like the time
+class _Order:
+    """The events in canonical order: earliest first, undated last, then by id (numerically
+    where the id is a number). ``events[p]`` is the event at position ``p``, ``position`` the
+    inverse; ``moments[p]`` is its rank among the distinct timestamps: it orders like the time
     and, unlike the position, does not depend on event ids."""
-    moments: list[int] = []
-    rank = -1
-    for position, event in enumerate(ordered):
-        if position == 0 or event.timestamp != ordered[position - 1].timestamp:
-            rank += 1
-        moments.append(rank)
-    return moments
+
+    def __init__(self, columns: EventColumns) -> None:
+        event_ids, timestamps = columns.event_ids, columns.timestamps
+        if len(set(event_ids)) < len(event_ids) or any(
+            timestamp is not None and timestamp.tzinfo is None for timestamp in timestamps
+        ):
+            _refuse(event_ids, timestamps)
+        times = [
+            _UNDATED if timestamp is None else (timestamp - _EPOCH) // _MICROSECOND
+            for timestamp in timestamps
+        ]
+        events = np.argsort(_integers(times), kind="stable")
+        micro = _integers(times)[events]
+        tied = np.flatnonzero(micro[1:] == micro[:-1])
+        if tied.size:
+            slots = np.union1d(tied, tied + 1)
+            members = events[slots].tolist()
+            members.sort(key=lambda event: (times[event], _natural_id(event_ids[event])))
+            events[slots] = members
+        self.count = len(event_ids)
+        self.events = events
+        self.position = np.empty_like(events)
+        self.position[events] = np.arange(self.count)
+        self.micro = micro
+        self.moments = np.cumsum(np.concatenate(([0], micro[1:] != micro[:-1])))
+        self.given_ids, self.given_timestamps = event_ids, timestamps
+
+    def ids(self, positions: npt.NDArray[np.int64]) -> list[str]:
+        """The ids of the events at these positions."""
+        given = self.given_ids
+        return [given[event] for event in self.events[positions].tolist()]
+
+
+def _refuse(event_ids: Sequence[str], timestamps: Sequence[datetime | None]) -> None:
+    """Name the first repeated id or naive timestamp, in order of the ids."""
+    seen: set[str] = set()
+    for event in sorted(range(len(event_ids)), key=lambda event: _natural_id(event_ids[event])):
+        event_id, timestamp = event_ids[event], timestamps[event]
+        if event_id in seen:
+            raise ValueError(f"event id {event_id!r} is used by more than one event")
+        seen.add(event_id)
+        if timestamp is not None and timestamp.tzinfo is None:
+            raise ValueError(f"event {event_id!r}: timestamp has no timezone")
 
 
 class _Values:
     """The distinct normalised values, numbered in sorted order (so that numbers compare like
     the values), which of them each event carries, and which are blocked and why.
 
-    An event's numbers are ``flat[starts[p]:starts[p + 1]]``, ascending: flat lists of integers
-    rather than a list per event, because a million small containers make the garbage collector
-    the slowest part of the resolution."""
+    The event at position ``p`` carries ``flat[starts[p]:starts[p + 1]]``, ascending and each
+    once; ``event_of`` gives each entry's event. Arrays rather than a list per event: a million
+    small containers made the garbage collector the slowest part of the resolution."""
 
-    def __init__(self, events: list[Event], rules: Rules) -> None:
-        self.normalisers: dict[str, Callable[[str], str | None]] = {}
-        spelled: dict[tuple[str, str], int] = {}
-        numbering: dict[Identifier, int] = {}
-        malformed: set[tuple[str, str, int]] = set()
-        flat: list[int] = []
-        starts = [0]
-        spelling, carry = spelled.get, flat.append
-        for position, event in enumerate(events):
-            start = len(flat)
-            for key in event.identifiers:
-                number = spelling(key)
-                if number is None:
-                    number = spelled[key] = self._number(key, rules, numbering)
-                if number >= 0:
-                    carry(number)
-                elif number == _MALFORMED:
-                    malformed.add((key[0], key[1].strip(), position))
-            if len(flat) - start > 1:
-                flat[start:] = set(flat[start:])
-            starts.append(len(flat))
-        found = list(numbering)
-        order = sorted(range(len(found)), key=found.__getitem__)
-        rank = [0] * len(found)
-        for position, number in enumerate(order):
-            rank[number] = position
-        self.identifiers = [found[number] for number in order]
-        self.flat = flat = [rank[number] for number in flat]
-        self.starts = starts
-        for start, end in pairwise(starts):
-            if end - start == 2:
-                if flat[start] > flat[start + 1]:
-                    flat[start], flat[start + 1] = flat[start + 1], flat[start]
-            elif end - start > 2:
-                flat[start:end] = sorted(flat[start:end])
-        self.types = sorted({identifier.type for identifier in self.identifiers})
-        type_number = {name: index for index, name in enumerate(self.types)}
-        self.type_of = [type_number[identifier.type] for identifier in self.identifiers]
-        invalid = Counter((type_name, value) for type_name, value, _ in malformed)
-        self.invalid = tuple(InvalidValue(*key, count) for key, count in sorted(invalid.items()))
-        self.blocked = [False] * len(self.identifiers)
+    def __init__(self, columns: EventColumns, order: _Order, rules: Rules) -> None:
+        keys_of: defaultdict[str, list[int]] = defaultdict(list)
+        raws_of: defaultdict[str, list[str]] = defaultdict(list)
+        for key, (type_name, raw) in enumerate(columns.identifiers):
+            keys_of[type_name].append(key)
+            raws_of[type_name].append(raw)
+        numbers = np.empty(len(columns.identifiers), dtype=np.int64)
+        self.types: list[str] = []
+        self.identifiers: list[Identifier] = []
+        self.type_of: list[int] = []
+        for type_name in sorted(keys_of):
+            local, found = _numbered(raws_of[type_name], _normaliser(type_name, rules))
+            numbered = _integers(local)
+            if found:
+                ranked = sorted(range(len(found)), key=found.__getitem__)
+                rank = np.empty(len(found), dtype=np.int64)
+                rank[ranked] = np.arange(len(found)) + len(self.identifiers)
+                numbered[numbered >= 0] = rank[numbered[numbered >= 0]]
+                self.type_of += [len(self.types)] * len(found)
+                self.types.append(type_name)
+                self.identifiers += map(
+                    Identifier._make, zip(repeat(type_name), map(found.__getitem__, ranked))
+                )
+            numbers[_integers(keys_of[type_name])] = numbered
+        carried = numbers[columns.keys]
+        events = order.position[columns.carriers]
+        self.invalid = self._malformed(columns, carried, events)
+        width = len(self.identifiers)
+        pairs = _distinct(events[carried >= 0] * width + carried[carried >= 0])
+        self.event_of, self.flat = np.divmod(pairs, max(width, 1))
+        self.starts = np.searchsorted(self.event_of, np.arange(order.count + 1))
+        self.blocked = np.zeros(width, dtype=bool)
         self.why_blocked: dict[int, tuple[str, str]] = {}
         self._apply_blocklist(rules)
 
-    def _number(self, key: tuple[str, str], rules: Rules, numbering: dict[Identifier, int]) -> int:
-        """The value's provisional number, ``_BLANK`` or ``_MALFORMED``."""
-        type_name, raw = key
-        if not raw.strip():
-            return _BLANK
-        normalise = self.normalisers.get(type_name)
-        if normalise is None:
-            normalise = self.normalisers[type_name] = _normaliser(type_name, rules)
-        value = normalise(raw)
-        if value is None:
-            return _MALFORMED
-        return numbering.setdefault(Identifier(type_name, value), len(numbering))
+    @staticmethod
+    def _malformed(
+        columns: EventColumns, carried: npt.NDArray[np.int64], events: npt.NDArray[np.int64]
+    ) -> tuple[InvalidValue, ...]:
+        """Each malformed value as written (trimmed), and in how many events."""
+        malformed = carried == _MALFORMED
+        if not malformed.any():
+            return ()
+        keys = columns.keys[malformed]
+        spellings: dict[tuple[str, str], int] = {}
+        spelling_of = np.zeros(len(columns.identifiers), dtype=np.int64)
+        for key in _distinct(keys).tolist():
+            type_name, raw = columns.identifiers[key]
+            spelling_of[key] = spellings.setdefault((type_name, raw.strip()), len(spellings))
+        seen = _distinct(spelling_of[keys] * (len(columns.event_ids) + 1) + events[malformed])
+        counts = np.bincount(seen // (len(columns.event_ids) + 1), minlength=len(spellings))
+        return tuple(
+            InvalidValue(type_name, value, count)
+            for (type_name, value), count in sorted(zip(spellings, counts.tolist(), strict=True))
+        )
 
     def _apply_blocklist(self, rules: Rules) -> None:
-        tests = {name: _rule_test(name, rules) for name in self.types}
-        for index, identifier in enumerate(self.identifiers):
-            rule = tests[identifier.type](identifier.value)
-            if rule is not None:
-                self.block(index, "rule", rule.describe())
+        for type_number, type_name in enumerate(self.types):
+            test = _rule_test(type_name, rules)
+            start = bisect.bisect_left(self.type_of, type_number)
+            end = bisect.bisect_right(self.type_of, type_number)
+            for index, (_, value) in enumerate(self.identifiers[start:end], start):
+                rule = test(value)
+                if rule is not None:
+                    self.block(index, "rule", rule.describe())
 
     def index_of(self, identifier: Identifier) -> int | None:
         """The number of a value the events carry, else ``None``."""
@@ -389,37 +496,72 @@ _BLANK = -2
 _MALFORMED = -1
 
 
+def _numbered(
+    raws: list[str], normalise: Callable[[str], str | None]
+) -> tuple[list[int], list[str]]:
+    """Each raw value's number among the distinct values they normalise to (in order of first
+    appearance), else ``_BLANK`` or ``_MALFORMED``; and those values."""
+    found: dict[str, int] = {}
+    numbers: list[int] = []
+    for raw in raws:
+        if not raw.strip():
+            numbers.append(_BLANK)
+        elif (value := normalise(raw)) is None:
+            numbers.append(_MALFORMED)
+        else:
+            numbers.append(found.setdefault(value, len(found)))
+    return numbers, list(found)
+
+
 class _Links:
-    """Every pair of values seen in one event, as ``left * width + right`` (left < right): in
-    how many events, and the position of the first (events are in canonical order)."""
+    """Every pair of values seen in one event, as ``left * width + right`` (left < right),
+    ascending in ``codes``: in how many events (``count``), and the position of the first
+    (``first``; events are in canonical order)."""
 
     def __init__(self, values: _Values) -> None:
-        self.width = len(values.identifiers)
-        self.count: dict[int, int] = {}
-        self.first: dict[int, int] = {}
-        flat = values.flat
-        starts = values.starts
-        for position, (start, end) in enumerate(pairwise(starts)):
-            for at in range(start, end - 1):
-                base = flat[at] * self.width
-                for right in flat[at + 1 : end]:
-                    code = base + right
-                    if code in self.count:
-                        self.count[code] += 1
-                    else:
-                        self.count[code] = 1
-                        self.first[code] = position
+        self.width = width = len(values.identifiers)
+        flat, event_of = values.flat, values.event_of
+        entries = np.arange(len(flat))
+        after = values.starts[event_of + 1] - entries - 1
+        codes, events = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=np.int64)]
+        distance = 1
+        while entries.size:
+            entries = entries[after[entries] >= distance]
+            codes.append(flat[entries] * width + flat[entries + distance])
+            events.append(event_of[entries])
+            distance += 1
+        code, event = np.concatenate(codes), np.concatenate(events)
+        by_code = np.lexsort((event, code))
+        code, event = code[by_code], event[by_code]
+        starts = _run_starts(code)
+        self.codes = code[starts]
+        self.first = event[starts]
+        self.count = np.diff(np.append(starts, len(code)))
 
-    def pairs(self) -> Iterable[tuple[int, int]]:
-        return (divmod(code, self.width) for code in self.count)
+    def sides(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        return np.divmod(self.codes, max(self.width, 1))
 
-    def canonical(self, moments: list[int], blocked: list[bool]) -> list[int]:
+    def canonical(
+        self, moments: npt.NDArray[np.int64], blocked: npt.NDArray[np.bool_]
+    ) -> list[int]:
         """The links between unblocked values: most events first, then the earliest, then by
         the values."""
-        count, first, width = self.count, self.first, self.width
-        eligible = [code for code in count if not (blocked[code // width] or blocked[code % width])]
-        eligible.sort(key=lambda code: (-count[code], moments[first[code]], code))
-        return eligible
+        left, right = self.sides()
+        eligible = ~(blocked[left] | blocked[right])
+        codes = self.codes[eligible]
+        ranked = np.lexsort((codes, moments[self.first[eligible]], -self.count[eligible]))
+        return codes[ranked].tolist()  # type: ignore[no-any-return]
+
+    def records(self, codes: list[int], order: _Order, values: _Values) -> list[Link]:
+        """The links behind some codes."""
+        at = np.searchsorted(self.codes, _integers(codes))
+        identifiers = values.identifiers
+        return [
+            Link(identifiers[code // self.width], identifiers[code % self.width], count, first)
+            for code, count, first in zip(
+                codes, self.count[at].tolist(), order.ids(self.first[at]), strict=True
+            )
+        ]
 
 
 def _common_values(links: _Links, values: _Values, rules: Rules) -> dict[int, str]:
@@ -427,24 +569,28 @@ def _common_values(links: _Links, values: _Values, rules: Rules) -> dict[int, st
     cannot fit ``max_profiles_per_value`` profiles under that type's cap, and what they were
     seen with.
     Counted once, over the values no rule blocks, so that the answer depends on no order."""
-    blocked, type_of, kinds = values.blocked, values.type_of, len(values.types)
-    partners: dict[int, int] = {}
-    for left, right in links.pairs():
-        if not (blocked[left] or blocked[right]):
-            for key in (left * kinds + type_of[right], right * kinds + type_of[left]):
-                partners[key] = partners.get(key, 0) + 1
+    blocked, kinds = values.blocked, len(values.types)
+    type_of = _integers(values.type_of)
+    left, right = links.sides()
+    free = ~(blocked[left] | blocked[right])
+    left, right = left[free], right[free]
+    partners, counts = _counted(
+        np.concatenate((left * kinds + type_of[right], right * kinds + type_of[left]))
+    )
     spans = rules.max_profiles_per_value
     fits = [rules.cap(name) * spans for name in values.types]
-    worst: dict[int, tuple[int, int]] = {}
-    for key, count in partners.items():
-        index, type_number = divmod(key, kinds)
-        if count > fits[type_number] and type_number < worst.get(index, (kinds, 0))[0]:
-            worst[index] = (type_number, count)
+    index, type_number = np.divmod(partners, max(kinds, 1))
+    over = counts > _integers(fits)[type_number]
+    index, type_number, counts = index[over], type_number[over], counts[over]
+    # Partners ascend by value, then type: the first of each value is its smallest type.
+    worst = _run_starts(index)
     profiles = "one profile" if spans == 1 else f"{spans} profiles"
     return {
         index: f"seen with {count} {values.types[type_number]} values; "
         f"at most {fits[type_number]} fit in {profiles}"
-        for index, (type_number, count) in sorted(worst.items())
+        for index, type_number, count in zip(
+            index[worst].tolist(), type_number[worst].tolist(), counts[worst].tolist(), strict=True
+        )
     }
 
 
@@ -514,96 +660,118 @@ class _Groups:
 class _Report:
     """The groups as named profiles, each event given to one, and the records."""
 
-    def __init__(self, events: list[Event], values: _Values, links: _Links, groups: _Groups):
-        self.events, self.values, self.links, self.groups = events, values, links, groups
-        blocked = values.blocked
-        self.root = [groups.find(index) for index in range(len(values.identifiers))]
-        self.name: dict[int, str] = {}
-        for index, root in enumerate(self.root):
-            if not blocked[index] and root not in self.name:
-                self.name[root] = _profile_id(values.identifiers[index])
-        self.owner: list[int] = []
+    def __init__(self, order: _Order, values: _Values, links: _Links, groups: _Groups):
+        self.order, self.values, self.links, self.groups = order, values, links, groups
+        root = _roots(groups.parent)
+        self.root = root.tolist()
+        self.free = np.flatnonzero(~values.blocked)
+        named, smallest = _first_of_each(root[self.free])
+        self.name = {
+            named_root: _profile_id(values.identifiers[index])
+            for named_root, index in zip(named.tolist(), self.free[smallest].tolist(), strict=True)
+        }
+        self.owner = np.full(order.count, -1, dtype=np.int64)
         self.split: list[tuple[int, set[int]]] = []
-        self.blocked_events: Counter[int] = Counter()
-        self.blocked_owners: defaultdict[int, set[int]] = defaultdict(set)
-        flat = values.flat
-        for start, end in pairwise(values.starts):
-            if end - start == 1 and not blocked[flat[start]]:
-                self.owner.append(self.root[flat[start]])
-            else:
-                self._own(flat[start:end])
+        kept = ~values.blocked[values.flat]
+        events, roots = values.event_of[kept], root[values.flat[kept]]
+        if events.size:
+            self._own(events, roots)
+        self.blocked_events: dict[int, int] = {}
+        self.blocked_owners: defaultdict[int, list[int]] = defaultdict(list)
+        self._blocked_seen(values.flat[~kept], values.event_of[~kept])
 
-    def _own(self, numbers: list[int]) -> None:
-        """Give an event to the root holding most of its values (on a tie, the one holding the
-        smallest: the first counted, as ``max`` keeps the first of equals); note a split, and
-        where its blocked values ended."""
-        blocked = self.values.blocked
-        roots = [self.root[index] for index in numbers if not blocked[index]]
-        if not roots:
-            owner = -1
-        elif roots.count(roots[0]) == len(roots):
-            owner = roots[0]
-        else:
-            held = Counter(roots)
+    def _own(self, events: npt.NDArray[np.int64], roots: npt.NDArray[np.int64]) -> None:
+        """Give each event to the root holding most of its unblocked values (on a tie, the one
+        holding the smallest: the first counted, as ``max`` keeps the first of equals); note a
+        split."""
+        starts = _run_starts(events)
+        lowest = np.minimum.reduceat(roots, starts)
+        whole = lowest == np.maximum.reduceat(roots, starts)
+        self.owner[events[starts[whole]]] = lowest[whole]
+        ends = np.append(starts, len(events))[1:]
+        for start, end in zip(starts[~whole].tolist(), ends[~whole].tolist(), strict=True):
+            held = Counter(roots[start:end].tolist())
             owner = max(held, key=held.__getitem__)
-            self.split.append((len(self.owner), set(held) - {owner}))
-        self.owner.append(owner)
-        if len(roots) < len(numbers):
-            for index in numbers:
-                if blocked[index]:
-                    self.blocked_events[index] += 1
-                    if owner >= 0:
-                        self.blocked_owners[index].add(owner)
+            position = int(events[start])
+            self.owner[position] = owner
+            self.split.append((position, set(held) - {owner}))
+
+    def _blocked_seen(self, blocked: npt.NDArray[np.int64], events: npt.NDArray[np.int64]) -> None:
+        """In how many events each blocked value was, and which roots own them."""
+        indexes, counts = _counted(blocked)
+        self.blocked_events = dict(zip(indexes.tolist(), counts.tolist(), strict=True))
+        owners = self.owner[events]
+        owned = owners >= 0
+        width = max(self.links.width, 1)
+        for pair in _distinct(blocked[owned] * width + owners[owned]).tolist():
+            index, owner = divmod(pair, width)
+            self.blocked_owners[index].append(owner)
 
     def resolution(self) -> Resolution:
+        values, groups, order = self.values, self.groups, self.order
         return Resolution(
-            events=len(self.events),
-            identifier_types=tuple(self.values.types),
+            events=order.count,
+            identifier_types=tuple(values.types),
             profiles=self._profiles(),
             merges=tuple(
-                Merge(step, self._profile_of(code % self.links.width), self._link(code), sizes)
-                for step, code, sizes in self.groups.joins
+                [
+                    Merge(step, self._profile_of(code % self.links.width), link, sizes)
+                    for (step, code, sizes), link in zip(
+                        groups.joins, self._links(code for _, code, _ in groups.joins), strict=True
+                    )
+                ]
             ),
             refusals=tuple(
                 CapRefusal(
                     step,
-                    self._link(code),
+                    link,
                     self._sides(code),
-                    self.values.types[type_number],
+                    values.types[type_number],
                     held,
-                    self.groups.caps[type_number],
+                    groups.caps[type_number],
                 )
-                for step, code, type_number, held in self.groups.refusals
+                for (step, code, type_number, held), link in zip(
+                    groups.refusals,
+                    self._links(code for _, code, _, _ in groups.refusals),
+                    strict=True,
+                )
             ),
             blocked=tuple(
                 BlockedValue(
-                    self.values.identifiers[index],
+                    values.identifiers[index],
                     reason,
                     detail,
-                    self.blocked_events[index],
+                    self.blocked_events.get(index, 0),
                     tuple(sorted(self.name[root] for root in self.blocked_owners[index])),
                 )
-                for index, (reason, detail) in sorted(self.values.why_blocked.items())
+                for index, (reason, detail) in sorted(values.why_blocked.items())
             ),
-            invalid=self.values.invalid,
-            unresolved_events=tuple(
-                event.event_id
-                for event, owner in zip(self.events, self.owner, strict=True)
-                if owner < 0
-            ),
+            invalid=values.invalid,
+            unresolved_events=tuple(order.ids(np.flatnonzero(self.owner < 0))),
             split_events=tuple(
                 SplitEvent(
-                    self.events[position].event_id,
-                    self.name[self.owner[position]],
+                    event_id,
+                    self.name[int(self.owner[position])],
                     tuple(sorted(self.name[root] for root in others)),
                 )
-                for position, others in self.split
+                for (position, others), event_id in zip(
+                    self.split,
+                    order.ids(_integers([position for position, _ in self.split])),
+                    strict=True,
+                )
             ),
             separated=tuple(
-                SeparationRefusal(step, self._link(code), self._sides(code), separation)
-                for step, code, separation in self.groups.separated
+                SeparationRefusal(step, link, self._sides(code), separation)
+                for (step, code, separation), link in zip(
+                    groups.separated,
+                    self._links(code for _, code, _ in groups.separated),
+                    strict=True,
+                )
             ),
         )
+
+    def _links(self, codes: Iterable[int]) -> list[Link]:
+        return self.links.records(list(codes), self.order, self.values)
 
     def _sides(self, code: int) -> tuple[str, str]:
         left, right = divmod(code, self.links.width)
@@ -612,39 +780,73 @@ class _Report:
     def _profile_of(self, index: int) -> str:
         return self.name[self.root[index]]
 
-    def _link(self, code: int) -> Link:
-        left, right = divmod(code, self.links.width)
-        return Link(
-            self.values.identifiers[left],
-            self.values.identifiers[right],
-            self.links.count[code],
-            self.events[self.links.first[code]].event_id,
-        )
-
     def _profiles(self) -> tuple[Profile, ...]:
-        members: defaultdict[int, list[Identifier]] = defaultdict(list)
-        for index, root in enumerate(self.root):
-            if not self.values.blocked[index]:
-                members[root].append(self.values.identifiers[index])
-        owned: defaultdict[int, list[Event]] = defaultdict(list)
-        for event, owner in zip(self.events, self.owner, strict=True):
-            if owner >= 0:
-                owned[owner].append(event)
-        profiles = []
-        for root, identifiers in members.items():
-            events = owned[root]
-            dated = (event.timestamp for event in reversed(events) if event.timestamp is not None)
-            profiles.append(
-                Profile(
-                    self.name[root],
-                    tuple(identifiers),
-                    tuple([event.event_id for event in events]),
-                    events[0].timestamp if events else None,
-                    next(dated, None),
-                )
+        values, order = self.values, self.order
+        root = _integers(self.root)
+        members = self.free[np.argsort(root[self.free], kind="stable")]
+        member_roots = root[members]
+        starts = _run_starts(member_roots)
+        ends = np.append(starts, len(members))[1:]
+        profile_roots = member_roots[starts]
+        owned = np.flatnonzero(self.owner >= 0)
+        events = owned[np.argsort(self.owner[owned], kind="stable")]
+        owners = self.owner[events]
+        first = np.searchsorted(owners, profile_roots)
+        last = np.searchsorted(owners, profile_roots, side="right")
+        dated = np.concatenate(([0], np.cumsum(order.micro[events] != _UNDATED)))
+        last_dated = first + dated[last] - dated[first] - 1
+        identifiers = [values.identifiers[index] for index in members.tolist()]
+        event_ids = order.ids(events)
+        given = order.events[events]
+        first_seen = _picked(order.given_timestamps, given, first, last > first)
+        last_seen = _picked(order.given_timestamps, given, last_dated, last_dated >= first)
+        profiles = [
+            Profile(
+                self.name[profile_root],
+                tuple(identifiers[start:end]),
+                tuple(event_ids[low:high]),
+                earliest,
+                latest,
             )
+            for profile_root, start, end, low, high, earliest, latest in zip(
+                profile_roots.tolist(),
+                starts.tolist(),
+                ends.tolist(),
+                first.tolist(),
+                last.tolist(),
+                first_seen,
+                last_seen,
+                strict=True,
+            )
+        ]
         profiles.sort(key=lambda profile: profile.profile_id)
         return tuple(profiles)
+
+
+def _picked(
+    items: Sequence[datetime | None],
+    given: npt.NDArray[np.int64],
+    positions: npt.NDArray[np.int64],
+    present: npt.NDArray[np.bool_],
+) -> list[datetime | None]:
+    """``items[given[p]]`` for each position ``p`` that is ``present``, else ``None``: only
+    these become Python numbers (a million of them weighed 40 MB)."""
+    picked: list[datetime | None] = [None] * len(positions)
+    for slot, index in zip(
+        np.flatnonzero(present).tolist(), given[positions[present]].tolist(), strict=True
+    ):
+        picked[slot] = items[index]
+    return picked
+
+
+def _roots(parent: list[int]) -> npt.NDArray[np.int64]:
+    """Each value's root: pointers followed until they stop moving."""
+    root = _integers(parent)
+    while True:
+        above = root[root]
+        if np.array_equal(above, root):
+            return root
+        root = above
 
 
 def _profile_id(identifier: Identifier) -> str:

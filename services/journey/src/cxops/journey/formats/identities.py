@@ -4,18 +4,31 @@ them in the file; nothing is resolved until the whole input has been read.
 """
 
 import csv
+import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from itertools import groupby, islice
+from operator import itemgetter
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cxops.journey.domain.identifiers import DEFAULT_BLOCKLIST, BlockRule, Kind
-from cxops.journey.domain.identity import Event, Identifier, Link, Resolution, Rules
+from cxops.journey.domain.identity import (
+    EventColumns,
+    Identifier,
+    Link,
+    Merge,
+    Profile,
+    Resolution,
+    Rules,
+)
 
 
 class Layout(StrEnum):
@@ -45,7 +58,7 @@ class Columns:
     layout: Layout = Layout.AUTO
 
 
-def read_events(path: Path, columns: Columns) -> list[Event]:
+def read_events(path: Path, columns: Columns) -> EventColumns:
     """The events of a CSV file; rows with the same event id are one event."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -56,15 +69,14 @@ def read_events(path: Path, columns: Columns) -> list[Event]:
                 raise InputError(f"{path} is empty: expected a header row, then events") from None
             try:
                 reader = _Reader(header_line, header, columns)
-                for line, row in rows:
-                    reader.add(line, row)
+                reader.read(rows)
             except InputError as exc:
                 raise InputError(f"{path}: {exc}") from exc
     except UnicodeDecodeError as exc:
         raise InputError(f"{path} is not UTF-8 text: {exc.reason}") from exc
     except csv.Error as exc:
         raise InputError(f"{path}: not CSV: {exc}") from exc
-    if not reader.events:
+    if not reader.event_ids:
         raise InputError(f"{path} has a header (line {header_line}) but no events")
     return reader.finish()
 
@@ -80,13 +92,6 @@ def _rows(handle: TextIO) -> Iterator[tuple[int, list[str]]]:
         line = reader.line_num + 1
 
 
-@dataclass(slots=True)
-class _Pending:
-    identifiers: list[tuple[str, str]]
-    timestamp: datetime | None = None
-    timestamp_line: int = 0
-
-
 class _Reader:
     def __init__(self, header_line: int, header: list[str], columns: Columns) -> None:
         self.header = [name.strip() for name in header]
@@ -100,7 +105,14 @@ class _Reader:
         )
         self.event_id = self._optional(columns.event_id, "event_id")
         self.timestamp = self._optional(columns.timestamp, "timestamp")
-        self.events: dict[str, _Pending] = {}
+        self.event_ids: list[str] = []
+        self.positions: dict[str, int] = {}
+        self.timestamps: list[datetime | None] = []
+        self.timestamp_lines = array("q")
+        self.identifiers: list[tuple[str, str]] = []
+        self.numbers: dict[str, dict[str, int]] = {}
+        self.carriers = array("q")
+        self.keys = array("q")
         self.types = dict(columns.identifiers)
         if self.long:
             if self.event_id is None:
@@ -114,8 +126,11 @@ class _Reader:
         named -= self._names(self.timestamp)
         for name in sorted(named):
             self._required(name)
+        #: Each identifier column, its type, and the number of each spelling seen of that type.
         self.identifier_columns = [
-            (self.header.index(name), self.types.get(name, name)) for name in sorted(named)
+            (self.header.index(name), type_name, self._spellings(type_name))
+            for name in sorted(named)
+            for type_name in [self.types.get(name, name)]
         ]
         if not self.identifier_columns:
             raise InputError(f"no identifier columns ({self._has()})")
@@ -136,52 +151,91 @@ class _Reader:
             return self._required(name)
         return self.header.index(default) if default in self.header else None
 
-    def add(self, line: int, row: list[str]) -> None:
-        if len(row) != len(self.header):
-            raise InputError(
-                f"line {line}: {len(row)} cells where the header has {len(self.header)} columns"
-            )
-        event_id = str(line) if self.event_id is None else self._cell(line, row, self.event_id)
-        pending = self.events.get(event_id)
-        if pending is None:
-            pending = self.events[event_id] = _Pending([])
-        if self.timestamp is not None and row[self.timestamp].strip():
-            self._stamp(pending, line, self.header[self.timestamp], row[self.timestamp], event_id)
-        if not self.long:
-            pending.identifiers.extend((name, row[at]) for at, name in self.identifier_columns)
-            return
+    def read(self, rows: Iterable[tuple[int, list[str]]]) -> None:
+        """Every row: an event, or more identifiers of one already read. Empty cells carry
+        nothing (resolution skips blank values). One loop with its names at hand: over a
+        million rows, every attribute looked up and every call counts."""
+        width, header = len(self.header), self.header
+        event_column, timestamp_column = self.event_id, self.timestamp
+        positions, event_ids = self.positions, self.event_ids
+        timestamps, timestamp_lines = self.timestamps, self.timestamp_lines
+        identifiers, carriers, keys = self.identifiers, self.carriers, self.keys
+        wide = [] if self.long else self.identifier_columns
+        for line, row in rows:
+            if len(row) != width:
+                raise InputError(
+                    f"line {line}: {len(row)} cells where the header has {width} columns"
+                )
+            if event_column is None:
+                event_id = str(line)
+            elif not (event_id := row[event_column].strip()):
+                raise InputError(f"line {line}, column {header[event_column]!r}: empty")
+            position = positions.get(event_id)
+            if position is None:
+                position = positions[event_id] = len(event_ids)
+                event_ids.append(event_id)
+                timestamps.append(None)
+                timestamp_lines.append(0)
+            if timestamp_column is not None and (text := row[timestamp_column].strip()):
+                self._stamp(position, line, header[timestamp_column], text)
+            for at, type_name, spellings in wide:
+                raw = row[at]
+                if raw:
+                    number = spellings.get(raw)
+                    if number is None:
+                        number = spellings[raw] = len(identifiers)
+                        identifiers.append((type_name, raw))
+                    carriers.append(position)
+                    keys.append(number)
+            if self.long:
+                self._long(position, line, row)
+
+    def _long(self, position: int, line: int, row: list[str]) -> None:
         value = row[self.value_column]
         if not value.strip():
             return
-        type_name = self._cell(line, row, self.type_column)
+        type_name = row[self.type_column].strip()
+        if not type_name:
+            raise InputError(f"line {line}, column {self.header[self.type_column]!r}: empty")
         if not self.types:
-            pending.identifiers.append((type_name, value))
+            self._carry(position, type_name, value)
         elif type_name in self.types:
-            pending.identifiers.append((self.types[type_name], value))
+            self._carry(position, self.types[type_name], value)
 
-    def _cell(self, line: int, row: list[str], index: int) -> str:
-        value = row[index].strip()
-        if not value:
-            raise InputError(f"line {line}, column {self.header[index]!r}: empty")
-        return value
+    def _spellings(self, type_name: str) -> dict[str, int]:
+        """The number of each raw value of this type seen so far."""
+        return self.numbers.setdefault(type_name, {})
 
-    def _stamp(self, pending: _Pending, line: int, column: str, text: str, event_id: str) -> None:
+    def _carry(self, position: int, type_name: str, raw: str) -> None:
+        spellings = self._spellings(type_name)
+        number = spellings.get(raw)
+        if number is None:
+            number = spellings[raw] = len(self.identifiers)
+            self.identifiers.append((type_name, raw))
+        self.carriers.append(position)
+        self.keys.append(number)
+
+    def _stamp(self, position: int, line: int, column: str, text: str) -> None:
         try:
-            when = parse_timestamp(text.strip())
+            when = parse_timestamp(text)
         except ValueError as exc:
             raise InputError(f"line {line}, column {column!r}: {exc}") from exc
-        if pending.timestamp is not None and pending.timestamp != when:
+        before = self.timestamps[position]
+        if before is not None and before != when:
             raise InputError(
-                f"line {line}, column {column!r}: event {event_id!r} has another timestamp "
-                f"on line {pending.timestamp_line}"
+                f"line {line}, column {column!r}: event {self.event_ids[position]!r} has another "
+                f"timestamp on line {self.timestamp_lines[position]}"
             )
-        pending.timestamp, pending.timestamp_line = when, line
+        self.timestamps[position], self.timestamp_lines[position] = when, line
 
-    def finish(self) -> list[Event]:
-        return [
-            Event(event_id, tuple(pending.identifiers), pending.timestamp)
-            for event_id, pending in self.events.items()
-        ]
+    def finish(self) -> EventColumns:
+        return EventColumns(
+            self.event_ids,
+            self.timestamps,
+            self.identifiers,
+            np.frombuffer(self.carriers, dtype=np.int64),
+            np.frombuffer(self.keys, dtype=np.int64),
+        )
 
 
 def parse_timestamp(text: str) -> datetime:
@@ -191,6 +245,8 @@ def parse_timestamp(text: str) -> datetime:
     except ValueError:
         pass
     else:
+        if when.tzinfo is UTC:
+            return when
         return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
     try:
         seconds = float(text)
@@ -265,31 +321,101 @@ def build_rules(spec: RulesSpec, *, extra_blocks: Sequence[str] = ()) -> Rules:
     )
 
 
-def report(resolution: Resolution) -> dict[str, Any]:
-    """The resolution as JSON-ready values (the format in ``services/journey/README.md``)."""
-    profiles = [
-        {
-            "id": profile.profile_id,
-            "identifiers": _by_type(profile.identifiers),
-            "event_count": len(profile.events),
-            "events": list(profile.events),
-            "first_seen": _time(profile.first_seen),
-            "last_seen": _time(profile.last_seen),
-        }
-        for profile in resolution.profiles
-    ]
-    blocked_links = [
-        {
-            "reason": "blocked",
-            "via": _identifier(blocked.identifier),
-            "blocked_as": blocked.reason,
-            "detail": blocked.detail,
-            "profiles": list(blocked.profiles),
-        }
-        for blocked in resolution.blocked
-        if len(blocked.profiles) > 1
-    ]
-    cap_refusals = [
+def report_json(resolution: Resolution) -> Iterator[str]:
+    """The resolution as one JSON object (the format in ``services/journey/README.md``), in
+    pieces to write as they come: a million events' profiles and merges are never held at once
+    as dictionaries and again as text. The text is what ``json.dumps`` writes for these values
+    (its separators and escapes); profiles, merges and event ids, the bulk, are put together
+    here with its string encoder, the rest is encoded by ``json.dumps`` itself."""
+    yield '{"totals": ' + json.dumps(_totals(resolution))
+    yield ', "identifier_types": ' + json.dumps(list(resolution.identifier_types))
+    yield ', "profiles": '
+    yield from _array(_profile_text(profile) for profile in resolution.profiles)
+    yield ', "merges": '
+    yield from _array(_merge_text(merge) for merge in resolution.merges)
+    yield ', "refusals": ' + json.dumps(_cap_refusals(resolution) + _blocked_links(resolution))
+    yield ', "blocked": ' + json.dumps(_blocked(resolution))
+    yield ', "invalid": ' + json.dumps(
+        [
+            {"type": value.type, "value": value.value, "events": value.events}
+            for value in resolution.invalid
+        ]
+    )
+    yield ', "unresolved_events": '
+    yield from _array(map(_text, resolution.unresolved_events))
+    yield ', "split_events": ' + json.dumps(
+        [
+            {"event": split.event_id, "profile": split.profile_id, "also": list(split.others)}
+            for split in resolution.split_events
+        ]
+    )
+    yield "}"
+
+
+_text: Callable[[str], str] = json.encoder.encode_basestring_ascii
+"""A string as ``json.dumps`` writes it (quoted, escaped, ASCII)."""
+
+
+def _array(items: Iterable[str]) -> Iterator[str]:
+    """A JSON array of encoded items, a few thousand at a time."""
+    yield "["
+    items = iter(items)
+    separator = ""
+    while batch := list(islice(items, 4096)):
+        yield separator + ", ".join(batch)
+        separator = ", "
+    yield "]"
+
+
+def _totals(resolution: Resolution) -> dict[str, int]:
+    return {
+        "events": resolution.events,
+        "resolved_events": resolution.events - len(resolution.unresolved_events),
+        "unresolved_events": len(resolution.unresolved_events),
+        "profiles": len(resolution.profiles),
+        "identifiers": sum(len(profile.identifiers) for profile in resolution.profiles),
+        "merges": len(resolution.merges),
+        "refused_by_cap": len(resolution.refusals),
+        "blocked_values": len(resolution.blocked),
+        "invalid_values": len(resolution.invalid),
+        "split_events": len(resolution.split_events),
+    }
+
+
+def _profile_text(profile: Profile) -> str:
+    """A profile's JSON; its identifiers come sorted, so that each type's values are together."""
+    identifiers = ", ".join(
+        f"{_text(type_name)}: [{', '.join([_text(value) for _, value in same_type])}]"
+        for type_name, same_type in groupby(profile.identifiers, itemgetter(0))
+    )
+    events = ", ".join(map(_text, profile.events))
+    return (
+        f'{{"id": {_text(profile.profile_id)}, "identifiers": {{{identifiers}}}, '
+        f'"event_count": {len(profile.events)}, "events": [{events}], '
+        f'"first_seen": {_time_text(profile.first_seen)}, '
+        f'"last_seen": {_time_text(profile.last_seen)}}}'
+    )
+
+
+def _merge_text(merge: Merge) -> str:
+    link = merge.link
+    left, right = link.left, link.right
+    return (
+        f'{{"step": {merge.step}, "profile": {_text(merge.profile_id)}, '
+        f'"left": {{"type": {_text(left.type)}, "value": {_text(left.value)}}}, '
+        f'"right": {{"type": {_text(right.type)}, "value": {_text(right.value)}}}, '
+        f'"shared_events": {link.events}, "first_event": {_text(link.first_event)}, '
+        f'"sizes": [{merge.sizes[0]}, {merge.sizes[1]}]}}'
+    )
+
+
+def _time_text(when: datetime | None) -> str:
+    """``utc_text`` as JSON (ISO 8601 needs no escapes)."""
+    return "null" if when is None else f'"{when.isoformat().replace("+00:00", "Z")}"'
+
+
+def _cap_refusals(resolution: Resolution) -> list[dict[str, Any]]:
+    return [
         {
             "reason": "cap",
             "step": refusal.step,
@@ -301,54 +427,37 @@ def report(resolution: Resolution) -> dict[str, Any]:
         }
         for refusal in resolution.refusals
     ]
-    return {
-        "totals": {
-            "events": resolution.events,
-            "resolved_events": resolution.events - len(resolution.unresolved_events),
-            "unresolved_events": len(resolution.unresolved_events),
-            "profiles": len(resolution.profiles),
-            "identifiers": sum(len(profile.identifiers) for profile in resolution.profiles),
-            "merges": len(resolution.merges),
-            "refused_by_cap": len(resolution.refusals),
-            "blocked_values": len(resolution.blocked),
-            "invalid_values": len(resolution.invalid),
-            "split_events": len(resolution.split_events),
-        },
-        "identifier_types": list(resolution.identifier_types),
-        "profiles": profiles,
-        "merges": [
-            {
-                "step": merge.step,
-                "profile": merge.profile_id,
-                **_link(merge.link),
-                "sizes": list(merge.sizes),
-            }
-            for merge in resolution.merges
-        ],
-        "refusals": cap_refusals + blocked_links,
-        "blocked": [
-            {
-                **_identifier(blocked.identifier),
-                "reason": blocked.reason,
-                "detail": blocked.detail,
-                "events": blocked.events,
-                "profiles": list(blocked.profiles),
-            }
-            for blocked in resolution.blocked
-        ],
-        "invalid": [
-            {"type": value.type, "value": value.value, "events": value.events}
-            for value in resolution.invalid
-        ],
-        "unresolved_events": list(resolution.unresolved_events),
-        "split_events": [
-            {"event": split.event_id, "profile": split.profile_id, "also": list(split.others)}
-            for split in resolution.split_events
-        ],
-    }
 
 
-def _by_type(identifiers: Sequence[Identifier]) -> dict[str, list[str]]:
+def _blocked_links(resolution: Resolution) -> list[dict[str, Any]]:
+    return [
+        {
+            "reason": "blocked",
+            "via": _identifier(blocked.identifier),
+            "blocked_as": blocked.reason,
+            "detail": blocked.detail,
+            "profiles": list(blocked.profiles),
+        }
+        for blocked in resolution.blocked
+        if len(blocked.profiles) > 1
+    ]
+
+
+def _blocked(resolution: Resolution) -> list[dict[str, Any]]:
+    return [
+        {
+            **_identifier(blocked.identifier),
+            "reason": blocked.reason,
+            "detail": blocked.detail,
+            "events": blocked.events,
+            "profiles": list(blocked.profiles),
+        }
+        for blocked in resolution.blocked
+    ]
+
+
+def by_type(identifiers: Sequence[Identifier]) -> dict[str, list[str]]:
+    """Values grouped by type, in the order given."""
     grouped: dict[str, list[str]] = {}
     for identifier in identifiers:
         grouped.setdefault(identifier.type, []).append(identifier.value)
@@ -368,5 +477,6 @@ def _link(link: Link) -> dict[str, Any]:
     }
 
 
-def _time(when: datetime | None) -> str | None:
+def utc_text(when: datetime | None) -> str | None:
+    """A time as the JSON gives it: ISO 8601, ``Z`` for UTC."""
     return None if when is None else when.isoformat().replace("+00:00", "Z")
