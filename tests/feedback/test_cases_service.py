@@ -4,13 +4,11 @@ clocks with a clock the test moves (escalation, each breach, exactly once, acros
 with two replicas), tenant isolation, bad input, and the root-cause Pareto."""
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import nats.errors
 import pytest
 from nats.aio.client import Client as NatsClient
 
@@ -34,6 +32,7 @@ from cxops.feedback.settings import FeedbackSettings
 from cxops.routing.events import CaseOpened
 from tests.support.clock import ManualClock
 from tests.support.services import RunningService, auth, eventually, running, settings_for
+from tests.support.services import published as published_events
 
 RESPONSES = "/v1/feedback/responses"
 CASES = "/v1/feedback/cases"
@@ -132,22 +131,8 @@ async def published(
     service: RunningService, nats_client: NatsClient, subject: str = "cx.feedback.case.>"
 ) -> list[tuple[str, dict[str, Any]]]:
     """Every case event on CX_FEEDBACK so far (subject, payload), in order."""
-    await service.outbox_drained()
-    js = nats_client.jetstream()
-    await eventually(lambda: js.stream_info("CX_FEEDBACK"), what="the CX_FEEDBACK stream")
-    subscription = await js.pull_subscribe(subject, stream="CX_FEEDBACK")
-    found = []
-    try:
-        while True:
-            try:
-                found += await subscription.fetch(100, timeout=0.5)
-            except (TimeoutError, nats.errors.TimeoutError):  # the client raises either
-                break
-    finally:
-        await subscription.unsubscribe()
-    for message in found:
-        PUBLISHED[message.subject].model_validate_json(message.data)
-    return [(message.subject, json.loads(message.data)) for message in found]
+    events = await published_events(service, nats_client, subject, models=PUBLISHED)
+    return [(event.subject, event.data) for event in events]
 
 
 def subjects(events: list[tuple[str, dict[str, Any]]]) -> list[str]:

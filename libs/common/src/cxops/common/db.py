@@ -253,3 +253,15 @@ async def once_per_transaction(
     if key not in memo:
         memo[key] = await load()
     return memo[key]  # type: ignore[no-any-return]
+
+
+def take_tenant_lock(connection: sa.Connection, table: sa.Table, tenant: str) -> None:
+    """Update the tenant's row of a lock ``table`` (``tenant``, ``version``), created on first
+    use: PostgreSQL holds the row's lock to the end of the transaction, so the tenant's other
+    transactions that take it wait their turn (SQLite has one writer at a time anyway)."""
+    bump = sa.update(table).where(table.c.tenant == tenant).values(version=table.c.version + 1)
+    if connection.execute(bump).rowcount:
+        return
+    dialect = connection.dialect.name
+    connection.execute(insert_if_absent(dialect, table).values(tenant=tenant, version=0))
+    connection.execute(bump)

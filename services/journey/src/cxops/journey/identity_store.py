@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from cxops.common.db import insert_if_absent
+from cxops.common.db import insert_if_absent, take_tenant_lock
 from cxops.common.tenancy import ALL_TENANTS
 from cxops.journey.domain.identifiers import BlockRule, first_rule, normaliser
 from cxops.journey.domain.identity import (
@@ -122,18 +122,6 @@ def _spelling_for(country_code: str | None) -> Spelling:
 def lock_tenant(connection: sa.Connection, tenant: str) -> None:
     """Take the tenant's resolution lock for the rest of the transaction."""
     take_tenant_lock(connection, locks, tenant)
-
-
-def take_tenant_lock(connection: sa.Connection, table: sa.Table, tenant: str) -> None:
-    """Update the tenant's row of a lock ``table`` (``tenant``, ``version``), created on first
-    use: PostgreSQL holds the row's lock to the end of the transaction, so the tenant's other
-    transactions that take it wait their turn (SQLite has one writer at a time anyway)."""
-    bump = sa.update(table).where(table.c.tenant == tenant).values(version=table.c.version + 1)
-    if connection.execute(bump).rowcount:
-        return
-    dialect = connection.dialect.name
-    connection.execute(insert_if_absent(dialect, table).values(tenant=tenant, version=0))
-    connection.execute(bump)
 
 
 def resolve_around(

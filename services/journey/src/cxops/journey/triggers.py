@@ -27,7 +27,7 @@ from sqlmodel import col
 
 from cxops.common.auth import CallerContext
 from cxops.common.clock import Clock, system_clock
-from cxops.common.db import once_per_transaction
+from cxops.common.db import once_per_transaction, take_tenant_lock
 from cxops.common.errors import Problem
 from cxops.common.events import ConsumerSpec, Event, PermanentEventError, add_event
 from cxops.common.events.broker import stream_name
@@ -35,7 +35,6 @@ from cxops.common.service import ServiceState
 from cxops.common.tenancy import TenantRepository
 from cxops.journey import events
 from cxops.journey.domain import triggers as rules
-from cxops.journey.identity_store import take_tenant_lock
 from cxops.journey.models import (
     CustomerFact,
     CustomerIdentifier,
